@@ -1,0 +1,133 @@
+import { CacheTypeError, showKey } from './errors.js'
+/**
+ * The adapter contract: what every backend in `adapters/` implements.
+ *
+ * It is narrow on purpose. An adapter never parses durations, never serializes values and never adds the
+ * key prefix: the Cache hands it full keys, opaque payloads and absolute expiry times, and the adapter stores
+ * them and implements `add` and `increment` atomically for its backend.
+ */
+
+/** A stored value, as the codec produced it. Stored byte-exact; an adapter may return text as a string. */
+export type Payload = string | Uint8Array
+
+/**
+ * An absolute expiry time in milliseconds since the epoch (the Cache's clock), or `null` for never.
+ * An entry whose `expiresAt <= now()` is expired: it must never be returned, counted or listed.
+ */
+export type ExpiresAt = number | null
+
+/** A value or a promise of it: in-process adapters answer synchronously and save a promise per call. */
+export type Awaitable<T> = T | Promise<T>
+
+/** One entry for {@link CacheAdapter.setMany}. */
+export interface AdapterEntry {
+  key: string
+  value: Payload
+  expiresAt: ExpiresAt
+}
+
+/** What a backend can do. Each flag changes what the conformance suite runs and what the Cache does. */
+export interface AdapterCapabilities {
+  /**
+   * Several processes (or machines) see the same entries. When true the conformance suite runs its
+   * multi-process tests, and `memoize`/`getOrSet` take a cross-process lease.
+   */
+  shared: boolean
+  /**
+   * `add` and `increment` are atomic across every process sharing the backend. When false (a Keyv bridge),
+   * they are atomic within one process only, and the Cache warns when a shared backend lacks it.
+   */
+  atomic: boolean
+  /**
+   * Expiry is decided by the backend's own clock (Redis), not by the `now()` the adapter was given. When
+   * true, TTL tests wait in real time instead of moving a fake clock.
+   */
+  realClock: boolean
+}
+
+/** Context every adapter factory receives from the Cache. */
+export interface AdapterContext {
+  /** The clock for every expiry decision (ms since the epoch). */
+  now: () => number
+  /** The most entries to keep (`0` means unbounded); adapters that cannot bound ignore it and say so. */
+  threshold: number
+  /** Report a problem the caller should not see as an exception (a corrupt file removed, a warning). */
+  emit: (event: AdapterEvent) => void
+}
+
+/** Something an adapter wants the Cache to report through its events. */
+export type AdapterEvent =
+  | { type: 'error'; error: Error; key?: string }
+  | { type: 'warning'; message: string }
+  | { type: 'corrupt'; key?: string; detail: string }
+
+/**
+ * A backend. Every key is the full key (prefix included); every method may answer synchronously or with
+ * a promise. Errors of the backend are thrown as they come: the Cache wraps them in `CacheBackendError`
+ * and applies fail-open.
+ */
+export interface CacheAdapter {
+  /** A short name for messages and stats, e.g. `'memory'`, `'redis'`. */
+  readonly name: string
+  readonly capabilities: AdapterCapabilities
+  /** Resolves when commands can run; rejects (with a `CacheBackendError`) when the backend is unreachable. */
+  ready?(): Promise<void>
+  get(key: string): Awaitable<Payload | undefined>
+  /** One answer per key, in order; `undefined` for a miss. */
+  getMany(keys: readonly string[]): Awaitable<(Payload | undefined)[]>
+  set(key: string, value: Payload, expiresAt: ExpiresAt): Awaitable<void>
+  setMany(entries: readonly AdapterEntry[]): Awaitable<void>
+  /** Store only if absent or expired; true if stored. Atomic on the backend when `capabilities.atomic`. */
+  add(key: string, value: Payload, expiresAt: ExpiresAt): Awaitable<boolean>
+  /**
+   * Add `delta` to the integer stored as decimal text at `key` and return the result. A missing (or
+   * expired) key starts at 0 and gets `expiresAt`; an existing key keeps its expiry. A value that is not
+   * decimal integer text, or a result that is not a safe integer, throws `CacheTypeError` and leaves the
+   * value as it was. The result is stored as decimal text.
+   */
+  increment(key: string, delta: number, expiresAt: ExpiresAt): Awaitable<number>
+  /** True if the key existed (and was not expired). */
+  delete(key: string): Awaitable<boolean>
+  /** How many of the keys existed. */
+  deleteMany(keys: readonly string[]): Awaitable<number>
+  has(key: string): Awaitable<boolean>
+  /** Set a new expiry on a live key; false if the key is missing or expired. */
+  touch(key: string, expiresAt: ExpiresAt): Awaitable<boolean>
+  /** Delete every key that starts with `prefix`, and nothing else. An empty prefix means every key. */
+  clear(prefix: string): Awaitable<void>
+  /** Every live key that starts with `prefix`, full keys, in no particular order. */
+  keys(prefix: string): AsyncIterable<string> | Iterable<string>
+  /** Remove expired entries now; returns how many were removed (when the backend can tell). */
+  purgeExpired(): Awaitable<number>
+  /** Release connections, timers and handles. Called once. */
+  close(): Awaitable<void>
+}
+
+/** A typed adapter factory: options captured at config time, adapter built later. */
+export type AdapterFactory<Options> = (options: Options, context: AdapterContext) => CacheAdapter
+
+/** Parse integer text as `increment` stores it; `undefined` if it is not decimal integer text. */
+export function parseIntegerPayload(value: Payload): number | undefined {
+  const text = typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1')
+  if (text.length === 0 || text.length > 17 || !/^-?\d+$/.test(text)) return undefined
+  const n = Number(text)
+  return Number.isSafeInteger(n) ? n : undefined
+}
+
+/**
+ * The result of incrementing `current` (a stored payload, or `undefined` for a missing key) by `delta`,
+ * with the errors every adapter must give. Shared so that every in-process adapter says the same thing.
+ *
+ * @throws {CacheTypeError} if `current` is not decimal integer text or the result is not a safe integer.
+ */
+export function addToPayload(key: string, current: Payload | undefined, delta: number): number {
+  const base = current === undefined ? 0 : parseIntegerPayload(current)
+  if (base === undefined) {
+    throw new CacheTypeError(`Cannot increment ${showKey(key)}: its value is not an integer. It was left as it was.`, { key })
+  }
+  const result = base + delta
+  if (!Number.isSafeInteger(result)) {
+    throw new CacheTypeError(`Cannot increment ${showKey(key)}: ${base} + ${delta} is beyond the safe integer range. It was left as it was.`, { key })
+  }
+  return result
+}

@@ -1,0 +1,558 @@
+import type { AdapterEvent, CacheAdapter, ExpiresAt, Payload } from './adapter.js'
+import { resolveCodec, type Codec } from './codec.js'
+import { configFromEnv, EMBEDDED_DEFAULT, resolveConfig, sameConfig, type CacheConfig, type ResolvedConfig } from './config.js'
+import { parseDuration, type Duration, type Milliseconds } from './duration.js'
+import {
+  CacheArgumentError,
+  CacheBackendError,
+  CacheClosedError,
+  CacheConfigError,
+  CacheError,
+  CacheNotInitializedError,
+  CacheSerializationError,
+  showKey,
+} from './errors.js'
+import { CacheEmitter, type CacheEventName, type CacheListener } from './events.js'
+
+/** The longest key accepted, in UTF-16 code units (the prefix not counted). */
+export const MAX_KEY_LENGTH = 65_536
+
+/** Counters since `init`, shared by a cache and its namespaces. */
+export interface CacheStats {
+  type: string
+  keyPrefix: string
+  hits: number
+  misses: number
+  sets: number
+  deletes: number
+  errors: number
+  /** hits / (hits + misses), or 0 before the first read. */
+  hitRate: number
+}
+
+/** A factory for `getOrSet`: its result is stored unless it is `undefined`. */
+export type Factory<T> = () => T | Promise<T>
+
+/** Everything that exists while a cache is open. Namespaces share it. */
+interface Core {
+  readonly config: ResolvedConfig
+  adapter: CacheAdapter | undefined
+  loading: Promise<CacheAdapter>
+  readonly codec: Codec
+  readonly now: () => number
+  readonly inflight: Map<string, Promise<unknown>>
+  readonly stats: { hits: number; misses: number; sets: number; deletes: number; errors: number }
+}
+
+/** What a cache and all its namespaces share: the open core (or none) and the listeners. */
+interface Root {
+  core: Core | null
+  closed: boolean
+  /** Names the singleton in messages: it was used before `init`. */
+  singleton: boolean
+  readonly emitter: CacheEmitter
+}
+
+const NOT_INITIALIZED =
+  "The cache is not initialized. Call `cache.init(...)` once at start-up, e.g. `cache.init({ type: 'memory' })`, " +
+  "`cache.init('redis://127.0.0.1:6379')`, or `cache.init()` to read CACHE_* environment variables."
+
+function checkKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string') {
+    throw new CacheArgumentError(`A cache key must be a string, not ${typeof key} (${String(key)}).`)
+  }
+  if (key.length === 0) throw new CacheArgumentError('A cache key must be a non-empty string; got "".', { key })
+  if (key.length > MAX_KEY_LENGTH) {
+    throw new CacheArgumentError(`The key ${showKey(key)} is ${key.length} characters long; keys are limited to ${MAX_KEY_LENGTH}. Hash long keys first.`, { key })
+  }
+}
+
+function checkDelta(delta: unknown, key: string): asserts delta is number {
+  if (typeof delta !== 'number' || !Number.isSafeInteger(delta)) {
+    throw new CacheArgumentError(`inc/dec of ${showKey(key)}: the delta must be a safe integer, not ${String(delta)}.`, { key })
+  }
+}
+
+async function* iterate<T>(source: AsyncIterable<T> | Iterable<T>): AsyncGenerator<T> {
+  yield* source
+}
+
+/**
+ * A cache: one backend, one key prefix, one codec. Use the `cache` singleton configured once with
+ * `cache.init(...)`, or independent instances from `createCache(...)`.
+ */
+export class Cache {
+  readonly #root: Root
+  readonly #prefix: string
+
+  /** @internal Use `createCache(config)` or the `cache` singleton. */
+  constructor(root?: Root, prefix = '') {
+    this.#root = root ?? { core: null, closed: false, singleton: false, emitter: new CacheEmitter() }
+    this.#prefix = prefix
+  }
+
+  /** @internal Marks the singleton so its messages show the fix. */
+  static singleton(): Cache {
+    const c = new Cache()
+    c.#root.singleton = true
+    return c
+  }
+
+  /**
+   * Configure the cache: an options object, a URL, or nothing to read `CACHE_*` environment variables
+   * (falling back to the embedded default). Validates eagerly; the backend connects in the background and
+   * `ready()` tells when it has. Calling it again with an equal config is a no-op.
+   *
+   * @example cache.init({ type: 'memory', defaultTtl: '10m' })
+   * @throws {CacheConfigError} for an invalid config, or a different config while the cache is open.
+   */
+  init(config?: CacheConfig): this {
+    const fromEnv = config === undefined ? configFromEnv() : undefined
+    const resolved = resolveConfig(config ?? fromEnv ?? EMBEDDED_DEFAULT)
+    const root = this.#root
+    if (root.core !== null) {
+      if (sameConfig(root.core.config, resolved)) return this
+      throw new CacheConfigError(
+        `The cache is already initialized with a different config (type \`${root.core.config.type}\`). ` +
+          'Call `await cache.close()` first to change it.',
+      )
+    }
+    if (config === undefined && fromEnv === undefined) {
+      root.emitter.warnOnce(`no CACHE_* variables set: using the embedded default (${typeof EMBEDDED_DEFAULT === 'string' ? EMBEDDED_DEFAULT : EMBEDDED_DEFAULT.type}).`)
+    }
+    const emitter = root.emitter
+    const context = {
+      now: resolved.now,
+      threshold: resolved.threshold,
+      emit: (event: AdapterEvent) => {
+        if (event.type === 'warning') emitter.warnOnce(event.message)
+        else if (event.type === 'corrupt') emitter.emit('corrupt', event.key, event.detail)
+        else {
+          const error = event.error instanceof CacheError ? event.error : new CacheBackendError(event.error.message, { cause: event.error })
+          core.stats.errors++
+          emitter.emitError(error, { op: 'background', ...(event.key === undefined ? {} : { key: event.key }) })
+        }
+      },
+    }
+    const core: Core = {
+      config: resolved,
+      adapter: undefined,
+      loading: Promise.resolve(undefined as unknown as CacheAdapter),
+      codec: resolveCodec(resolved.serializer),
+      now: resolved.now,
+      inflight: new Map(),
+      stats: { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 },
+    }
+    core.loading = (async () => {
+      const adapter = resolved.adapter ?? (await loadFactory(resolved))(resolved.adapterOptions, context)
+      await adapter.ready?.()
+      core.adapter = adapter
+      return adapter
+    })()
+    // A failure here reaches whoever awaits `ready()` or an operation; never an unhandled rejection.
+    core.loading.catch(() => {})
+    root.core = core
+    root.closed = false
+    return this
+  }
+
+  /**
+   * Resolves when the backend can take commands.
+   * @throws {CacheBackendError} when the backend is unreachable; {@link CacheConfigError} when its driver is missing.
+   */
+  async ready(): Promise<void> {
+    await this.#core().loading
+  }
+
+  /** True once `init` has run and until `close()`. */
+  get initialized(): boolean {
+    return this.#root.core !== null
+  }
+
+  /** The full key prefix of this cache (its config's `keyPrefix` plus any namespaces). */
+  get keyPrefix(): string {
+    return (this.#root.core?.config.keyPrefix ?? '') + this.#prefix
+  }
+
+  /**
+   * A view of this cache whose keys all start with `prefix` (after this cache's own). It shares the backend,
+   * the listeners and the stats; its `clear()` removes only its own keys. Works before `init`.
+   *
+   * @example const sessions = cache.namespace('session:')
+   */
+  namespace(prefix: string): Cache {
+    if (typeof prefix !== 'string' || prefix.length === 0) {
+      throw new CacheArgumentError(`A namespace must be a non-empty string, not ${JSON.stringify(prefix)}.`)
+    }
+    return new Cache(this.#root, this.#prefix + prefix)
+  }
+
+  /** The value at `key`, or `undefined` on a miss (or a backend failure, with `failOpen`). */
+  async get<T = unknown>(key: string): Promise<T | undefined> {
+    checkKey(key)
+    const core = this.#core()
+    const full = this.#full(core, key)
+    let payload: Payload | undefined
+    try {
+      payload = await (core.adapter ?? (await core.loading)).get(full)
+    } catch (error) {
+      return this.#fail(core, 'get', key, error, undefined)
+    }
+    return this.#decodeHit<T>(core, key, payload)
+  }
+
+  /** Values in the order of `keys`; `undefined` for each miss. */
+  async getMany<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]> {
+    const core = this.#core()
+    if (!Array.isArray(keys)) throw new CacheArgumentError('getMany takes an array of keys.')
+    if (keys.length === 0) return []
+    keys.forEach(checkKey)
+    let payloads: (Payload | undefined)[]
+    try {
+      payloads = await (core.adapter ?? (await core.loading)).getMany(keys.map((k) => this.#full(core, k)))
+    } catch (error) {
+      return this.#fail(core, 'getMany', keys[0], error, keys.map(() => undefined))
+    }
+    return keys.map((key, i) => this.#decodeHit<T>(core, key, payloads[i]))
+  }
+
+  /**
+   * Store `value` for `ttl` (default: the cache's `defaultTtl`; `0` never expires).
+   * @returns true if stored; false if the backend failed and `failOpen` is on.
+   * @throws {CacheArgumentError} for an empty key, `undefined` or a bad TTL; {@link CacheSerializationError} for a value that cannot be encoded.
+   */
+  async set(key: string, value: unknown, ttl?: Duration): Promise<boolean> {
+    checkKey(key)
+    const core = this.#core()
+    const payload = this.#encode(core, key, value)
+    const expiresAt = this.#expiresAt(core, key, ttl)
+    try {
+      await (core.adapter ?? (await core.loading)).set(this.#full(core, key), payload, expiresAt)
+    } catch (error) {
+      return this.#fail(core, 'set', key, error, false)
+    }
+    core.stats.sets++
+    this.#root.emitter.emit('set', key)
+    return true
+  }
+
+  /**
+   * Store many entries with one TTL: an array of `[key, value]` pairs, or an object.
+   * @returns true if stored; false if the backend failed and `failOpen` is on.
+   */
+  async setMany(entries: Iterable<readonly [string, unknown]> | Record<string, unknown>, ttl?: Duration): Promise<boolean> {
+    const core = this.#core()
+    const pairs: (readonly [string, unknown])[] =
+      typeof (entries as Iterable<unknown>)[Symbol.iterator] === 'function'
+        ? Array.from(entries as Iterable<readonly [string, unknown]>)
+        : Object.entries(entries)
+    const first = pairs[0]?.[0] ?? ''
+    const expiresAt = this.#expiresAt(core, first, ttl)
+    // Encode everything before writing anything: a bad value leaves the cache as it was.
+    const batch = pairs.map(([key, value]) => {
+      checkKey(key)
+      return { key: this.#full(core, key), value: this.#encode(core, key, value), expiresAt }
+    })
+    if (batch.length === 0) return true
+    try {
+      await (core.adapter ?? (await core.loading)).setMany(batch)
+    } catch (error) {
+      return this.#fail(core, 'setMany', first, error, false)
+    }
+    core.stats.sets += batch.length
+    return true
+  }
+
+  /**
+   * Store `value` only if `key` is absent (an expired entry counts as absent). Atomic on the backend.
+   * @returns true if this call stored it.
+   * @throws {CacheBackendError} on a backend failure, whatever `failOpen` says.
+   */
+  async add(key: string, value: unknown, ttl?: Duration): Promise<boolean> {
+    checkKey(key)
+    const core = this.#core()
+    const payload = this.#encode(core, key, value)
+    const expiresAt = this.#expiresAt(core, key, ttl)
+    let added: boolean
+    try {
+      added = await (core.adapter ?? (await core.loading)).add(this.#full(core, key), payload, expiresAt)
+    } catch (error) {
+      return this.#fail(core, 'add', key, error)
+    }
+    if (added) core.stats.sets++
+    return added
+  }
+
+  /** Remove `key`. @returns true if it existed. */
+  async delete(key: string): Promise<boolean> {
+    checkKey(key)
+    const core = this.#core()
+    let existed: boolean
+    try {
+      existed = await (core.adapter ?? (await core.loading)).delete(this.#full(core, key))
+    } catch (error) {
+      return this.#fail(core, 'delete', key, error, false)
+    }
+    core.stats.deletes++
+    this.#root.emitter.emit('delete', key)
+    return existed
+  }
+
+  /** Remove many keys. @returns how many existed. */
+  async deleteMany(keys: readonly string[]): Promise<number> {
+    const core = this.#core()
+    if (!Array.isArray(keys)) throw new CacheArgumentError('deleteMany takes an array of keys.')
+    keys.forEach(checkKey)
+    if (keys.length === 0) return 0
+    try {
+      const n = await (core.adapter ?? (await core.loading)).deleteMany(keys.map((k) => this.#full(core, k)))
+      core.stats.deletes += keys.length
+      return n
+    } catch (error) {
+      return this.#fail(core, 'deleteMany', keys[0], error, 0)
+    }
+  }
+
+  /** True if `key` holds a live entry. */
+  async has(key: string): Promise<boolean> {
+    checkKey(key)
+    const core = this.#core()
+    try {
+      return await (core.adapter ?? (await core.loading)).has(this.#full(core, key))
+    } catch (error) {
+      return this.#fail(core, 'has', key, error, false)
+    }
+  }
+
+  /**
+   * Add `delta` (default 1) to the integer at `key`, atomically, and return the result. A missing key starts
+   * at 0 and gets `ttl` (default: `defaultTtl`); an existing key keeps its expiry.
+   *
+   * @example const n = await cache.inc('visits')
+   * @throws {CacheTypeError} if the value is not an integer (it stays as it was).
+   * @throws {CacheArgumentError} for a delta that is not a safe integer.
+   * @throws {CacheBackendError} on a backend failure, whatever `failOpen` says.
+   */
+  async inc(key: string, delta = 1, ttl?: Duration): Promise<number> {
+    checkKey(key)
+    checkDelta(delta, key)
+    const core = this.#core()
+    const expiresAt = this.#expiresAt(core, key, ttl)
+    try {
+      return await (core.adapter ?? (await core.loading)).increment(this.#full(core, key), delta, expiresAt)
+    } catch (error) {
+      return this.#fail(core, 'inc', key, error)
+    }
+  }
+
+  /** `inc(key, -delta, ttl)`. */
+  async dec(key: string, delta = 1, ttl?: Duration): Promise<number> {
+    checkKey(key)
+    checkDelta(delta, key)
+    return this.inc(key, -delta, ttl)
+  }
+
+  /**
+   * Give a live entry a new TTL (default: `defaultTtl`).
+   * @returns false if the key is missing or expired.
+   */
+  async touch(key: string, ttl?: Duration): Promise<boolean> {
+    checkKey(key)
+    const core = this.#core()
+    const expiresAt = this.#expiresAt(core, key, ttl)
+    try {
+      return await (core.adapter ?? (await core.loading)).touch(this.#full(core, key), expiresAt)
+    } catch (error) {
+      return this.#fail(core, 'touch', key, error, false)
+    }
+  }
+
+  /**
+   * The value at `key`, or else the factory's result, stored for `ttl`. Concurrent calls for one key in one
+   * process run the factory once and share its result; a factory that throws stores nothing and every
+   * waiter sees its error. A result of `undefined` is returned but not stored.
+   *
+   * @example const report = await cache.getOrSet('report', () => buildReport(), '1h')
+   */
+  async getOrSet<T>(key: string, factory: Factory<T>, ttl?: Duration): Promise<T> {
+    checkKey(key)
+    if (typeof factory !== 'function') throw new CacheArgumentError(`getOrSet(${showKey(key)}): the factory must be a function.`, { key })
+    const core = this.#core()
+    if (ttl !== undefined) this.#expiresAt(core, key, ttl)
+    const full = this.#full(core, key)
+    const running = core.inflight.get(full)
+    if (running !== undefined) return running as Promise<T>
+    const run = (async () => {
+      const hit = await this.get<T>(key)
+      if (hit !== undefined) return hit
+      const value = await factory()
+      if (value !== undefined) await this.set(key, value, ttl)
+      return value
+    })()
+    core.inflight.set(full, run)
+    try {
+      return await run
+    } finally {
+      core.inflight.delete(full)
+    }
+  }
+
+  /**
+   * Remove every key under this cache's prefix (for a namespace, its own keys only); nothing else in a
+   * shared backend. @returns false if the backend failed and `failOpen` is on.
+   */
+  async clear(): Promise<boolean> {
+    const core = this.#core()
+    try {
+      await (core.adapter ?? (await core.loading)).clear(this.#full(core, ''))
+    } catch (error) {
+      return this.#fail(core, 'clear', undefined, error, false)
+    }
+    return true
+  }
+
+  /** The live keys under this cache's prefix, without the prefix, in no particular order. */
+  async *keys(): AsyncGenerator<string> {
+    const core = this.#core()
+    const prefix = this.#full(core, '')
+    const adapter = core.adapter ?? (await core.loading)
+    try {
+      for await (const full of iterate(adapter.keys(prefix))) {
+        if (full.startsWith(prefix)) yield full.slice(prefix.length)
+      }
+    } catch (error) {
+      this.#fail(core, 'keys', undefined, error)
+    }
+  }
+
+  /** Remove expired entries now (backends also purge on a schedule). @returns how many were removed. */
+  async purgeExpired(): Promise<number> {
+    const core = this.#core()
+    try {
+      return await (core.adapter ?? (await core.loading)).purgeExpired()
+    } catch (error) {
+      return this.#fail(core, 'purgeExpired', undefined, error)
+    }
+  }
+
+  /** Counters since `init`, shared with namespaces. */
+  stats(): CacheStats {
+    const core = this.#core()
+    const { hits, misses } = core.stats
+    return { type: core.config.type, keyPrefix: this.keyPrefix, ...core.stats, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses) }
+  }
+
+  /** Listen to `'error'`, `'hit'`, `'miss'`, `'set'`, `'delete'`, `'corrupt'` or `'warning'`. */
+  on<E extends CacheEventName>(event: E, listener: CacheListener<E>): this {
+    this.#root.emitter.on(event, listener as (...args: unknown[]) => void)
+    return this
+  }
+
+  once<E extends CacheEventName>(event: E, listener: CacheListener<E>): this {
+    this.#root.emitter.once(event, listener as (...args: unknown[]) => void)
+    return this
+  }
+
+  off<E extends CacheEventName>(event: E, listener: CacheListener<E>): this {
+    this.#root.emitter.off(event, listener as (...args: unknown[]) => void)
+    return this
+  }
+
+  /**
+   * Release the backend (connections, timers, files). Calling it twice is fine; any other call afterwards
+   * throws until `init` is called again. Closing a namespace closes the cache it belongs to.
+   */
+  async close(): Promise<void> {
+    const root = this.#root
+    const core = root.core
+    if (core === null) return
+    root.core = null
+    root.closed = true
+    const adapter = core.adapter ?? (await core.loading.catch(() => undefined))
+    await adapter?.close()
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------
+
+  /** @internal The open core, or the error that says why there is none. */
+  #core(): Core {
+    const core = this.#root.core
+    if (core !== null) return core
+    if (this.#root.closed) throw new CacheClosedError()
+    throw new CacheNotInitializedError(NOT_INITIALIZED)
+  }
+
+  #full(core: Core, key: string): string {
+    return core.config.keyPrefix + this.#prefix + key
+  }
+
+  #expiresAt(core: Core, key: string, ttl: Duration | undefined): ExpiresAt {
+    const ms: Milliseconds = ttl === undefined ? core.config.defaultTtl : parseDuration(ttl, `TTL for ${showKey(key)}`, { key })
+    return ms === 0 ? null : core.now() + ms
+  }
+
+  #encode(core: Core, key: string, value: unknown): Payload {
+    if (value === undefined) {
+      throw new CacheArgumentError(`Cannot cache undefined at ${showKey(key)}: use \`cache.delete(key)\` to remove a key, or store null.`, { key })
+    }
+    try {
+      return core.codec.encode(value)
+    } catch (error) {
+      if (error instanceof CacheSerializationError) {
+        throw new CacheSerializationError(`${error.message.replace(/\.$/, '')} (key ${showKey(key)}). Nothing was written.`, { key, cause: error.cause ?? error })
+      }
+      throw new CacheSerializationError(`The value for ${showKey(key)} cannot be encoded: ${(error as Error).message}. Nothing was written.`, { key, cause: error })
+    }
+  }
+
+  #decodeHit<T>(core: Core, key: string, payload: Payload | undefined): T | undefined {
+    if (payload === undefined) {
+      core.stats.misses++
+      this.#root.emitter.emit('miss', key)
+      return undefined
+    }
+    let value: unknown
+    try {
+      value = core.codec.decode(payload)
+    } catch (error) {
+      core.stats.misses++
+      core.stats.errors++
+      const e = error instanceof CacheError ? error : new CacheSerializationError(String(error), { cause: error })
+      this.#root.emitter.emit('corrupt', key, e.message)
+      this.#root.emitter.emitError(e, { op: 'get', key })
+      return undefined
+    }
+    core.stats.hits++
+    this.#root.emitter.emit('hit', key)
+    return value as T
+  }
+
+  /**
+   * A failed operation: errors of cachekit's own (a type error, a config error) pass through; backend
+   * errors become a `CacheBackendError`, returned as `fallback` with fail-open, thrown otherwise (and always
+   * when there is no fallback: add, inc, dec).
+   */
+  #fail<F>(core: Core, op: string, key: string | undefined, error: unknown, ...fallback: [F] | []): F {
+    if (error instanceof CacheError && !(error instanceof CacheBackendError)) throw error
+    const name = core.adapter?.name ?? core.config.type
+    const wrapped =
+      error instanceof CacheBackendError
+        ? error
+        : new CacheBackendError(
+            `${op}${key === undefined ? '' : ` ${showKey(key)}`} failed on the ${name} backend: ${(error as Error)?.message ?? String(error)}`,
+            { ...(key === undefined ? {} : { key }), cause: error },
+          )
+    core.stats.errors++
+    if (fallback.length === 1 && core.config.failOpen) {
+      this.#root.emitter.emitError(wrapped, { op, ...(key === undefined ? {} : { key }) })
+      return fallback[0]
+    }
+    throw wrapped
+  }
+}
+
+async function loadFactory(config: ResolvedConfig) {
+  const def = config.definition
+  if (def === undefined) throw new CacheConfigError(`No backend for type \`${config.type}\`.`, { option: 'type' })
+  return def.load()
+}

@@ -1,0 +1,271 @@
+import { deserialize as v8Deserialize, serialize as v8Serialize } from 'node:v8'
+import { parseIntegerPayload, type Payload } from './adapter.js'
+import { CacheSerializationError } from './errors.js'
+
+/**
+ * Turns values into payloads and back. Whatever the codec, a safe integer is stored as its decimal text so
+ * that backends can increment it natively and other programs can read it.
+ */
+export interface Codec {
+  encode(value: unknown): Payload
+  decode(payload: Payload): unknown
+}
+
+/** What the `serializer` option accepts: `'json'` (the default), `'v8'`, or your own codec. */
+export type SerializerOption = 'json' | 'v8' | Codec
+
+/**
+ * Rich payloads start with this character, which no JSON text can start with. Plain JSON values are
+ * stored as plain JSON text and decoded with one `JSON.parse`: they never pay for the rich types.
+ */
+const RICH = '~'
+const TAG = '$t'
+
+const textDecoder = new TextDecoder('utf-8', { fatal: true })
+
+function toText(payload: Payload): string {
+  if (typeof payload === 'string') return payload
+  try {
+    return textDecoder.decode(payload)
+  } catch (cause) {
+    throw new CacheSerializationError('A stored payload is not UTF-8 text, so the JSON codec cannot read it.', { cause })
+  }
+}
+
+function refuse(what: string, path: string, hint = ''): never {
+  const where = path === '' ? 'The value' : `The value at ${path}`
+  throw new CacheSerializationError(`${where} is ${what}, which cannot be cached.${hint}`)
+}
+
+const V8_HINT = " Use `serializer: 'v8'` to store it, or convert it first."
+
+/**
+ * Walk a value once: true if it needs the rich encoding, throws on what no encoding can store.
+ * Objects deeper than `CYCLE_CHECK_DEPTH` are re-walked with cycle tracking, so the common shallow
+ * value does not pay for a `Set` of ancestors.
+ */
+const CYCLE_CHECK_DEPTH = 64
+
+function needsRich(value: unknown, path: string, depth: number, ancestors: Set<object> | null): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return false
+    case 'number':
+      return !Number.isFinite(value)
+    case 'bigint':
+    case 'undefined':
+      return true
+    case 'function':
+      return refuse('a function', path)
+    case 'symbol':
+      return refuse('a symbol', path)
+  }
+  if (value === null) return false
+  const obj = value as object
+  if (ancestors === null && depth > CYCLE_CHECK_DEPTH) throw new DeepValue()
+  if (ancestors !== null) {
+    if (ancestors.has(obj)) refuse('a cycle (it contains itself)', path)
+    ancestors.add(obj)
+  }
+  let rich = false
+  if (Array.isArray(obj)) {
+    for (let i = 0; i < obj.length; i++) {
+      if (needsRich(obj[i], `${path}[${i}]`, depth + 1, ancestors)) rich = true
+    }
+  } else {
+    const proto = Object.getPrototypeOf(obj) as object | null
+    if (proto !== Object.prototype && proto !== null) {
+      if (obj instanceof Date || obj instanceof Uint8Array) {
+        rich = true
+      } else if (obj instanceof Map) {
+        for (const [k, v] of obj) {
+          needsRich(k, `${path}<key>`, depth + 1, ancestors)
+          needsRich(v, `${path}.get(${String(k)})`, depth + 1, ancestors)
+        }
+        rich = true
+      } else if (obj instanceof Set) {
+        for (const v of obj) needsRich(v, `${path}<item>`, depth + 1, ancestors)
+        rich = true
+      } else if (ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer) {
+        refuse(`a ${obj.constructor.name}`, path, V8_HINT)
+      } else if (obj instanceof Promise || obj instanceof WeakMap || obj instanceof WeakSet) {
+        refuse(`a ${obj.constructor.name}`, path)
+      } else if (obj instanceof RegExp || obj instanceof Error) {
+        refuse(`a ${obj.constructor.name}`, path, V8_HINT)
+      } else if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') {
+        // A class with its own JSON form (Decimal, ObjectId, ...): stored as JSON stores it.
+        if (ancestors !== null) ancestors.delete(obj)
+        return false
+      }
+    }
+    if (!rich) {
+      for (const k in obj) {
+        if (!Object.prototype.hasOwnProperty.call(obj, k)) continue
+        if (k === TAG) rich = true
+        const v = (obj as Record<string, unknown>)[k]
+        // JSON drops undefined properties; so do we, and say so in the README.
+        if (v !== undefined && needsRich(v, `${path}.${k}`, depth + 1, ancestors)) rich = true
+      }
+    }
+  }
+  if (ancestors !== null) ancestors.delete(obj)
+  return rich
+}
+
+class DeepValue extends Error {}
+
+function checkValue(value: unknown): boolean {
+  try {
+    return needsRich(value, '', 0, null)
+  } catch (error) {
+    if (!(error instanceof DeepValue)) throw error
+    return needsRich(value, '', 0, new Set())
+  }
+}
+
+function toBase64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+}
+
+/** The JSON-safe tree of a rich value, with tagged objects for the types JSON lacks. */
+function tag(value: unknown): unknown {
+  switch (typeof value) {
+    case 'number':
+      return Number.isFinite(value) ? value : { [TAG]: 'Number', v: String(value) }
+    case 'bigint':
+      return { [TAG]: 'BigInt', v: value.toString() }
+    case 'undefined':
+      return { [TAG]: 'undefined' }
+    case 'object':
+      break
+    default:
+      return value
+  }
+  if (value === null) return null
+  if (Array.isArray(value)) return value.map(tag)
+  if (value instanceof Date) {
+    const t = value.getTime()
+    return { [TAG]: 'Date', v: Number.isNaN(t) ? null : t }
+  }
+  if (Buffer.isBuffer(value)) return { [TAG]: 'Buffer', v: toBase64(value) }
+  if (value instanceof Uint8Array) return { [TAG]: 'Uint8Array', v: toBase64(value) }
+  if (value instanceof Map) return { [TAG]: 'Map', v: Array.from(value, ([k, v]) => [tag(k), tag(v)]) }
+  if (value instanceof Set) return { [TAG]: 'Set', v: Array.from(value, tag) }
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value
+  const out: Record<string, unknown> = {}
+  for (const k in value) {
+    if (!Object.prototype.hasOwnProperty.call(value, k)) continue
+    const v = (value as Record<string, unknown>)[k]
+    if (v !== undefined) out[k] = tag(v)
+  }
+  return TAG in out ? { [TAG]: 'Object', v: out } : out
+}
+
+function untag(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) return value.map(untag)
+  const obj = value as Record<string, unknown>
+  const t = obj[TAG]
+  if (typeof t === 'string') {
+    const v = obj.v
+    switch (t) {
+      case 'Number':
+        return Number(v)
+      case 'BigInt':
+        return BigInt(v as string)
+      case 'undefined':
+        return undefined
+      case 'Date':
+        return new Date(v === null ? Number.NaN : (v as number))
+      case 'Buffer':
+        return Buffer.from(v as string, 'base64')
+      case 'Uint8Array':
+        return new Uint8Array(Buffer.from(v as string, 'base64'))
+      case 'Map':
+        return new Map((v as [unknown, unknown][]).map(([k, x]) => [untag(k), untag(x)]))
+      case 'Set':
+        return new Set((v as unknown[]).map(untag))
+      case 'Object': {
+        const inner = v as Record<string, unknown>
+        const out: Record<string, unknown> = {}
+        for (const k of Object.keys(inner)) out[k] = untag(inner[k])
+        return out
+      }
+      default:
+        throw new CacheSerializationError(`A stored payload has an unknown type tag ${JSON.stringify(t)}.`)
+    }
+  }
+  const out: Record<string, unknown> = {}
+  for (const k of Object.keys(obj)) out[k] = untag(obj[k])
+  return out
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch (cause) {
+    throw new CacheSerializationError(
+      `A stored payload is not cachekit JSON (it starts with ${JSON.stringify(text.slice(0, 20))}); was it written by another program or another serializer?`,
+      { cause },
+    )
+  }
+}
+
+/**
+ * The default codec: plain JSON for plain values (one `JSON.stringify` / `JSON.parse`), a tagged form for
+ * `Date`, `Map`, `Set`, `BigInt`, `Buffer`, `Uint8Array`, `NaN`/`Infinity` and `undefined` array items.
+ */
+export const jsonCodec: Codec = {
+  encode(value) {
+    // The hot path for counters and strings: no walk.
+    if (typeof value === 'string') return JSON.stringify(value)
+    if (typeof value === 'number' && Number.isFinite(value)) return JSON.stringify(value)
+    if (typeof value === 'boolean' || value === null) return String(value)
+    return checkValue(value) ? RICH + JSON.stringify(tag(value)) : JSON.stringify(value)
+  },
+  decode(payload) {
+    const text = toText(payload)
+    return text.charCodeAt(0) === 126 /* ~ */ ? untag(parseJson(text.slice(1))) : parseJson(text)
+  },
+}
+
+/** Structured clone (`node:v8`): keeps class-free types JSON lacks, cycles included; Node-only payloads. */
+export const v8Codec: Codec = {
+  encode(value) {
+    if (Number.isSafeInteger(value)) return String(value)
+    try {
+      return v8Serialize(value)
+    } catch (cause) {
+      throw new CacheSerializationError(
+        `The value cannot be cached with the v8 serializer: ${(cause as Error).message}`,
+        { cause },
+      )
+    }
+  },
+  decode(payload) {
+    const int = parseIntegerPayload(payload)
+    if (int !== undefined) return int
+    const bytes = typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload
+    try {
+      return v8Deserialize(bytes)
+    } catch (cause) {
+      throw new CacheSerializationError('A stored payload is not a v8-serialized value.', { cause })
+    }
+  },
+}
+
+/** Wrap a user codec so integers stay decimal text (and so `inc` works) whatever the codec does. */
+export function integerSafe(codec: Codec): Codec {
+  return {
+    encode: (value) => (Number.isSafeInteger(value) ? String(value) : codec.encode(value)),
+    decode: (payload) => parseIntegerPayload(payload) ?? codec.decode(payload),
+  }
+}
+
+/** The codec for a `serializer` option. */
+export function resolveCodec(option: SerializerOption): Codec {
+  if (option === 'json') return jsonCodec
+  if (option === 'v8') return v8Codec
+  return integerSafe(option)
+}

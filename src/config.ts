@@ -1,0 +1,407 @@
+import type { CacheAdapter } from './adapter.js'
+import type { SerializerOption } from './codec.js'
+import { parseDuration, type Duration, type Milliseconds } from './duration.js'
+import { CacheConfigError, CacheError } from './errors.js'
+import { ADAPTERS, findAdapter, type AdapterDefinition, type OptionKind } from './registry.js'
+
+/** Options every cache has, whatever its backend. */
+export interface CommonOptions {
+  /**
+   * The backend: `'memory'`, `'null'`, or one a later section of the README names. Optional when `adapter`
+   * is given, or when `url` says it.
+   */
+  type?: string
+  /** A ready-made adapter (one of `adapters/`, or your own implementing `CacheAdapter`). */
+  adapter?: CacheAdapter
+  /**
+   * The TTL of entries written without one. `0` means never expire.
+   * @default '5m'
+   */
+  defaultTtl?: Duration
+  /**
+   * Prepended to every key. Two caches with different prefixes never see each other's keys, and `clear()`
+   * removes only keys under its own prefix.
+   * @default ''
+   */
+  keyPrefix?: string
+  /**
+   * The most entries a local backend keeps (memory, filesystem, SQLite); `0` means unbounded.
+   * @default 10000
+   */
+  threshold?: number
+  /**
+   * On a backend failure, reads are misses and writes return `false` (both emit `'error'`) instead of
+   * throwing. `inc`, `dec` and `add` always throw: a counter is never faked.
+   * @default true
+   */
+  failOpen?: boolean
+  /**
+   * How values become payloads: `'json'` (JSON plus Date, Map, Set, BigInt, Buffer), `'v8'` (structured
+   * clone), or `{ encode, decode }`. Integers are stored as decimal text with every serializer.
+   * @default 'json'
+   */
+  serializer?: SerializerOption
+  /**
+   * The clock for every expiry decision, in ms since the epoch. Inject one in tests so TTLs need no sleep.
+   * @default Date.now
+   */
+  now?: () => number
+}
+
+/** Options of the backends. Each is read only by the backend that names it. */
+export interface AdapterOptions {
+  /** A URL that selects and configures the backend (`redis://...`, `sqlite:./app.db`, `file:./cache`). */
+  url?: string
+}
+
+/** A cache's config: an options object, or a URL such as `'memory:'`. */
+export type CacheConfig = (CommonOptions & AdapterOptions) | string
+
+/** Every default, in one place. */
+export const DEFAULTS = {
+  defaultTtl: 5 * 60_000,
+  keyPrefix: '',
+  threshold: 10_000,
+  failOpen: true,
+  serializer: 'json',
+  now: Date.now,
+} as const
+
+/**
+ * What `cache.init()` uses when no `CACHE_*` variable is set.
+ * @default 'memory:' until a shared local backend is available
+ */
+export const EMBEDDED_DEFAULT: CommonOptions & AdapterOptions & { type: string } = { type: 'memory' }
+
+/** A config after validation: every common option resolved, adapter options apart. */
+export interface ResolvedConfig {
+  type: string
+  adapter: CacheAdapter | undefined
+  definition: AdapterDefinition | undefined
+  adapterOptions: Record<string, unknown>
+  defaultTtl: Milliseconds
+  keyPrefix: string
+  threshold: number
+  failOpen: boolean
+  serializer: SerializerOption
+  now: () => number
+}
+
+const COMMON_KINDS: Record<keyof CommonOptions, OptionKind> = {
+  type: 'string',
+  adapter: 'object',
+  defaultTtl: 'duration',
+  keyPrefix: 'string',
+  threshold: 'number',
+  failOpen: 'boolean',
+  serializer: 'any',
+  now: 'function',
+}
+
+/** Names users bring from other libraries, and what cachekit calls them. */
+const KNOWN_ALIASES: Record<string, string> = {
+  ttl: 'defaultTtl',
+  timeout: 'defaultTtl',
+  defaultTimeout: 'defaultTtl',
+  default_timeout: 'defaultTtl',
+  prefix: 'keyPrefix',
+  namespace: 'keyPrefix',
+  key_prefix: 'keyPrefix',
+  max: 'threshold',
+  maxSize: 'threshold',
+  maxEntries: 'threshold',
+  store: 'adapter',
+  backend: 'type',
+}
+
+function editDistance(a: string, b: string): number {
+  a = a.toLowerCase()
+  b = b.toLowerCase()
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    prev = cur
+  }
+  return prev[b.length] ?? 0
+}
+
+/** The closest of `candidates` to `name`, if close enough to be a likely misspelling. */
+export function suggest(name: string, candidates: readonly string[]): string | undefined {
+  const alias = KNOWN_ALIASES[name]
+  if (alias !== undefined && candidates.includes(alias)) return alias
+  let best: string | undefined
+  let bestDistance = Infinity
+  for (const c of candidates) {
+    const d = editDistance(name, c)
+    if (d < bestDistance) {
+      best = c
+      bestDistance = d
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined
+}
+
+function didYouMean(name: string, candidates: readonly string[]): string {
+  const s = suggest(name, candidates)
+  return s === undefined ? '' : ` Did you mean \`${s}\`?`
+}
+
+function adapterTypes(): string[] {
+  return ADAPTERS.map((d) => d.type)
+}
+
+/** The adapter definition for a type name; Flask-Caching's names (`SimpleCache`, `RedisCache`) work too. */
+function definitionFor(type: string, option: string): AdapterDefinition {
+  const def = findAdapter(type) ?? findAdapter(type.toLowerCase().replace(/cache$/, ''))
+  if (def === undefined) {
+    throw new CacheConfigError(
+      `Unknown cache type ${JSON.stringify(type)} in \`${option}\`.${didYouMean(type, adapterTypes())} ` +
+        `Known types: ${adapterTypes().join(', ')}.`,
+      { option },
+    )
+  }
+  return def
+}
+
+/** The adapter definition for a URL, by its scheme. */
+function definitionForUrl(url: string, option: string): AdapterDefinition {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase()
+  const def = scheme === undefined ? undefined : ADAPTERS.find((d) => d.schemes?.includes(scheme))
+  if (def === undefined) {
+    const schemes = ADAPTERS.flatMap((d) => (d.schemes ?? []).map((s) => `${s}:`))
+    throw new CacheConfigError(
+      `Unknown cache URL ${JSON.stringify(redactUrl(url))} in \`${option}\`: it must start with one of ${schemes.join(', ')}.`,
+      { option },
+    )
+  }
+  return def
+}
+
+/** Hide a password in a URL before it reaches a message or a log. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@')
+}
+
+function checkKind(name: string, value: unknown, kind: OptionKind): void {
+  if (kind === 'any' || value === undefined) return
+  const ok =
+    kind === 'duration'
+      ? typeof value === 'number' || typeof value === 'string'
+      : kind === 'object'
+        ? typeof value === 'object' && value !== null
+        : typeof value === kind
+  if (!ok) {
+    throw new CacheConfigError(
+      `Option \`${name}\` must be ${kind === 'duration' ? "a duration (ms, or a string such as '5m')" : `a ${kind}`}, not ${JSON.stringify(value) ?? typeof value}.`,
+      { option: name },
+    )
+  }
+}
+
+function asConfigError(error: unknown, option: string): never {
+  if (error instanceof CacheConfigError) throw error
+  if (error instanceof CacheError) throw new CacheConfigError(`Option \`${option}\`: ${error.message}`, { option, cause: error })
+  throw error
+}
+
+/**
+ * Validate a config once, eagerly. Never mutates the caller's object.
+ *
+ * @throws {CacheConfigError} naming the unknown type or option (with a suggestion for a likely misspelling),
+ *   or the option whose value is invalid.
+ */
+export function resolveConfig(config: CacheConfig): ResolvedConfig {
+  if (typeof config === 'string') config = { url: config }
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw new CacheConfigError(
+      `A cache config must be an options object or a URL string, not ${JSON.stringify(config) ?? typeof config}.`,
+    )
+  }
+  const input = config as Record<string, unknown>
+  const adapter = input.adapter as CacheAdapter | undefined
+  let def: AdapterDefinition | undefined
+  if (typeof input.type === 'string') def = definitionFor(input.type, 'type')
+  else if (input.type !== undefined) checkKind('type', input.type, 'string')
+  else if (typeof input.url === 'string') def = definitionForUrl(input.url, 'url')
+  else if (adapter === undefined) {
+    throw new CacheConfigError(
+      `The cache config has no \`type\`: say which backend to use, e.g. { type: 'memory' } or a URL such as 'redis://127.0.0.1:6379'.`,
+      { option: 'type' },
+    )
+  }
+  if (adapter !== undefined) {
+    if (typeof adapter !== 'object' || adapter === null || typeof (adapter as Partial<CacheAdapter>).get !== 'function') {
+      throw new CacheConfigError('Option `adapter` must be an object implementing CacheAdapter (get, set, add, increment, ...).', { option: 'adapter' })
+    }
+  }
+
+  const adapterKinds: Record<string, OptionKind> = { url: 'string', ...(def?.options ?? {}) }
+  const known = [...Object.keys(COMMON_KINDS), ...Object.keys(adapterKinds)]
+  const adapterOptions: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(input)) {
+    if (name in COMMON_KINDS) {
+      checkKind(name, value, COMMON_KINDS[name as keyof CommonOptions])
+    } else if (name in adapterKinds) {
+      checkKind(name, value, adapterKinds[name] ?? 'any')
+      if (value !== undefined) adapterOptions[name] = value
+    } else {
+      const elsewhere = ADAPTERS.find((d) => name in d.options)
+      const hint =
+        elsewhere !== undefined && def !== undefined
+          ? ` It is an option of the \`${elsewhere.type}\` backend, not of \`${def.type}\`.`
+          : didYouMean(name, known)
+      throw new CacheConfigError(`Unknown cache option \`${name}\`.${hint}`, { option: name })
+    }
+  }
+  if (typeof input.url === 'string' && def?.fromUrl !== undefined) {
+    try {
+      Object.assign(adapterOptions, def.fromUrl(input.url))
+    } catch (error) {
+      asConfigError(error, 'url')
+    }
+  }
+
+  let defaultTtl: Milliseconds = DEFAULTS.defaultTtl
+  if (input.defaultTtl !== undefined) {
+    try {
+      defaultTtl = parseDuration(input.defaultTtl as Duration, '`defaultTtl`', { option: 'defaultTtl' })
+    } catch (error) {
+      asConfigError(error, 'defaultTtl')
+    }
+  }
+  const threshold = (input.threshold as number | undefined) ?? DEFAULTS.threshold
+  if (!Number.isSafeInteger(threshold) || threshold < 0) {
+    throw new CacheConfigError(`Option \`threshold\` must be an integer >= 0 (0 means unbounded), not ${threshold}.`, { option: 'threshold' })
+  }
+  const serializer = (input.serializer as SerializerOption | undefined) ?? DEFAULTS.serializer
+  if (
+    serializer !== 'json' &&
+    serializer !== 'v8' &&
+    (typeof serializer !== 'object' || serializer === null || typeof serializer.encode !== 'function' || typeof serializer.decode !== 'function')
+  ) {
+    throw new CacheConfigError(`Option \`serializer\` must be 'json', 'v8' or an object with encode and decode, not ${JSON.stringify(serializer)}.`, { option: 'serializer' })
+  }
+
+  return {
+    type: def?.type ?? adapter?.name ?? 'custom',
+    adapter,
+    definition: def,
+    adapterOptions,
+    defaultTtl,
+    keyPrefix: (input.keyPrefix as string | undefined) ?? DEFAULTS.keyPrefix,
+    threshold,
+    failOpen: (input.failOpen as boolean | undefined) ?? DEFAULTS.failOpen,
+    serializer,
+    now: (input.now as (() => number) | undefined) ?? DEFAULTS.now,
+  }
+}
+
+/** True if two resolved configs would build the same cache (functions compared by identity). */
+export function sameConfig(a: ResolvedConfig, b: ResolvedConfig): boolean {
+  const { definition: _a, ...restA } = a
+  const { definition: _b, ...restB } = b
+  return deepEqual(restA, restB)
+}
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  if (Array.isArray(a) !== Array.isArray(b)) return false
+  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false
+  if (Object.getPrototypeOf(a) !== Object.prototype && !Array.isArray(a)) return false
+  const ka = Object.keys(a)
+  const kb = Object.keys(b)
+  if (ka.length !== kb.length) return false
+  return ka.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+}
+
+/** Environment variables read by {@link configFromEnv}, beside each backend's own. */
+const COMMON_ENV = ['CACHE_URL', 'CACHE_TYPE', 'CACHE_DEFAULT_TTL', 'CACHE_DEFAULT_TIMEOUT', 'CACHE_KEY_PREFIX', 'CACHE_THRESHOLD', 'CACHE_FAIL_OPEN'] as const
+
+function envError(variable: string, value: string, what: string): CacheConfigError {
+  return new CacheConfigError(`Environment variable ${variable}=${JSON.stringify(value)} is not ${what}.`, { option: variable })
+}
+
+/**
+ * A config from `CACHE_*` environment variables, validated as `init` validates; `undefined` when none is
+ * set. Reads `CACHE_URL`, `CACHE_TYPE`, `CACHE_DEFAULT_TTL` (a duration) or Flask-Caching's
+ * `CACHE_DEFAULT_TIMEOUT` (seconds), `CACHE_KEY_PREFIX`, `CACHE_THRESHOLD`, `CACHE_FAIL_OPEN`, and each
+ * backend's own (`CACHE_DIR`, `CACHE_SQLITE_PATH`, `CACHE_REDIS_URL`).
+ *
+ * @example cache.init(configFromEnv() ?? 'memory:')
+ * @throws {CacheConfigError} naming the variable that is malformed.
+ */
+export function configFromEnv(env: Record<string, string | undefined> = process.env): (CommonOptions & AdapterOptions & Record<string, unknown>) | undefined {
+  const get = (name: string): string | undefined => {
+    const v = env[name]
+    return v === undefined || v.trim() === '' ? undefined : v.trim()
+  }
+  const backendVars = ADAPTERS.flatMap((d) => Object.keys(d.env ?? {}))
+  if (![...COMMON_ENV, ...backendVars].some((name) => get(name) !== undefined)) return undefined
+
+  const config: Record<string, unknown> = {}
+  const url = get('CACHE_URL')
+  const type = get('CACHE_TYPE')
+  let def: AdapterDefinition | undefined
+  if (type !== undefined) {
+    def = definitionFor(type, 'CACHE_TYPE')
+    config.type = def.type
+  }
+  if (url !== undefined) {
+    const urlDef = definitionForUrl(url, 'CACHE_URL')
+    if (def !== undefined && def !== urlDef) {
+      throw new CacheConfigError(`CACHE_TYPE=${type} and CACHE_URL (a ${urlDef.type} URL) disagree: set one of them.`, { option: 'CACHE_TYPE' })
+    }
+    def = urlDef
+    config.url = url
+  }
+  if (def === undefined) {
+    const implied = ADAPTERS.filter((d) => Object.keys(d.env ?? {}).some((name) => get(name) !== undefined))
+    if (implied.length === 1) def = implied[0]
+    else if (implied.length > 1) {
+      throw new CacheConfigError(
+        `Variables of several backends are set (${implied.map((d) => d.type).join(', ')}): set CACHE_TYPE to choose one.`,
+        { option: 'CACHE_TYPE' },
+      )
+    } else {
+      throw new CacheConfigError('CACHE_* variables are set but no backend is: set CACHE_URL or CACHE_TYPE (e.g. CACHE_TYPE=memory).', { option: 'CACHE_TYPE' })
+    }
+    if (def !== undefined) config.type = def.type
+  }
+  for (const [variable, option] of Object.entries(def?.env ?? {})) {
+    const v = get(variable)
+    if (v !== undefined) config[option] = v
+  }
+
+  const ttl = get('CACHE_DEFAULT_TTL')
+  const timeout = get('CACHE_DEFAULT_TIMEOUT')
+  if (ttl !== undefined) {
+    try {
+      config.defaultTtl = parseDuration(/^\d+(\.\d+)?$/.test(ttl) ? Number(ttl) : ttl)
+    } catch {
+      throw envError('CACHE_DEFAULT_TTL', ttl, "a duration (ms, or a number and a unit such as '5m')")
+    }
+  } else if (timeout !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(timeout)) throw envError('CACHE_DEFAULT_TIMEOUT', timeout, 'a number of seconds (0 means never expire)')
+    config.defaultTtl = Number(timeout) * 1000
+  }
+  const prefix = env.CACHE_KEY_PREFIX
+  if (prefix !== undefined) config.keyPrefix = prefix
+  const threshold = get('CACHE_THRESHOLD')
+  if (threshold !== undefined) {
+    if (!/^\d+$/.test(threshold)) throw envError('CACHE_THRESHOLD', threshold, 'an integer >= 0')
+    config.threshold = Number(threshold)
+  }
+  const failOpen = get('CACHE_FAIL_OPEN')
+  if (failOpen !== undefined) {
+    const v = failOpen.toLowerCase()
+    if (['1', 'true', 'yes', 'on'].includes(v)) config.failOpen = true
+    else if (['0', 'false', 'no', 'off'].includes(v)) config.failOpen = false
+    else throw envError('CACHE_FAIL_OPEN', failOpen, 'a boolean (true/false, 1/0, yes/no, on/off)')
+  }
+  resolveConfig(config)
+  return config
+}

@@ -1,0 +1,98 @@
+/**
+ * Every error cachekit throws is a {@link CacheError}: it has a stable `code`, names the key or option
+ * concerned, and keeps the underlying `cause`. Messages say what to do.
+ */
+
+/** Stable codes, one per error class; safe to switch on. */
+export type CacheErrorCode =
+  | 'CACHE_CONFIG'
+  | 'CACHE_ARGUMENT'
+  | 'CACHE_SERIALIZATION'
+  | 'CACHE_TYPE'
+  | 'CACHE_BACKEND'
+  | 'CACHE_NOT_INITIALIZED'
+  | 'CACHE_CLOSED'
+
+/** Context attached to an error: the key or option it concerns. */
+export interface CacheErrorContext {
+  /** The cache key concerned (without the cache's prefix). */
+  key?: string
+  /** The config option (or environment variable) concerned. */
+  option?: string
+  /** The underlying error. */
+  cause?: unknown
+}
+
+/** Base class of every error cachekit throws. */
+export class CacheError extends Error {
+  /** A stable code, one per error class. */
+  readonly code: CacheErrorCode
+  /** The cache key concerned, if any. */
+  readonly key?: string
+  /** The option or environment variable concerned, if any. */
+  readonly option?: string
+
+  constructor(message: string, code: CacheErrorCode, context: CacheErrorContext = {}) {
+    super(message, context.cause === undefined ? undefined : { cause: context.cause })
+    this.name = new.target.name
+    this.code = code
+    if (context.key !== undefined) this.key = context.key
+    if (context.option !== undefined) this.option = context.option
+  }
+}
+
+/** A config object, URL or environment variable is invalid. Thrown by `init`, `createCache`, `configFromEnv`. */
+export class CacheConfigError extends CacheError {
+  constructor(message: string, context: CacheErrorContext = {}) {
+    super(message, 'CACHE_CONFIG', context)
+  }
+}
+
+/** An argument to a cache method is invalid: an empty key, a negative TTL, a fractional delta. */
+export class CacheArgumentError extends CacheError {
+  constructor(message: string, context: CacheErrorContext = {}) {
+    super(message, 'CACHE_ARGUMENT', context)
+  }
+}
+
+/** A value cannot be encoded (a function, a cycle) or a stored payload cannot be decoded. */
+export class CacheSerializationError extends CacheError {
+  constructor(message: string, context: CacheErrorContext = {}) {
+    super(message, 'CACHE_SERIALIZATION', context)
+  }
+}
+
+/** `inc`/`dec` met a value that is not an integer, or the result would not be a safe integer. */
+export class CacheTypeError extends CacheError {
+  constructor(message: string, context: CacheErrorContext = {}) {
+    super(message, 'CACHE_TYPE', context)
+  }
+}
+
+/** The backend failed: unreachable, timed out, or answered with an error. */
+export class CacheBackendError extends CacheError {
+  constructor(message: string, context: CacheErrorContext = {}) {
+    super(message, 'CACHE_BACKEND', context)
+  }
+}
+
+/** The singleton `cache` was used before `cache.init(...)`. */
+export class CacheNotInitializedError extends CacheError {
+  constructor(message: string, context: CacheErrorContext = {}) {
+    super(message, 'CACHE_NOT_INITIALIZED', context)
+  }
+}
+
+/** The cache was used after `close()`. */
+export class CacheClosedError extends CacheError {
+  constructor(message = 'The cache is closed: it was used after `close()`. Create or `init` a new one.') {
+    super(message, 'CACHE_CLOSED')
+  }
+}
+
+/** Quote a key for a message, shortened so a 1 MiB key does not flood a log. */
+export function showKey(key: unknown): string {
+  if (typeof key !== 'string') return String(key)
+  const shown = key.length > 80 ? `${key.slice(0, 77)}...` : key
+  return JSON.stringify(shown)
+}

@@ -1,0 +1,35 @@
+export { Cache, MAX_KEY_LENGTH, type CacheStats, type Factory } from './cache.js'
+export { cache, createCache } from './singleton.js'
+export {
+  configFromEnv,
+  DEFAULTS,
+  EMBEDDED_DEFAULT,
+  type AdapterOptions,
+  type CacheConfig,
+  type CommonOptions,
+} from './config.js'
+export { parseDuration, type Duration, type Milliseconds } from './duration.js'
+export {
+  CacheArgumentError,
+  CacheBackendError,
+  CacheClosedError,
+  CacheConfigError,
+  CacheError,
+  CacheNotInitializedError,
+  CacheSerializationError,
+  CacheTypeError,
+  type CacheErrorCode,
+} from './errors.js'
+export type { CacheEventName, CacheEvents, CacheListener, ErrorInfo } from './events.js'
+export { jsonCodec, v8Codec, type Codec, type SerializerOption } from './codec.js'
+export type {
+  AdapterCapabilities,
+  AdapterContext,
+  AdapterEntry,
+  AdapterEvent,
+  AdapterFactory,
+  Awaitable,
+  CacheAdapter,
+  ExpiresAt,
+  Payload,
+} from './adapter.js'

@@ -1,0 +1,58 @@
+import type { AdapterFactory } from './adapter.js'
+
+/**
+ * The kind of an adapter option, checked at `init` before the adapter (and its driver) is loaded.
+ * `'duration'` accepts a {@link Duration}; `'any'` is checked by the adapter itself.
+ */
+export type OptionKind = 'string' | 'number' | 'boolean' | 'duration' | 'object' | 'function' | 'any'
+
+/**
+ * How the Cache knows an adapter without loading it: its option names (to catch misspellings at `init`),
+ * its URL schemes and environment variables, and a lazy `load` so that importing cachekit for a memory
+ * cache never loads a native module or a Redis client.
+ */
+export interface AdapterDefinition {
+  /** The `type` users write, e.g. `'sqlite'`. */
+  type: string
+  /** Other names for `type` (`'file'` for `'filesystem'`). */
+  aliases?: readonly string[]
+  /** The adapter's own options and their kinds. */
+  options: Readonly<Record<string, OptionKind>>
+  /** URL schemes (without the colon) that select this adapter. */
+  schemes?: readonly string[]
+  /** Adapter options from a URL of one of `schemes`. */
+  fromUrl?(url: string): Record<string, unknown>
+  /** Environment variables read by `configFromEnv`, mapped to an option name. */
+  env?: Readonly<Record<string, string>>
+  /** Load the adapter's factory (and its driver). */
+  load(): Promise<AdapterFactory<Record<string, unknown>>>
+}
+
+/** Strip a URL scheme and return the rest as a path: `sqlite:./a.db` and `sqlite://./a.db` give `./a.db`. */
+export function pathFromUrl(url: string): string {
+  const rest = url.replace(/^[a-z][a-z0-9+.-]*:/i, '')
+  return decodeURIComponent(rest.startsWith('//') ? rest.slice(2) : rest)
+}
+
+/** Every adapter cachekit ships, by type. Later adapters add one entry each. */
+export const ADAPTERS: readonly AdapterDefinition[] = [
+  {
+    type: 'memory',
+    aliases: ['simple'],
+    options: {},
+    schemes: ['memory'],
+    load: async () => (await import('../adapters/memory.js')).memoryAdapter as AdapterFactory<Record<string, unknown>>,
+  },
+  {
+    type: 'null',
+    aliases: ['none'],
+    options: {},
+    schemes: ['null'],
+    load: async () => (await import('../adapters/null.js')).nullAdapter as AdapterFactory<Record<string, unknown>>,
+  },
+]
+
+/** The definition for a type or alias, or `undefined`. */
+export function findAdapter(type: string): AdapterDefinition | undefined {
+  return ADAPTERS.find((d) => d.type === type || d.aliases?.includes(type))
+}
