@@ -1,0 +1,65 @@
+/**
+ * `cachekit/testing`: the conformance suite every adapter passes. Apply it with one call in a test file:
+ *
+ * @example
+ * import { runAdapterConformance } from 'cachekit/testing'
+ * runAdapterConformance({ name: 'memory', create: (ctx) => memoryAdapter({}, ctx) })
+ *
+ * It needs `vitest` (and `fast-check` for the model test) in the caller's devDependencies.
+ */
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { atomicTests } from './atomic.js'
+import { basicTests } from './basics.js'
+import { Harness, type ConformanceOptions } from './harness.js'
+import { isolationTests } from './isolation.js'
+import { lifecycleTests } from './lifecycle.js'
+import { limitTests } from './limits.js'
+import { modelTests } from './model.js'
+import { processTests } from './processes.js'
+import { ttlTests } from './ttl.js'
+import { valueTests } from './values.js'
+
+export { FakeClock, Harness, type ConformanceOptions } from './harness.js'
+export { VALUE_TABLE } from './values.js'
+export { runInProcesses, type ProcessJob } from './processes.js'
+
+/**
+ * Register the conformance suite for one adapter. Capability flags change what runs: `shared` adds the
+ * multi-process tests, `realClock` makes TTL tests wait in real time, `atomic` adds the in-process
+ * concurrency tests (every adapter cachekit ships is atomic within a process).
+ */
+export function runAdapterConformance(options: ConformanceOptions): void {
+  describe(`adapter conformance: ${options.name}`, () => {
+    let harness: Harness | undefined
+    const h = (): Harness => {
+      if (harness === undefined) throw new Error('conformance harness used outside a test')
+      return harness
+    }
+    beforeEach(() => {
+      harness = new Harness(options, options.capabilities)
+    })
+    afterEach(async () => {
+      await harness?.close()
+      harness = undefined
+    })
+    if (options.cleanup !== undefined) afterAll(options.cleanup)
+
+    it('declares the capabilities it is tested with', async () => {
+      const adapter = await options.create({ now: Date.now, threshold: options.threshold ?? 10_000, emit: () => {} })
+      try {
+        expect(adapter.capabilities).toEqual(options.capabilities)
+      } finally {
+        await adapter.close()
+      }
+    })
+    describe('values', () => valueTests(h))
+    describe('basics', () => basicTests(h))
+    describe('add, inc, dec', () => atomicTests(h))
+    describe('TTL', () => ttlTests(h))
+    describe('isolation', () => isolationTests(h))
+    describe('limits', () => limitTests(h))
+    describe('model', () => modelTests(h))
+    describe('lifecycle', () => lifecycleTests(h))
+    if (options.capabilities.shared) describe('across processes', () => processTests(options))
+  })
+}
