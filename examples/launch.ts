@@ -3,6 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const APP = fileURLToPath(new URL('./app.ts', import.meta.url))
+// Resolved here, so that the app can run in another working directory (where `tsx` may not resolve).
+const TSX = import.meta.resolve('tsx')
 
 /** A running demo app. */
 export interface RunningDemo {
@@ -27,7 +29,7 @@ export function startDemo(options: { workers?: number; env?: Record<string, stri
     if (v === undefined) delete env[k]
     else env[k] = v
   }
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', APP], {
+  const child: ChildProcess = spawn(process.execPath, ['--import', TSX, APP], {
     env,
     cwd: options.cwd ?? process.cwd(),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,280 @@
+/**
+ * The real `cachekit` binary (bin/cachekit.ts through tsx), run as a child process against real backends:
+ * each command, its exit code, --json, and errors on stderr.
+ */
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { openCache } from '../bin/open.js'
+import { COMMANDS } from '../bin/commands.js'
+import { sharedBackends } from './helpers/backends.js'
+
+const BIN = fileURLToPath(new URL('../bin/cachekit.ts', import.meta.url))
+
+interface Run {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** The environment without any CACHE_* variable of the machine, plus `env`. */
+function cleanEnv(env: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CACHE_')))
+  return { ...base, ...env }
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', BIN, ...args], { env: cleanEnv(env), timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+describe('cachekit CLI, any backend', () => {
+  it('--help works for the program and for every command', async () => {
+    const top = await cli(['--help'])
+    expect(top.code).toBe(0)
+    for (const c of COMMANDS) expect(top.stdout).toContain(c.usage)
+    const runs = await Promise.all(COMMANDS.map((c) => cli([c.name, '--help'])))
+    runs.forEach((r, i) => {
+      expect(r.code).toBe(0)
+      expect(r.stdout.startsWith(`Usage: cachekit ${COMMANDS[i]?.usage}`)).toBe(true)
+      expect(r.stdout).toContain('--json')
+    })
+  })
+
+  it('exits 2 with the message on stderr for usage errors and bad config', async () => {
+    const [unknown, option, count, ttl, url, env, delta] = await Promise.all([
+      cli(['frobnicate']),
+      cli(['get', 'k', '--bogus', '--url', 'memory:']),
+      cli(['get', '--url', 'memory:']),
+      cli(['set', 'k', 'v', '--ttl', '60', '--url', 'memory:']),
+      cli(['ping', '--url', 'mongo://nowhere']),
+      cli(['ping'], { CACHE_TYPE: 'memroy' }),
+      cli(['inc', 'k', 'x', '--url', 'memory:']),
+    ])
+    for (const r of [unknown, option, count, ttl, url, env, delta]) {
+      expect(r.code).toBe(2)
+      expect(r.stdout).toBe('')
+      expect(r.stderr).toMatch(/^cachekit: /)
+    }
+    expect(unknown.stderr).toContain('unknown command "frobnicate"')
+    expect(option.stderr).toContain("'--bogus'")
+    expect(count.stderr).toContain('expected 1 argument(s), got 0')
+    expect(ttl.stderr).toContain('needs a unit')
+    expect(url.stderr).toContain('Unknown cache URL')
+    expect(env.stderr).toContain('Did you mean `memory`')
+    expect(delta.stderr).toContain('the delta must be an integer')
+  })
+
+  it('reads the config from CACHE_* variables when there is no --url', async () => {
+    const r = await cli(['stats', '--json'], { CACHE_URL: 'memory:' })
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({ backend: 'memory', keys: 0 })
+  })
+
+  it('get exits 1 on a miss, with nothing on stdout', async () => {
+    const r = await cli(['get', 'nothing-here', '--url', 'memory:'])
+    expect(r).toMatchObject({ code: 1, stdout: '' })
+    expect(r.stderr).toContain('(miss) nothing-here')
+    const j = await cli(['get', 'nothing-here', '--url', 'memory:', '--json'])
+    expect(j.code).toBe(1)
+    expect(JSON.parse(j.stdout)).toEqual({ key: 'nothing-here', hit: false })
+  })
+
+  describe('race', () => {
+    let good: Server
+    let broken: Server
+    const serve = (counter: () => number) =>
+      createServer((req, res) => {
+        res.setHeader('content-type', 'application/json')
+        res.end(JSON.stringify({ value: req.url === '/create' ? 0 : counter(), worker: 1 }))
+      })
+    beforeAll(async () => {
+      let n = 0
+      good = serve(() => ++n)
+      good.on('request', (req) => {
+        if (req.url === '/create') n = 0
+      })
+      let m = 0
+      broken = serve(() => (++m % 50) + 1) // wraps around: duplicates and gaps
+      await Promise.all([once(good.listen(0, '127.0.0.1'), 'listening'), once(broken.listen(0, '127.0.0.1'), 'listening')])
+    })
+    afterAll(() => {
+      good.close()
+      broken.close()
+    })
+    const url = (s: Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}/`
+
+    it('exits 0 when the clients see exactly 1..N, and 1 with the duplicates and gaps when not', async () => {
+      const ok = await cli(['race', url(good)])
+      expect(ok.code).toBe(0)
+      expect(ok.stdout).toContain('OK: they saw exactly 1..100, each once')
+      const bad = await cli(['race', url(broken), '--json'])
+      expect(bad.code).toBe(1)
+      const result = JSON.parse(bad.stdout) as { ok: boolean; duplicates: unknown[]; missing: number[]; values: number[] }
+      expect(result.ok).toBe(false)
+      expect(result.values).toHaveLength(100)
+      expect(result.duplicates.length).toBeGreaterThan(0)
+      expect(result.missing).toContain(100)
+    })
+
+    it('exits 2 when nothing listens at the URL', async () => {
+      const port = (good.address() as AddressInfo).port
+      const closed = createServer()
+      await once(closed.listen(0, '127.0.0.1'), 'listening')
+      const free = (closed.address() as AddressInfo).port
+      closed.close()
+      expect(free).not.toBe(port)
+      const r = await cli(['race', `http://127.0.0.1:${free}/`])
+      expect(r.code).toBe(2)
+      expect(r.stderr).toContain('ECONNREFUSED')
+    })
+  })
+})
+
+for (const backend of sharedBackends()) {
+  describe(`cachekit CLI on ${backend.name}`, () => {
+    let usable = false
+    let url = ''
+    let prefix = ''
+    const on = (args: string[], env: Record<string, string> = {}) => cli([...args, '--url', url, ...(prefix === '' ? [] : ['--prefix', prefix])], env)
+    beforeAll(async () => {
+      usable = await backend.available()
+      ;({ url, prefix } = backend.fresh())
+    })
+    afterAll(async () => {
+      if (usable) await cli(['clear', '--yes', '--url', url, ...(prefix === '' ? [] : ['--prefix', prefix])])
+      backend.cleanup()
+    })
+
+    it('set, get, --json and exit codes', async (t) => {
+      if (!usable) return t.skip()
+      expect((await on(['set', 'greeting', 'hello world'])).code).toBe(0)
+      expect((await on(['set', 'user', '{"name":"Ada","tags":["x"]}'])).code).toBe(0)
+      expect((await on(['set', 'quoted', '"5"'])).code).toBe(0)
+      expect((await on(['set', 'forced', '42', '--string'])).code).toBe(0)
+      const [greeting, user, quoted, forced, miss] = await Promise.all([
+        on(['get', 'greeting']),
+        on(['get', 'user', '--json']),
+        on(['get', 'quoted', '--json']),
+        on(['get', 'forced', '--json']),
+        on(['get', 'absent']),
+      ])
+      expect(greeting).toMatchObject({ code: 0, stdout: 'hello world\n' })
+      expect(JSON.parse(user.stdout)).toEqual({ key: 'user', hit: true, value: { name: 'Ada', tags: ['x'] } })
+      expect(JSON.parse(quoted.stdout).value).toBe('5')
+      expect(JSON.parse(forced.stdout).value).toBe('42')
+      expect(miss).toMatchObject({ code: 1, stdout: '' })
+    })
+
+    it('inc counts atomically from what set stored, and refuses a non-integer', async (t) => {
+      if (!usable) return t.skip()
+      await on(['set', 'n', '5'])
+      expect((await on(['inc', 'n'])).stdout).toBe('6\n')
+      expect((await on(['inc', 'n', '--', '-2'])).stdout).toBe('4\n')
+      expect(JSON.parse((await on(['inc', 'n', '10', '--json'])).stdout)).toEqual({ key: 'n', value: 14 })
+      // 20 concurrent CLI processes: each result once.
+      const runs = await Promise.all(Array.from({ length: 20 }, () => on(['inc', 'parallel'])))
+      expect(runs.map((r) => Number(r.stdout)).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
+      const text = await on(['inc', 'greeting'])
+      expect(text.code).toBe(2)
+      expect(text.stderr).toContain('not an integer')
+    })
+
+    it('del, keys with a glob, and --json lists', async (t) => {
+      if (!usable) return t.skip()
+      await Promise.all(['user:1', 'user:2', 'order:1'].map((k) => on(['set', k, '1'])))
+      const keys = await on(['keys', 'user:*'])
+      expect(keys.code).toBe(0)
+      expect(keys.stdout.trim().split('\n').sort()).toEqual(['user:1', 'user:2'])
+      expect((JSON.parse((await on(['keys', '--json'])).stdout) as string[]).sort()).toContain('order:1')
+      const del = await on(['del', 'user:1', 'user:404'])
+      expect(del).toMatchObject({ code: 0, stdout: 'deleted 1 of 2 keys\n' })
+      expect((await on(['get', 'user:1'])).code).toBe(1)
+      expect((await on(['keys', 'user:?'])).stdout).toBe('user:2\n')
+    })
+
+    it('ttl reports the time left, "never", and a miss', async (t) => {
+      if (!usable) return t.skip()
+      await on(['set', 'short', 'x', '--ttl', '1h'])
+      await on(['set', 'forever', 'x', '--ttl', '0'])
+      const opened = await openCache({ url, prefix, warn: () => {} })
+      const supported = typeof opened.adapter.expiresAt === 'function'
+      await opened.close()
+      const [short, forever, miss] = await Promise.all([on(['ttl', 'short', '--json']), on(['ttl', 'forever', '--json']), on(['ttl', 'absent'])])
+      if (!supported) {
+        // The adapter contract has no way to read an expiry yet: the CLI says so instead of guessing.
+        expect(short.code).toBe(2)
+        expect(short.stderr).toContain('cannot report a key\'s expiry')
+        return
+      }
+      expect(short.code).toBe(0)
+      const left = (JSON.parse(short.stdout) as { ttlMs: number }).ttlMs
+      expect(left).toBeGreaterThan(50 * 60_000)
+      expect(left).toBeLessThanOrEqual(60 * 60_000)
+      expect(JSON.parse(forever.stdout)).toMatchObject({ hit: true, ttlMs: null })
+      expect(miss).toMatchObject({ code: 1, stdout: '' })
+    })
+
+    it('stats and ping', async (t) => {
+      if (!usable) return t.skip()
+      const stats = JSON.parse((await on(['stats', '--json'])).stdout) as Record<string, unknown>
+      expect(stats).toMatchObject({ backend: backend.name, prefix, shared: true })
+      expect(stats.keys).toBeGreaterThan(0)
+      const ping = await on(['ping'])
+      expect(ping.code).toBe(0)
+      expect(ping.stdout).toMatch(/^PONG from /)
+    })
+
+    it('purge removes expired entries', async (t) => {
+      if (!usable) return t.skip()
+      await on(['set', 'fleeting', 'x', '--ttl', '20ms'])
+      await new Promise((r) => setTimeout(r, 50))
+      const r = await on(['purge', '--json'])
+      expect(r.code).toBe(0)
+      expect((JSON.parse(r.stdout) as { purged: number }).purged).toBeGreaterThanOrEqual(0)
+      expect((await on(['get', 'fleeting'])).code).toBe(1)
+    })
+
+    it('clear asks for --yes, then removes only keys under its prefix', async (t) => {
+      if (!usable) return t.skip()
+      await cli(['set', 'keep', 'me', '--url', url, '--prefix', `${prefix}other:`])
+      await on(['set', 'mine', 'x'])
+      const refused = await cli(['clear', '--url', url, '--prefix', `${prefix}mine-only:`])
+      expect(refused.code).toBe(2)
+      expect(refused.stderr).toContain('--yes')
+      // A clear scoped to one prefix leaves every other prefix alone.
+      await cli(['set', 'a', '1', '--url', url, '--prefix', `${prefix}scoped:`])
+      const cleared = await cli(['clear', '--yes', '--json', '--url', url, '--prefix', `${prefix}scoped:`])
+      expect(cleared.code).toBe(0)
+      expect(JSON.parse(cleared.stdout)).toMatchObject({ cleared: 1 })
+      expect((await cli(['get', 'keep', '--url', url, '--prefix', `${prefix}other:`])).stdout).toBe('me\n')
+      expect((await on(['get', 'mine'])).code).toBe(0)
+    })
+
+    it('clear shows a progress bar on a terminal for a large cache', async (t) => {
+      if (!usable) return t.skip()
+      const scoped = `${prefix}bulk:`
+      const opened = await openCache({ url, prefix: scoped, warn: () => {} })
+      await opened.cache.setMany(Array.from({ length: 1500 }, (_, i) => [`k${i}`, i] as const))
+      await opened.close()
+      const command = [process.execPath, '--import', 'tsx', BIN, 'clear', '--yes', '--url', url, '--prefix', scoped].map((a) => `'${a}'`).join(' ')
+      // `script` gives the CLI a pseudo-terminal, as an operator's shell would.
+      const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...cleanEnv(), COLUMNS: '100' } })
+      let out = ''
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+      const [code] = (await once(child, 'exit')) as [number]
+      expect(code).toBe(0)
+      expect(out).toMatch(/clearing \[#+-*\] +\d+% \d+\/1500/)
+      expect(out).toContain('100% 1500/1500')
+      expect(out).toContain('cleared 1500 keys')
+      expect((await cli(['stats', '--json', '--url', url, '--prefix', scoped])).stdout).toContain('"keys":0')
+    })
+  })
+}
