@@ -1,0 +1,8 @@
+import type { BenchBackend } from '../harness.js'
+import { filesystem } from './filesystem.js'
+import { memory } from './memory.js'
+import { redis } from './redis.js'
+import { sqlite } from './sqlite.js'
+
+/** Every backend of the benchmark, in table order. One module each. */
+export const BACKENDS: readonly BenchBackend[] = [memory, filesystem, sqlite, redis]
