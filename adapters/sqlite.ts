@@ -263,9 +263,12 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
         }
       }
       try {
-        mkdirSync(dirname(file), { recursive: true })
+        // Cached data may be private: folders cachekit creates are 0700 and a new file 0600 (SQLite gives
+        // its -wal and -shm files the mode of the database). An existing file keeps its mode.
+        mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+        if (stat === undefined) closeSync(openSync(file, 'a', 0o600))
       } catch (cause) {
-        throw new CacheBackendError(`Cannot create the folder of ${where}: ${(cause as Error).message}.`, { cause })
+        throw new CacheBackendError(`Cannot create ${where}: ${(cause as Error).message}.`, { cause })
       }
     }
     try {

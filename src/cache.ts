@@ -119,8 +119,8 @@ export class Cache {
     }
     if (config === undefined && fromEnv === undefined) {
       root.emitter.warnOnce(
-        `no config and no CACHE_* variables: using the embedded default, ${describeEmbeddedDefault()}, shared by the processes ` +
-          'of this machine that start in this folder. Pass a config to `cache.init()` or set CACHE_URL to choose a backend.',
+        `no config and no CACHE_* variables: using the embedded default, ${describeEmbeddedDefault()}, shared by every process ` +
+          'on this machine that starts in this folder. Pass a config to `cache.init()` or set CACHE_URL to choose another backend.',
       )
     }
     const emitter = root.emitter
