@@ -176,31 +176,52 @@ describe('sqlite: purge', () => {
 })
 
 describe('sqlite: threshold', () => {
-  it('bounds the rows: expired rows go first, then the least recently written', async () => {
+  it('bounds the rows: expired rows go first, then the soonest to expire (with one TTL, the least recently written), then rows without expiry', async () => {
     const path = fresh()
     const clock = new FakeClock()
-    const cache = new Cache().init({ type: 'sqlite', path, now: clock.now, threshold: 100, purgeInterval: 0 })
+    const cache = new Cache().init({ type: 'sqlite', path, now: clock.now, threshold: 100, purgeInterval: 0, defaultTtl: '1h' })
     await cache.setMany(Array.from({ length: 30 }, (_, i) => [`expired:${i}`, i] as const), '1s')
     clock.advance(1_000)
-    for (let i = 0; i < 100; i++) await cache.set(`live:${i}`, i, 0)
+    await cache.setMany(Array.from({ length: 10 }, (_, i) => [`forever:${i}`, i] as const), 0)
+    for (let i = 0; i < 90; i++) {
+      clock.advance(1)
+      await cache.set(`live:${i}`, i)
+    }
     expect(rows(path)).toBe(100)
-    expect(await cache.getMany(Array.from({ length: 100 }, (_, i) => `live:${i}`))).toEqual(Array.from({ length: 100 }, (_, i) => i))
-    await cache.set('live:0', 'rewritten', 0)
-    for (let i = 0; i < 50; i++) await cache.set(`new:${i}`, i, 0)
+    expect(await cache.getMany(Array.from({ length: 90 }, (_, i) => `live:${i}`))).toEqual(Array.from({ length: 90 }, (_, i) => i))
+    clock.advance(1)
+    await cache.set('live:0', 'rewritten')
+    for (let i = 0; i < 50; i++) {
+      clock.advance(1)
+      await cache.set(`new:${i}`, i)
+    }
     expect(rows(path)).toBe(100)
     // live:0 was written again, so live:1..50 were the least recently written.
     expect(await cache.get('live:0')).toBe('rewritten')
-    expect(await cache.getMany(['live:1', 'live:50', 'live:51', 'live:99', 'new:0', 'new:49'])).toEqual([undefined, undefined, 51, 99, 0, 49])
+    expect(await cache.getMany(['live:1', 'live:50', 'live:51', 'live:89', 'new:0', 'new:49'])).toEqual([undefined, undefined, 51, 89, 0, 49])
+    expect(await cache.get('forever:0')).toBe(0)
+    // With only rows that never expire left to remove, the first inserted go first.
+    await cache.setMany(Array.from({ length: 100 }, (_, i) => [`last:${i}`, i] as const), 0)
+    await cache.set('one-more', 1, 0)
+    expect(rows(path)).toBe(100)
+    expect(await cache.getMany(['forever:0', 'forever:9', 'last:0', 'last:99', 'one-more'])).toEqual([undefined, undefined, undefined, 99, 1])
     await cache.close()
   })
 
   it('a larger threshold is checked every 1% of writes: the slack is below 1% per writing process', async () => {
     const path = fresh()
-    const cache = createCache({ type: 'sqlite', path, threshold: 2_000, purgeInterval: 0, defaultTtl: 0 })
+    const cache = createCache({ type: 'sqlite', path, threshold: 2_000, purgeInterval: 0, defaultTtl: '1h' })
+    await cache.ready()
+    const reader = new Database(path, { readonly: true })
+    const count = reader.prepare('SELECT count(*) FROM cachekit').pluck()
+    let most = 0
     for (let i = 0; i < 5_000; i++) {
       await cache.set(`k:${i}`, i)
-      expect(rows(path)).toBeLessThanOrEqual(2_000 + 19)
+      most = Math.max(most, count.get() as number)
     }
+    reader.close()
+    expect(most).toBeGreaterThan(2_000)
+    expect(most).toBeLessThanOrEqual(2_000 + 19)
     expect(await cache.get('k:4999')).toBe(4999)
     await cache.close()
   })
