@@ -222,6 +222,7 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
         last = error
       }
     }
+    if (closed) throw new CacheBackendError(`${where} was closed while a write waited for its lock; nothing was written.`, { cause: last })
     throw new CacheBackendError(
       `${where} stayed locked by another connection for longer than \`busyTimeout\` (${busyTimeout} ms twice over); nothing was written. ` +
         'A process may hold a long transaction on it, or raise `busyTimeout`.',

@@ -13,7 +13,7 @@ import { Cache } from '../src/cache.js'
 import { configFromEnv, EMBEDDED_DEFAULT, resolveConfig } from '../src/config.js'
 import { CacheBackendError, CacheConfigError, CacheTypeError } from '../src/errors.js'
 import { createCache } from '../src/singleton.js'
-import { FakeClock } from '../src/testing/index.js'
+import { FakeClock, runInProcesses } from '../src/testing/index.js'
 
 const root = mkdtempSync(join(tmpdir(), 'cachekit-sqlite-proofs-'))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -122,6 +122,14 @@ describe('sqlite: crash safety', () => {
     const db = new Database(path, { readonly: true })
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok')
     db.close()
+  }, 60_000)
+})
+
+describe('sqlite: a new file opened by many processes at once', () => {
+  it('8 processes creating the same new file together all open it and count 1..80', async () => {
+    const path = fresh()
+    const results = (await runInProcesses<number>({ type: 'sqlite', path }, { kind: 'inc', key: 'n', count: 10 }, 8)).flat()
+    expect(results.sort((a, b) => a - b)).toEqual(Array.from({ length: 80 }, (_, i) => i + 1))
   }, 60_000)
 })
 
@@ -235,6 +243,10 @@ describe('sqlite: values and increments', () => {
     const bytes = new Uint8Array([0, 255, 1, 128, 0])
     a.set('text', 'Grüße\u0000世界', null)
     a.set('bytes', bytes.subarray(1, 4), null)
+    a.set('empty text', '', null)
+    a.set('empty bytes', new Uint8Array(0), null)
+    expect(a.get('empty text')).toBe('')
+    expect(a.get('empty bytes')).toEqual(Buffer.alloc(0))
     expect(a.get('text')).toBe('Grüße\u0000世界')
     const back = a.get('bytes')
     expect(back).toBeInstanceOf(Uint8Array)
@@ -243,6 +255,8 @@ describe('sqlite: values and increments', () => {
     const db = new Database(path, { readonly: true })
     expect(db.prepare('SELECT key, typeof(value) AS kind FROM cachekit ORDER BY key').all()).toEqual([
       { key: 'bytes', kind: 'blob' },
+      { key: 'empty bytes', kind: 'blob' },
+      { key: 'empty text', kind: 'text' },
       { key: 'text', kind: 'text' },
     ])
     db.close()
