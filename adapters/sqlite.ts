@@ -387,9 +387,17 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
     const excess = (s.count.get() as number) - threshold
     if (excess <= 0) return 0
     const removed = transactions().evict.immediate(Math.min(excess, batchSize))
-    // More to remove than one step: check again at the next write (and at the next timer tick).
-    if (removed < excess) writesSinceCheck = checkEvery
+    // More to remove than one step (a large setMany, a lowered threshold): go on in the background.
+    if (removed < excess) scheduleBackground()
     return removed
+  }
+
+  /** Purge, then trim to `threshold`, step by step, unless a pass is already under way. */
+  function scheduleBackground(): void {
+    if (background !== undefined || closed) return
+    background = backgroundPass()
+      .catch((error: unknown) => emit({ type: 'error', error: error as Error }))
+      .finally(() => (background = undefined))
   }
 
   function wrote(n: number): void {
@@ -490,12 +498,7 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
       }
       db = opened
       if (purgeInterval > 0) {
-        timer = setInterval(() => {
-          if (background !== undefined) return
-          background = backgroundPass()
-            .catch((error: unknown) => emit({ type: 'error', error: error as Error }))
-            .finally(() => (background = undefined))
-        }, purgeInterval)
+        timer = setInterval(scheduleBackground, purgeInterval)
         timer.unref()
       }
     },

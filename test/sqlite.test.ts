@@ -216,6 +216,16 @@ describe('sqlite: threshold', () => {
     await cache.close()
   })
 
+  it('a setMany far over the threshold is trimmed right after, in steps, with no further writes and no timer', async () => {
+    const path = fresh()
+    const cache = createCache({ type: 'sqlite', path, threshold: 100, purgeInterval: 0, purgeBatchSize: 50, defaultTtl: '1h' })
+    await cache.setMany(Array.from({ length: 1_000 }, (_, i) => [`k:${i}`, i] as const))
+    expect(rows(path)).toBeGreaterThan(100)
+    while (rows(path) > 100) await new Promise((r) => setTimeout(r, 5))
+    expect(rows(path)).toBe(100)
+    await cache.close()
+  })
+
   it('a larger threshold is checked every 1% of writes: the slack is below 1% per writing process', async () => {
     const path = fresh()
     const cache = createCache({ type: 'sqlite', path, threshold: 2_000, purgeInterval: 0, defaultTtl: '1h' })
