@@ -224,8 +224,8 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
     }
     if (closed) throw new CacheBackendError(`${where} was closed while a write waited for its lock; nothing was written.`, { cause: last })
     throw new CacheBackendError(
-      `${where} stayed locked by another connection for longer than \`busyTimeout\` (${busyTimeout} ms twice over); nothing was written. ` +
-        'A process may hold a long transaction on it, or raise `busyTimeout`.',
+      `${where} stayed locked by another connection through two waits of \`busyTimeout\` (${busyTimeout} ms); nothing was written. ` +
+        'Another process may hold a long transaction on it; raise `busyTimeout` if that is expected.',
       { cause: last },
     )
   }
@@ -241,6 +241,15 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
   }
 
   function open(): Database {
+    try {
+      return openUnchecked()
+    } catch (cause) {
+      if (cause instanceof CacheError) throw cause
+      throw new CacheBackendError(`Cannot open ${where}: ${(cause as Error).message}.`, { cause })
+    }
+  }
+
+  function openUnchecked(): Database {
     if (!memory) {
       const stat = statSync(file, { throwIfNoEntry: false })
       if (stat?.isDirectory()) {

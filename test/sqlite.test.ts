@@ -430,11 +430,16 @@ describe('sqlite: files that are not a cachekit database', () => {
     db.close()
   })
 
-  it('a folder at the path, and a bad table name, are config errors', async () => {
+  it('a folder at the path and a bad table name are config errors; a path under a plain file is a backend error naming it', async () => {
     const folder = mkdtempSync(join(root, 'dir-'))
     const error = await readyError({ path: folder })
     expect(error).toBeInstanceOf(CacheConfigError)
     expect((error as Error).message).toMatch(/is a folder/)
+    const plain = fresh('plain.txt')
+    writeFileSync(plain, 'not a folder')
+    const under = await readyError({ path: join(plain, 'c.sqlite') })
+    expect(under).toBeInstanceOf(CacheBackendError)
+    expect((under as Error).message).toContain(join(plain, 'c.sqlite'))
     const bad = await readyError({ path: fresh(), table: 'x; DROP TABLE y' })
     expect(bad).toBeInstanceOf(CacheConfigError)
     expect((bad as CacheConfigError).option).toBe('table')
