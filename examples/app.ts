@@ -139,6 +139,8 @@ async function buildReport() {
   }
 }
 
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+
 function page(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${title}</title>
@@ -155,12 +157,13 @@ async function worker(): Promise<void> {
   const report = memoize(cache, buildReport, { ttl: '1m', name: 'buildReport' })
   const app = express()
 
-  app.get('/', (_req, res) => {
+  app.get('/', (req, res) => {
+    const host = escapeHtml(req.get('host') ?? 'localhost:3000')
     res.type('html').send(
       page(
         'cachekit demo',
         `<h1>cachekit demo</h1>
-<p>Backend: <code>${backend}</code>. This page came from worker <code>${process.pid}</code>.</p>
+<p>Backend: <code>${escapeHtml(backend)}</code>. This page came from worker <code>${process.pid}</code>.</p>
 <ul>
 <li><a href="/create">/create</a>: set the counter to 0</li>
 <li><a href="/increment">/increment</a>: add 1 to the counter, atomically, and show the new value</li>
@@ -168,8 +171,8 @@ async function worker(): Promise<void> {
 <li><a href="/report">/report</a>: a slow report (about a second), memoized for a minute across workers</li>
 <li><a href="/time">/time</a>: a page cached for 10 seconds with <code>cached()</code></li>
 </ul>
-<p>From a shell: <code>npm run demo:race -- http://${'${host}'}/</code> sends 100 concurrent requests to /increment and checks
-that they saw exactly 1..100.</p>`.replace('${host}', _req.get('host') ?? 'localhost:3000'),
+<p>From a shell: <code>npm run demo:race -- http://${host}/</code> sends 100 concurrent requests to /increment and checks
+that they saw exactly 1..100.</p>`,
       ),
     )
   })
