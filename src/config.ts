@@ -52,6 +52,38 @@ export interface CommonOptions {
 export interface AdapterOptions {
   /** A URL that selects and configures the backend (`redis://...`, `sqlite:./app.db`, `file:./cache`). */
   url?: string
+
+  /**
+   * filesystem: the folder of the cache, relative to the working directory or absolute. Created if missing
+   * (with `dirMode`). Give each application its own: `clear()` empties only cachekit's entries in it, but
+   * every process that opens the folder shares its entries. Not on a network file system. Env `CACHE_DIR`.
+   * @default '.cache/cachekit'
+   */
+  dir?: string
+  /**
+   * filesystem: the permission mode of the folders cachekit creates (the process umask still applies).
+   * Must include 0o700.
+   * @default 0o700
+   */
+  dirMode?: number
+  /**
+   * filesystem: the permission mode of entry files (the process umask still applies). Must include 0o600.
+   * @default 0o600
+   */
+  fileMode?: number
+  /**
+   * filesystem: after how long a key's lock counts as abandoned when its holder cannot be checked (a
+   * process of another host or container). A holder on this machine that has died is detected at once;
+   * a live holder keeps a lock for microseconds.
+   * @default '10s'
+   */
+  lockStaleTimeout?: Duration
+  /**
+   * filesystem: how often expired files are purged (one process per interval does it, for all that share
+   * the folder). `0` turns the timer off; `purgeExpired()` still works.
+   * @default '1m'
+   */
+  purgeInterval?: Duration
 }
 
 /** A cache's config: an options object, or a URL such as `'memory:'`. */
@@ -111,6 +143,10 @@ const KNOWN_ALIASES: Record<string, string> = {
   maxSize: 'threshold',
   maxEntries: 'threshold',
   store: 'adapter',
+  cacheDir: 'dir',
+  cache_dir: 'dir',
+  directory: 'dir',
+  mode: 'fileMode',
   backend: 'type',
 }
 
