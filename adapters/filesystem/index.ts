@@ -49,6 +49,9 @@ export const FILESYSTEM_DEFAULTS = {
 const CACHEDIR_TAG =
   'Signature: 8a477f597d28d172789f06886806bc55\n# This folder is a cache made by cachekit: backup tools may skip it.\n'
 
+/** Real time with sub-millisecond steps, so that writes within one millisecond still have an order. */
+const wallClock = (): number => performance.timeOrigin + performance.now()
+
 interface Settings {
   dir: string
   dirMode: number
@@ -153,14 +156,14 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
    * The live entry of `ref`, or `undefined`. A corrupt file (or one holding another key) is a miss and is
    * removed: under the key's lock, or directly when the caller holds that lock (`locked`).
    */
-  const readLive = (ref: KeyRef, whole: boolean, locked = false): EntryRead | undefined => {
-    const read = files.read(files.fileOf(ref.hash), whole)
+  const readLive = (ref: KeyRef, part: 'key' | 'whole', locked = false): EntryRead | undefined => {
+    const read = files.read(files.fileOf(ref.hash), part)
     if (read === undefined) return undefined
     if (typeof read === 'string' || !sameKey(read.buf, read.header, ref)) {
       const detail = typeof read === 'string' ? read : 'holds another key'
       const removed = locked
         ? unlinkQuiet(files.fileOf(ref.hash))
-        : files.removeIf(ref.hash, (r) => typeof r === 'string' || (r !== undefined && !sameKey(r.buf, r.header, ref)))
+        : files.removeIf(ref.hash, 'key', (r) => typeof r === 'string' || (r !== undefined && !sameKey(r.buf, r.header, ref)))
       corrupt(ref, detail, removed)
       return undefined
     }
@@ -169,7 +172,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
   }
 
   const write = (ref: KeyRef, value: Payload, expiresAt: ExpiresAt): void => {
-    files.write(ref.hash, encodeEntry(ref, value, expiresAt, Date.now()))
+    files.write(ref.hash, encodeEntry(ref, value, expiresAt, wallClock()))
     keeper.written()
   }
 
@@ -222,7 +225,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
 
   /** The key stored in a file, if the file is sound, live and in its right place. */
   const liveKeyOf = (hash: string, file: string, t: number): string | undefined => {
-    const read = files.read(file, false)
+    const read = files.read(file, 'key')
     if (read === undefined || typeof read === 'string') return undefined
     if (read.header.expiresAt !== null && read.header.expiresAt <= t) return undefined
     const key = storedKey(read.buf, read.header)
@@ -238,13 +241,13 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     ready: () => keeper.ready(),
 
     get(key) {
-      const read = readLive(keyRef(key), true)
+      const read = readLive(keyRef(key), 'whole')
       return read === undefined ? undefined : storedPayload(read.buf, read.header)
     },
 
     getMany(keys) {
       return keys.map((key) => {
-        const read = readLive(keyRef(key), true)
+        const read = readLive(keyRef(key), 'whole')
         return read === undefined ? undefined : storedPayload(read.buf, read.header)
       })
     },
@@ -265,7 +268,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
       const ref = keyRef(key)
       return withRoom(() =>
         withLock(ref, () => {
-          if (readLive(ref, false, true) !== undefined) return false
+          if (readLive(ref, 'key', true) !== undefined) return false
           write(ref, value, expiresAt)
           return true
         }),
@@ -276,7 +279,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
       const ref = keyRef(key)
       return withRoom(() =>
         withLock(ref, () => {
-          const read = readLive(ref, true, true)
+          const read = readLive(ref, 'whole', true)
           const result = addToPayload(key, read === undefined ? undefined : storedPayload(read.buf, read.header), delta)
           // An existing counter keeps its expiry; a new one gets the one given.
           write(ref, String(result), read === undefined ? expiresAt : read.header.expiresAt)
@@ -288,7 +291,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     delete(key) {
       const ref = keyRef(key)
       const file = files.fileOf(ref.hash)
-      const read = files.read(file, false)
+      const read = files.read(file, 'key')
       if (read === undefined) return false
       const live =
         typeof read === 'object' && sameKey(read.buf, read.header, ref) && (read.header.expiresAt === null || read.header.expiresAt > now())
@@ -301,14 +304,14 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
       return n
     },
 
-    has: (key) => readLive(keyRef(key), false) !== undefined,
+    has: (key) => readLive(keyRef(key), 'key') !== undefined,
 
     touch(key, expiresAt) {
       const ref = keyRef(key)
       return withLock(ref, () => {
-        const read = readLive(ref, true, true)
+        const read = readLive(ref, 'whole', true)
         if (read === undefined) return false
-        files.write(ref.hash, withExpiry(read.buf, read.header, expiresAt, Date.now()))
+        files.write(ref.hash, withExpiry(read.buf, read.header, expiresAt, wallClock()))
         return true
       })
     },
@@ -320,7 +323,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
             unlinkQuiet(file)
             continue
           }
-          const read = files.read(file, false)
+          const read = files.read(file, 'key')
           if (typeof read === 'object' && storedKey(read.buf, read.header).startsWith(prefix)) unlinkQuiet(files.fileOf(hash))
         }
       }

@@ -153,17 +153,37 @@ export function tryLock(path: string, options: LockOptions, depth = 0): boolean 
 
 /** Take the lock at `path`, waiting (without blocking the event loop) while another process holds it. */
 export async function lock(path: string, options: LockOptions): Promise<void> {
-  let delay = 1
+  let delay = 0.5
   for (;;) {
     await sleep(delay * (0.5 + Math.random()))
     if (tryLock(path, options)) return
-    delay = Math.min(delay * 2, 32)
+    delay = Math.min(delay * 2, 8)
   }
 }
 
+/**
+ * Callers of this process waiting for a lock, by path. Only the first polls the lock file; the others
+ * queue behind it here, so that 250 pending `inc` of one key poll once, not 250 times, and are served in
+ * order.
+ */
+const queues = new Map<string, Promise<void>>()
+
 /** Take the lock now if it is free (returns `undefined`), or a promise that resolves once it is taken. */
 export function lockNowOrLater(path: string, options: LockOptions): Promise<void> | undefined {
-  return tryLock(path, options) ? undefined : lock(path, options)
+  const ahead = queues.get(path)
+  if (ahead === undefined && tryLock(path, options)) return undefined
+  // The caller runs its (synchronous) work and unlocks as soon as this resolves, before the next in the
+  // queue, whose first poll comes after a sleep, tries the file.
+  const mine = (ahead ?? Promise.resolve()).then(() => lock(path, options))
+  const settled = mine.then(
+    () => undefined,
+    () => undefined,
+  )
+  queues.set(path, settled)
+  void settled.then(() => {
+    if (queues.get(path) === settled) queues.delete(path)
+  })
+  return mine
 }
 
 /** Release a lock taken with {@link tryLock} or {@link lock}. */

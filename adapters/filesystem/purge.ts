@@ -101,7 +101,8 @@ export class Housekeeper {
 
   /** Called after each write that may have added an entry. */
   written(): void {
-    if (this.#threshold > 0) writeSync(this.#journal, ONE)
+    // After close the descriptor may already belong to another file: never write to it.
+    if (this.#threshold > 0 && !this.#closed) writeSync(this.#journal, ONE)
   }
 
   /** Remove expired (and corrupt) entries now; resolves to how many were removed. */
@@ -118,6 +119,7 @@ export class Housekeeper {
   }
 
   #estimate(): number {
+    if (this.#closed) return 0
     const size = fstatSync(this.#journal).size
     let state = this.#state
     if (state === undefined || size < state.at) state = this.#state = this.#readState()
@@ -129,8 +131,9 @@ export class Housekeeper {
   async #waitForRoom(): Promise<void> {
     for (;;) {
       await this.#request('count')
+      if (this.#closed) return
       this.#state = this.#readState()
-      if (this.#estimate() < this.#threshold + this.#slack || this.#closed) return
+      if (this.#estimate() < this.#threshold + this.#slack) return
     }
   }
 
@@ -192,7 +195,7 @@ export class Housekeeper {
       const live = (scan.live ?? []).sort((a, b) => a.writtenAt - b.writtenAt)
       for (const { hash, writtenAt } of live) {
         if (count <= target || this.#closed) break
-        const gone = this.#files.removeIf(hash, (r) => typeof r === 'object' && r.header.writtenAt === writtenAt)
+        const gone = this.#files.removeIf(hash, 'header', (r) => typeof r === 'object' && r.header.writtenAt === writtenAt)
         if (gone) {
           count--
           removed++
@@ -258,10 +261,10 @@ export class Housekeeper {
             count++
             continue
           }
-          const read = this.#files.read(join(folder, name), false)
+          const read = this.#files.read(join(folder, name), 'header')
           if (read === undefined) continue
           if (typeof read === 'string') {
-            if (this.#files.removeIf(name, (r) => typeof r === 'string')) {
+            if (this.#files.removeIf(name, 'header', (r) => typeof r === 'string')) {
               removed++
               this.#context.emit({ type: 'corrupt', detail: `${join(folder, name)}: ${read}; removed` })
             } else count++
@@ -269,7 +272,7 @@ export class Housekeeper {
           }
           const { expiresAt, writtenAt } = read.header
           if (expiresAt !== null && expiresAt <= now) {
-            if (this.#files.removeIf(name, (r) => isExpired(r, now))) {
+            if (this.#files.removeIf(name, 'header', (r) => isExpired(r, now))) {
               removed++
               continue
             }

@@ -50,10 +50,11 @@ export class EntryFiles {
   }
 
   /**
-   * Read the file at `file`: header and key always, the payload too when `whole`. One open and one read for
-   * a file under 64 KiB; a larger one is read on (or, without `whole`, its size checked with `fstat`).
+   * Read the file at `file`: its header (`'header'`, checking the size with `fstat`: a purge never reads a
+   * payload), header and key (`'key'`), or all of it (`'whole'`). A file under 64 KiB takes one open and
+   * one read, with no `stat`; a larger one is read on, or its size checked.
    */
-  read(file: string, whole: boolean): ReadResult {
+  read(file: string, part: 'header' | 'key' | 'whole'): ReadResult {
     let fd: number
     try {
       fd = quiet(() => openSync(file, 'r'))
@@ -63,19 +64,19 @@ export class EntryFiles {
     }
     try {
       let buf = this.#scratch
-      const n = readSync(fd, buf, 0, buf.length, 0)
+      const n = readSync(fd, buf, 0, part === 'header' ? HEADER_SIZE : buf.length, 0)
       const header = parseHeader(buf, n)
       if (typeof header === 'string') return header
-      if (n < buf.length) {
+      if (n < buf.length && part !== 'header') {
         // The whole file is in the buffer: its size must be exactly what the header says.
         if (header.total !== n) return n < header.total ? `truncated (${n} of ${header.total} bytes)` : `bad length (${n} bytes, header says ${header.total})`
         return { header, buf }
       }
-      if (whole || HEADER_SIZE + header.keyLength > n) {
+      if (part === 'whole' || (part === 'key' && HEADER_SIZE + header.keyLength > n)) {
         // One byte more than the header says, to see a file that is too long.
         const big = Buffer.allocUnsafe(header.total + 1)
-        buf.copy(big, 0, 0, Math.min(n, big.length))
         let got = Math.min(n, big.length)
+        buf.copy(big, 0, 0, got)
         while (got < big.length) {
           const r = readSync(fd, big, got, big.length - got, got)
           if (r === 0) break
@@ -85,7 +86,7 @@ export class EntryFiles {
         buf = big
       } else {
         const size = fstatSync(fd).size
-        if (size !== header.total) return `bad length (${size} bytes, header says ${header.total})`
+        if (size !== header.total) return size < header.total ? `truncated (${size} of ${header.total} bytes)` : `bad length (${size} bytes, header says ${header.total})`
       }
       return { header, buf }
     } finally {
@@ -127,16 +128,16 @@ export class EntryFiles {
   }
 
   /**
-   * Remove the file of `hash` if, read under its lock, `keep` says it should go. False if it did not go (a
+   * Remove the file of `hash` if, read (`part` of it) under its lock, `shouldGo` says it should go. False if it did not go (a
    * busy lock counts: the holder is using the entry). The lock keeps a purge from removing a counter that an
    * `increment` just rewrote after finding the old one expired.
    */
-  removeIf(hash: string, shouldGo: (read: ReadResult) => boolean): boolean {
+  removeIf(hash: string, part: 'header' | 'key', shouldGo: (read: ReadResult) => boolean): boolean {
     const lockPath = this.lockOf(hash)
     if (!tryLock(lockPath, this.lock)) return false
     try {
       const file = this.fileOf(hash)
-      return shouldGo(this.read(file, false)) && unlinkQuiet(file)
+      return shouldGo(this.read(file, part)) && unlinkQuiet(file)
     } finally {
       unlock(lockPath, this.lock)
     }
