@@ -145,7 +145,15 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
   prepareFolder(settings, context)
   const lockOptions: LockOptions = { staleMs: settings.staleMs, fileMode: settings.fileMode, dirMode: settings.dirMode }
   const files = new EntryFiles(settings.dir, lockOptions)
-  const keeper = new Housekeeper(files, context, settings.purgeMs)
+  let keeper: Housekeeper
+  try {
+    keeper = new Housekeeper(files, context, settings.purgeMs)
+  } catch (error) {
+    throw new CacheBackendError(`Cannot use the cache folder ${settings.dir}: ${(error as Error).message}. Check that this process may write in it.`, {
+      option: 'dir',
+      cause: error,
+    })
+  }
   const { now, emit } = context
 
   const corrupt = (ref: KeyRef, detail: string, removed: boolean): void => {
