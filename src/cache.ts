@@ -124,6 +124,7 @@ export class Cache {
     const context = {
       now: resolved.now,
       threshold: resolved.threshold,
+      bytes: resolved.serializer !== 'json',
       emit: (event: AdapterEvent) => {
         if (event.type === 'warning') emitter.warnOnce(event.message)
         else if (event.type === 'corrupt') emitter.emit('corrupt', event.key, event.detail)
@@ -145,7 +146,14 @@ export class Cache {
     }
     core.loading = (async () => {
       const adapter = resolved.adapter ?? (await loadFactory(resolved))(resolved.adapterOptions, context)
-      await adapter.ready?.()
+      try {
+        await adapter.ready?.()
+      } catch (error) {
+        // Unreachable at start-up, but built: later calls go to it (each failing promptly, with fail-open),
+        // and it recovers when the backend comes up, without a restart.
+        core.adapter = adapter
+        throw error
+      }
       core.adapter = adapter
       return adapter
     })()
@@ -161,7 +169,14 @@ export class Cache {
    * @throws {CacheBackendError} when the backend is unreachable; {@link CacheConfigError} when its driver is missing.
    */
   async ready(): Promise<void> {
-    await this.#core().loading
+    const core = this.#core()
+    try {
+      await core.loading
+    } catch (error) {
+      // The backend was unreachable at start-up; ask again, it may be up now.
+      if (core.adapter?.ready === undefined) throw error
+      await core.adapter.ready()
+    }
   }
 
   /** True once `init` has run and until `close()`. */
