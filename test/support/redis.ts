@@ -119,3 +119,28 @@ export function redisCli(port: number, ...args: string[]): string {
   if (r.status !== 0) throw new Error(`redis-cli ${args.join(' ')} failed: ${r.stderr}`)
   return r.stdout.trim()
 }
+
+/** Three masters of a Redis Cluster of the test's own, all slots assigned. Stop it with `stop()`. */
+export async function startCluster(): Promise<{ servers: RedisServer[]; rootNodes: { url: string }[]; stop: () => Promise<void> }> {
+  const servers: RedisServer[] = []
+  const stop = async () => {
+    for (const s of servers) await s.stop()
+  }
+  try {
+    for (let i = 0; i < 3; i++) {
+      servers.push(await new RedisServer(await freePort(), ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000']).start())
+    }
+    const r = spawnSync('redis-cli', ['--cluster', 'create', ...servers.map((s) => `127.0.0.1:${s.port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' })
+    if (r.status !== 0) throw new Error(`redis-cli --cluster create failed: ${r.stdout}${r.stderr}`)
+    for (let i = 0; i < 250; i++) {
+      if (servers.every((s) => s.cli('CLUSTER', 'INFO').includes('cluster_state:ok'))) {
+        return { servers, rootNodes: servers.map((s) => ({ url: s.url })), stop }
+      }
+      await new Promise((res) => setTimeout(res, 40))
+    }
+    throw new Error('the cluster did not reach cluster_state:ok')
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
