@@ -3,7 +3,7 @@
  * by the tests that stop, kill or restart a server. Never touches the shared server at REDIS_URL.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -143,4 +143,34 @@ export async function startCluster(): Promise<{ servers: RedisServer[]; rootNode
     await stop()
     throw error
   }
+}
+
+/** A master and one sentinel watching it as `mymaster`, both of the test's own. */
+export async function startSentinel(): Promise<{ master: RedisServer; sentinelPort: number; stop: () => Promise<void> }> {
+  const master = await new RedisServer(await freePort()).start()
+  const sentinelPort = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'ck-sentinel-'))
+  dirs.add(dir)
+  const conf = join(dir, 'sentinel.conf')
+  writeFileSync(conf, [`port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor mymaster 127.0.0.1 ${master.port} 1`, 'sentinel down-after-milliseconds mymaster 2000', ''].join('\n'))
+  const child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' })
+  running.add(child)
+  child.on('exit', () => running.delete(child))
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r))
+      child.kill('SIGKILL')
+      await exited
+    }
+    rmSync(dir, { recursive: true, force: true })
+    dirs.delete(dir)
+    await master.stop()
+  }
+  for (let i = 0; i < 250; i++) {
+    const r = spawnSync('redis-cli', ['-p', String(sentinelPort), 'SENTINEL', 'get-master-addr-by-name', 'mymaster'], { encoding: 'utf8' })
+    if (r.status === 0 && r.stdout.includes(String(master.port))) return { master, sentinelPort, stop }
+    await new Promise((res) => setTimeout(res, 40))
+  }
+  await stop()
+  throw new Error('the sentinel did not report its master')
 }
