@@ -4,10 +4,11 @@
  */
 import { randomBytes } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
+import { CacheBackendError } from '../src/errors.js'
 import { redisAdapter } from '../adapters/redis/index.js'
 import { createCache } from '../src/singleton.js'
 import { runAdapterConformance } from '../src/testing/index.js'
-import { haveRedisServer, startCluster } from './support/redis.js'
+import { haveRedisServer, startCluster, type RedisServer } from './support/redis.js'
 
 const canRun = haveRedisServer()
 if (!canRun) {
@@ -63,5 +64,29 @@ if (cluster !== undefined) {
       await cache.clear()
       await cache.close()
     })
+
+    it('a master killed: its keys fail within commandTimeout, the other masters keep serving; restarted, it serves again', async () => {
+      const cache = createCache({ type: 'redis', cluster: { rootNodes: cluster.rootNodes }, commandTimeout: 500, keyPrefix: 'fault:' })
+      const errors: Error[] = []
+      cache.on('error', (e) => errors.push(e))
+      await cache.setMany(keys.map((k, i) => [k, i] as const))
+      const [victim, survivor] = cluster.servers as [RedisServer, RedisServer]
+      const on = (s: RedisServer) => s.cli('--scan', '--pattern', 'fault:*').split('\n').filter(Boolean).map((k) => k.slice('fault:'.length))
+      const lost = on(victim)[0]!
+      const kept = on(survivor)[0]!
+      await victim.kill()
+      const t0 = performance.now()
+      expect(await cache.get(lost)).toBeUndefined()
+      expect(performance.now() - t0).toBeLessThan(500 + 1500)
+      expect(errors.length).toBeGreaterThan(0)
+      await expect(cache.inc(lost)).rejects.toBeInstanceOf(CacheBackendError)
+      expect(await cache.get(kept)).toBe(keys.indexOf(kept))
+      await victim.start()
+      const end = Date.now() + 15_000
+      while (Date.now() < end && !(await cache.set(lost, 'back'))) await new Promise((r) => setTimeout(r, 50))
+      expect(await cache.get(lost)).toBe('back')
+      await cache.clear()
+      await cache.close()
+    }, 30_000)
   })
 }

@@ -53,7 +53,7 @@ export type RedisAdapterOptions = Pick<
 >
 
 /** Events cachekit listens to on the driver; removed again on close, so a caller's client stays clean. */
-const EVENTS = ['error', 'ready', 'connect', 'end', 'reconnecting', 'disconnect'] as const
+const EVENTS = ['error', 'ready', 'connect', 'end', 'reconnecting', 'disconnect', 'node-error', 'node-ready'] as const
 
 /** Reconnect backoff: 50 ms doubling to at most 1 s, with jitter, forever (until `close()`). */
 export function reconnectDelay(retries: number): number {
@@ -81,7 +81,10 @@ export class Connection {
   /** Resolves when the first connection attempt ends; never rejects. */
   readonly starting: Promise<void>
   #lastError: Error | undefined
+  /** Between a lost connection and its return: reported once per outage. */
   #up = false
+  /** The first connection succeeded (a cluster has no readiness of its own: each node has). */
+  #connected = false
   #closed = false
   readonly #driver: Driver
   readonly #keyv: KeyvRedisParts
@@ -143,10 +146,14 @@ export class Connection {
     if (before !== undefined) {
       for (const e of EVENTS) this.#added.set(e, given!.listeners(e).filter((l) => !before.get(e)?.includes(l)))
     }
-    this.#listen('error', (error) => this.#error(error as Error))
-    this.#listen('ready', () => {
+    const up = () => {
       this.#up = true
-    })
+    }
+    this.#listen('error', (error) => this.#error(error as Error))
+    this.#listen('ready', up)
+    // A cluster reports its nodes' connections under these names.
+    this.#listen('node-error', (error) => this.#error(error as Error))
+    this.#listen('node-ready', up)
     this.text = this.#driver
     this.bytes = this.#driver.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer })
 
@@ -160,7 +167,10 @@ export class Connection {
         resolve()
       }
       connecting.then(() => {
-        if (!this.#closed) this.#up = true
+        if (!this.#closed) {
+          this.#up = true
+          this.#connected = true
+        }
         done()
       }, (error: unknown) => {
         this.#lastError = error as Error
@@ -188,7 +198,8 @@ export class Connection {
   isUp(): boolean {
     if (this.#closed) return false
     const ready = this.#driver.isReady
-    return ready === undefined ? this.#up && this.#driver.isOpen : ready
+    // A cluster: each node client fails at once while its node is down (no offline queue).
+    return ready === undefined ? this.#connected && this.#driver.isOpen : ready
   }
 
   /** The error for a command that cannot be sent now. */
@@ -250,7 +261,7 @@ export class Connection {
     // Keep one listener: a driver still winding down may emit 'error', which must not crash the process.
     this.#driver.on('error', () => {})
     if (!this.#driver.isOpen) return
-    if (!this.#connected()) {
+    if (!this.#connectedNow()) {
       this.#driver.destroy()
       return
     }
@@ -262,8 +273,8 @@ export class Connection {
     if (this.#driver.isOpen) this.#driver.destroy()
   }
 
-  #connected(): boolean {
+  #connectedNow(): boolean {
     const ready = this.#driver.isReady
-    return ready === undefined ? this.#up : ready
+    return ready === undefined ? this.#connected : ready
   }
 }
