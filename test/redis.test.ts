@@ -192,6 +192,19 @@ describe.runIf(canRun)('redis: faults on a server of the test\'s own', () => {
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(50 * 1024 * 1024)
   }, 60_000)
 
+  it('closed while Redis is down, before and after ready() gave up: no error, no unhandled rejection', async () => {
+    await server.kill()
+    const early = createCache({ type: 'redis', url: server.url, keyPrefix: 't:', connectTimeout: CONNECT_TIMEOUT })
+    const ready = early.ready()
+    await early.close()
+    await expect(ready).rejects.toBeInstanceOf(CacheBackendError)
+    const late = createCache({ type: 'redis', url: server.url, keyPrefix: 't:', connectTimeout: CONNECT_TIMEOUT })
+    await late.ready().catch(() => {})
+    expect(await late.get('k')).toBeUndefined()
+    await late.close()
+    await new Promise((r) => setTimeout(r, 100))
+  })
+
   it('no unhandled rejection came out of any of the above', () => {
     expect(unhandled).toEqual([])
   })

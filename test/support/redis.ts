@@ -146,13 +146,14 @@ export async function startCluster(): Promise<{ servers: RedisServer[]; rootNode
 }
 
 /** A master and one sentinel watching it as `mymaster`, both of the test's own. */
-export async function startSentinel(): Promise<{ master: RedisServer; sentinelPort: number; stop: () => Promise<void> }> {
+export async function startSentinel(withReplica = false): Promise<{ master: RedisServer; replica?: RedisServer; sentinelPort: number; stop: () => Promise<void> }> {
   const master = await new RedisServer(await freePort()).start()
+  const replica = withReplica ? await new RedisServer(await freePort(), ['--replicaof', '127.0.0.1', String(master.port)]).start() : undefined
   const sentinelPort = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'ck-sentinel-'))
   dirs.add(dir)
   const conf = join(dir, 'sentinel.conf')
-  writeFileSync(conf, [`port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor mymaster 127.0.0.1 ${master.port} 1`, 'sentinel down-after-milliseconds mymaster 2000', ''].join('\n'))
+  writeFileSync(conf, [`port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor mymaster 127.0.0.1 ${master.port} 1`, 'sentinel down-after-milliseconds mymaster 1000', 'sentinel failover-timeout mymaster 5000', ''].join('\n'))
   const child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' })
   running.add(child)
   child.on('exit', () => running.delete(child))
@@ -165,10 +166,12 @@ export async function startSentinel(): Promise<{ master: RedisServer; sentinelPo
     rmSync(dir, { recursive: true, force: true })
     dirs.delete(dir)
     await master.stop()
+    await replica?.stop()
   }
   for (let i = 0; i < 250; i++) {
     const r = spawnSync('redis-cli', ['-p', String(sentinelPort), 'SENTINEL', 'get-master-addr-by-name', 'mymaster'], { encoding: 'utf8' })
-    if (r.status === 0 && r.stdout.includes(String(master.port))) return { master, sentinelPort, stop }
+    const knowsReplica = replica === undefined || spawnSync('redis-cli', ['-p', String(sentinelPort), 'SENTINEL', 'replicas', 'mymaster'], { encoding: 'utf8' }).stdout.includes(String(replica.port))
+    if (r.status === 0 && r.stdout.includes(String(master.port)) && knowsReplica) return { master, replica, sentinelPort, stop }
     await new Promise((res) => setTimeout(res, 40))
   }
   await stop()
