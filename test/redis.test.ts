@@ -3,6 +3,9 @@
  * down, crashes, a server that stops answering, restarts, 20 outages in a row, another application's keys,
  * and interplay with redis-cli.
  */
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createClient } from '@redis/client'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { redisAdapter, scanPattern } from '../adapters/redis/index.js'
@@ -324,6 +327,43 @@ describe.runIf(canRun)('redis: faults on a server of the test\'s own', () => {
   it('a timeout of 0 is refused: a Redis call must never wait forever', async () => {
     const cache = createCache({ type: 'redis', url: server.url, commandTimeout: 0 })
     await expect(cache.ready()).rejects.toBeInstanceOf(CacheConfigError)
+    await cache.close()
+  })
+})
+
+describe.runIf(canRun && spawnSync('openssl', ['version']).status === 0)('redis over TLS (rediss://)', () => {
+  let server: RedisServer
+  let tlsPort: number
+  let ca: Buffer
+
+  beforeAll(async () => {
+    tlsPort = await freePort()
+    server = new RedisServer(await freePort())
+    const cert = join(server.dir, 'cert.pem')
+    const key = join(server.dir, 'key.pem')
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { encoding: 'utf8' })
+    if (made.status !== 0) throw new Error(`openssl failed: ${made.stderr}`)
+    ca = readFileSync(cert)
+    server.args.push('--tls-port', String(tlsPort), '--tls-cert-file', cert, '--tls-key-file', key, '--tls-ca-cert-file', cert, '--tls-auth-clients', 'no')
+    await server.start()
+  })
+  afterAll(() => server?.stop())
+
+  it('connects with rediss:// and the CA given in clientOptions', async () => {
+    const cache = createCache({ url: `rediss://127.0.0.1:${tlsPort}`, keyPrefix: 'tls:', clientOptions: { socket: { ca } } })
+    await cache.set('k', 'secret')
+    expect(await cache.get('k')).toBe('secret')
+    expect(server.cli('GET', 'tls:k')).toBe('"secret"')
+    await cache.close()
+  })
+
+  it('refuses a certificate it cannot verify: ready() rejects naming the server', async () => {
+    const cache = createCache({ url: `rediss://127.0.0.1:${tlsPort}`, keyPrefix: 'tls:', connectTimeout: CONNECT_TIMEOUT })
+    cache.on('error', () => {})
+    const error = await cache.ready().catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(CacheBackendError)
+    expect((error as Error).message).toContain(`rediss://127.0.0.1:${tlsPort}`)
+    expect((error as Error).message).toMatch(/certificate/i)
     await cache.close()
   })
 })
