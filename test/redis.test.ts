@@ -6,8 +6,9 @@
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createClient } from '@redis/client'
+import { createClient, RESP_TYPES } from '@redis/client'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { BLOB_STRING } from '../adapters/redis/connection.js'
 import { redisAdapter, scanPattern } from '../adapters/redis/index.js'
 import type { Cache } from '../src/cache.js'
 import { configFromEnv } from '../src/config.js'
@@ -233,6 +234,10 @@ describe.runIf(canRun)('redis: faults on a server of the test\'s own', () => {
     expect(server.cli('GET', 'app')).toBe('keep')
     expect(server.cli('GET', 'apple:pie')).toBe('keep')
     expect(server.cli('GET', 'other-app:session')).toBe('keep')
+  })
+
+  it('the RESP type cachekit maps to bytes is @redis/client\'s BLOB_STRING', () => {
+    expect(BLOB_STRING).toBe(RESP_TYPES.BLOB_STRING)
   })
 
   it('scanPattern escapes every glob character', () => {

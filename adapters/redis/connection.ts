@@ -1,5 +1,4 @@
 import KeyvRedis from '@keyv/redis'
-import { RESP_TYPES } from '@redis/client'
 import { redactUrl, type AdapterOptions } from '../../src/config.js'
 import { CacheBackendError, CacheConfigError } from '../../src/errors.js'
 
@@ -51,6 +50,12 @@ export type RedisAdapterOptions = Pick<
   AdapterOptions,
   'url' | 'client' | 'cluster' | 'sentinel' | 'connectTimeout' | 'commandTimeout' | 'clearAll' | 'clientOptions'
 >
+
+/**
+ * `RESP_TYPES.BLOB_STRING` of @redis/client (the RESP `$` type), written out so that cachekit needs only
+ * @keyv/redis installed: under a strict package manager @redis/client is its dependency, not ours.
+ */
+export const BLOB_STRING = 36
 
 /** Events cachekit listens to on the driver; removed again on close, so a caller's client stays clean. */
 const EVENTS = ['error', 'ready', 'connect', 'end', 'reconnecting', 'disconnect', 'node-error', 'node-ready'] as const
@@ -155,7 +160,7 @@ export class Connection {
     this.#listen('node-error', (error) => this.#error(error as Error))
     this.#listen('node-ready', up)
     this.text = this.#driver
-    this.bytes = this.#driver.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer })
+    this.bytes = this.#driver.withTypeMapping({ [BLOB_STRING]: Buffer })
 
     // A client the caller connected already is theirs to close; one we connect, we close.
     this.#owned = given === undefined || !given.isOpen
