@@ -3,9 +3,10 @@
  * down, crashes, a server that stops answering, restarts, 20 outages in a row, another application's keys,
  * and interplay with redis-cli.
  */
-import { spawnSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createClient, RESP_TYPES } from '@redis/client'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { BLOB_STRING } from '../adapters/redis/connection.js'
@@ -371,4 +372,15 @@ describe.runIf(canRun && spawnSync('openssl', ['version']).status === 0)('redis 
     expect((error as Error).message).toMatch(/certificate/i)
     await cache.close()
   })
+})
+
+describe('redis without @keyv/redis installed', () => {
+  it('init works, and ready() rejects with a CacheConfigError saying what to install', () => {
+    const dir = fileURLToPath(new URL('./fixtures/no-keyv-redis/', import.meta.url))
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--import', join(dir, 'register.mjs'), join(dir, 'main.ts')], { encoding: 'utf8' })
+    const error = JSON.parse(out) as { name: string; code: string; message: string }
+    expect(error.name).toBe('CacheConfigError')
+    expect(error.code).toBe('CACHE_CONFIG')
+    expect(error.message).toContain('npm install @keyv/redis')
+  }, 30_000)
 })
