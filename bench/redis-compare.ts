@@ -10,13 +10,14 @@
 import KeyvRedis from '@keyv/redis'
 import { createClient } from '@redis/client'
 import Keyv from 'keyv'
+import { INCREMENT } from '../adapters/redis/scripts.js'
 import { createCache } from '../src/singleton.js'
 
 const url = process.argv[2] ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const SEQUENTIAL = 4_000
 const CONCURRENT = 20_000
 const IN_FLIGHT = 64
-const ROUNDS = 5
+const ROUNDS = 7
 const TTL = 300_000
 const value = { id: 42, name: 'Ada Lovelace', email: 'ada@example.com', roles: ['admin', 'editor'], active: true, score: 1234.5 }
 
@@ -43,6 +44,24 @@ async function raw(): Promise<Contender> {
     },
     set: (i) => client.set(`raw:${key(i)}`, JSON.stringify(value), { expiration: { type: 'PX', value: TTL } }),
     inc: () => client.incrBy(`raw:bench:${tag}:n`, 1),
+    close: async () => client.destroy(),
+  }
+}
+
+/** Raw @redis/client running the script cachekit's inc runs (INCRBY that keeps or gives the TTL atomically). */
+async function rawScript(): Promise<Contender> {
+  const client = createClient({ url })
+  await client.connect()
+  await client.scriptLoad(INCREMENT.lua)
+  const k = `raw:bench:${tag}:m`
+  return {
+    name: 'raw, same inc script',
+    get: async (i) => {
+      const s = await client.get(`raw:${key(i)}`)
+      return s === null ? undefined : JSON.parse(s)
+    },
+    set: (i) => client.set(`raw:${key(i)}`, JSON.stringify(value), { expiration: { type: 'PX', value: TTL } }),
+    inc: () => client.evalSha(INCREMENT.sha, { keys: [k], arguments: ['1', String(TTL)] }),
     close: async () => client.destroy(),
   }
 }
@@ -89,7 +108,7 @@ async function concurrent(op: Op): Promise<number> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
 
-const contenders = [await raw(), await cachekit(), await keyv()]
+const contenders = [await raw(), await rawScript(), await cachekit(), await keyv()]
 const results = new Map<string, { latency: number[]; throughput: number[] }>()
 for (const c of contenders) {
   for (let i = 0; i < 1000; i++) await c.set(i)
@@ -98,6 +117,7 @@ for (const c of contenders) {
 for (let round = 0; round < ROUNDS; round++) {
   for (const opName of ['get', 'set', 'inc'] as const) {
     for (const c of round % 2 === 0 ? contenders : [...contenders].reverse()) {
+      if (c.name === 'raw, same inc script' && opName !== 'inc') continue
       const op = c[opName]
       if (op === undefined) continue
       const id = `${opName}\t${c.name}`

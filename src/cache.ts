@@ -483,7 +483,8 @@ export class Cache {
     if (core === null) return
     root.core = null
     root.closed = true
-    const adapter = core.adapter ?? (await core.loading.catch(() => undefined))
+    // An adapter whose start-up failed (core.adapter is set when it was built) still holds a connection.
+    const adapter = core.adapter ?? (await core.loading.catch(() => core.adapter))
     await adapter?.close()
   }
 

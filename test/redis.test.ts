@@ -207,7 +207,10 @@ describe.runIf(canRun)('redis: faults on a server of the test\'s own', () => {
     await late.ready().catch(() => {})
     expect(await late.get('k')).toBeUndefined()
     await late.close()
-    await new Promise((r) => setTimeout(r, 100))
+    // Closed means closed: nothing keeps reconnecting once the server is back (retries are at most 1 s apart).
+    await server.start()
+    await new Promise((r) => setTimeout(r, 1500))
+    expect(server.cli('CLIENT', 'LIST').split('\n').filter((line) => !line.includes('cmd=client'))).toEqual([])
   })
 
   it('no unhandled rejection came out of any of the above', () => {
@@ -328,6 +331,14 @@ describe.runIf(canRun)('redis: faults on a server of the test\'s own', () => {
     expect(configFromEnv({ CACHE_URL: 'rediss://u:p@example.com:6380/1' })).toEqual({ url: 'rediss://u:p@example.com:6380/1' })
     expect(() => createCache('redis://127.0.0.1:6379/not-a-db')).toThrow(CacheConfigError)
     expect(() => createCache({ type: 'redis', comandTimeout: 5 } as never)).toThrow(/commandTimeout/)
+  })
+
+  it('two ways of saying where Redis is are refused, naming both', async () => {
+    const cache = createCache({ type: 'redis', url: server.url, cluster: { rootNodes: [{ url: server.url }] } })
+    const error = await cache.ready().catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(CacheConfigError)
+    expect((error as Error).message).toMatch(/`url` and `cluster`/)
+    await cache.close()
   })
 
   it('a timeout of 0 is refused: a Redis call must never wait forever', async () => {

@@ -101,6 +101,14 @@ export class Connection {
     this.connectTimeout = connectTimeout
     this.#onLost = onLost
     const socket = { connectTimeout, reconnectStrategy: reconnectDelay }
+    const ways = (['url', 'client', 'cluster', 'sentinel'] as const).filter((o) => options[o] !== undefined)
+    if (ways.length > 1) {
+      throw new CacheConfigError(`Options ${ways.map((o) => `\`${o}\``).join(' and ')} both say where Redis is: give only one of them.`, { option: ways[1] })
+    }
+    if (options.clientOptions !== undefined && ways[0] !== undefined && ways[0] !== 'url') {
+      const where = { client: 'the client you pass', cluster: '`cluster.defaults`', sentinel: '`sentinel.nodeClientOptions`' }[ways[0]]
+      throw new CacheConfigError(`Option \`clientOptions\` applies to \`url\` only; with \`${ways[0]}\`, put client options in ${where}.`, { option: 'clientOptions' })
+    }
     const given = options.client as Driver | undefined
     let connect: unknown
     if (given !== undefined) {
