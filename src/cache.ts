@@ -1,6 +1,6 @@
 import type { AdapterEvent, CacheAdapter, ExpiresAt, Payload } from './adapter.js'
 import { resolveCodec, type Codec } from './codec.js'
-import { configFromEnv, EMBEDDED_DEFAULT, resolveConfig, sameConfig, type CacheConfig, type ResolvedConfig } from './config.js'
+import { configFromEnv, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, sameConfig, type CacheConfig, type ResolvedConfig } from './config.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import {
   CacheArgumentError,
@@ -37,6 +37,8 @@ export type Factory<T> = () => T | Promise<T>
 interface Core {
   readonly config: ResolvedConfig
   adapter: CacheAdapter | undefined
+  /** The adapter once its factory has run, ready or not: `close()` releases it either way. */
+  built: CacheAdapter | undefined
   loading: Promise<CacheAdapter>
   readonly codec: Codec
   readonly now: () => number
@@ -118,7 +120,10 @@ export class Cache {
       )
     }
     if (config === undefined && fromEnv === undefined) {
-      root.emitter.warnOnce(`no CACHE_* variables set: using the embedded default (${typeof EMBEDDED_DEFAULT === 'string' ? EMBEDDED_DEFAULT : EMBEDDED_DEFAULT.type}).`)
+      root.emitter.warnOnce(
+        `no config and no CACHE_* variables: using the embedded default, ${describeEmbeddedDefault()}, shared by every process ` +
+          'on this machine that starts in this folder. Pass a config to `cache.init()` or set CACHE_URL to choose another backend.',
+      )
     }
     const emitter = root.emitter
     const context = {
@@ -138,6 +143,7 @@ export class Cache {
     const core: Core = {
       config: resolved,
       adapter: undefined,
+      built: undefined,
       loading: Promise.resolve(undefined as unknown as CacheAdapter),
       codec: resolveCodec(resolved.serializer),
       now: resolved.now,
@@ -146,12 +152,13 @@ export class Cache {
     }
     core.loading = (async () => {
       const adapter = resolved.adapter ?? (await loadFactory(resolved))(resolved.adapterOptions, context)
+      core.built = adapter
       try {
         await adapter.ready?.()
       } catch (error) {
-        // Unreachable at start-up, but built: later calls go to it (each failing promptly, with fail-open),
-        // and it recovers when the backend comes up, without a restart.
-        core.adapter = adapter
+        // Unreachable at start-up (not misconfigured): later calls go to the adapter, each failing promptly
+        // (fail-open applies), and it works again when the backend comes up, without a restart.
+        if (error instanceof CacheBackendError) core.adapter = adapter
         throw error
       }
       core.adapter = adapter
@@ -483,8 +490,8 @@ export class Cache {
     if (core === null) return
     root.core = null
     root.closed = true
-    // An adapter whose start-up failed (core.adapter is set when it was built) still holds a connection.
-    const adapter = core.adapter ?? (await core.loading.catch(() => core.adapter))
+    // An adapter whose start-up failed may still hold a connection (or keep retrying one): release it too.
+    const adapter = core.adapter ?? (await core.loading.catch(() => core.built))
     await adapter?.close()
   }
 

@@ -55,6 +55,18 @@ function isMissing(error: unknown, ...packages: string[]): boolean {
   return (e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'MODULE_NOT_FOUND') && packages.some((p) => e.message?.includes(p) === true)
 }
 
+/**
+ * `sqlite:./app.db`, `sqlite:///var/cache/app.db` (absolute), `sqlite://relative/app.db`,
+ * `sqlite::memory:`.
+ */
+export function sqliteOptionsFromUrl(url: string): Record<string, unknown> {
+  const path = pathFromUrl(url)
+  if (path.trim() === '') {
+    throw new CacheConfigError(`The URL ${JSON.stringify(url)} has no path: write e.g. 'sqlite:./.cache/app.sqlite' or 'sqlite::memory:'.`, { option: 'url' })
+  }
+  return { path }
+}
+
 /** Every adapter cachekit ships, by type. Later adapters add one entry each. */
 export const ADAPTERS: readonly AdapterDefinition[] = [
   {
@@ -70,6 +82,16 @@ export const ADAPTERS: readonly AdapterDefinition[] = [
     options: {},
     schemes: ['null'],
     load: async () => (await import('../adapters/null.js')).nullAdapter as AdapterFactory<Record<string, unknown>>,
+  },
+  {
+    type: 'sqlite',
+    aliases: ['sqlite3'],
+    options: { path: 'string', table: 'string', busyTimeout: 'duration', purgeInterval: 'duration', purgeBatchSize: 'number' },
+    schemes: ['sqlite', 'sqlite3'],
+    fromUrl: sqliteOptionsFromUrl,
+    env: { CACHE_SQLITE_PATH: 'path' },
+    // better-sqlite3 itself is loaded by the factory, so a missing native module is a clear error at `ready()`.
+    load: async () => (await import('../adapters/sqlite.js')).sqliteAdapter as AdapterFactory<Record<string, unknown>>,
   },
   {
     type: 'redis',
