@@ -97,19 +97,22 @@ async function sequential(op: Op): Promise<number> {
   return ((performance.now() - t0) * 1000) / SEQUENTIAL
 }
 
-async function concurrent(op: Op): Promise<number> {
+/** Ops per second at IN_FLIGHT, and this process's CPU µs per op (steadier than wall time on a busy machine). */
+async function concurrent(op: Op): Promise<[number, number]> {
   let next = 0
   const t0 = performance.now()
+  const c0 = process.cpuUsage()
   await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
     while (next < CONCURRENT) await op(next++)
   }))
-  return CONCURRENT / ((performance.now() - t0) / 1000)
+  const cpu = process.cpuUsage(c0)
+  return [CONCURRENT / ((performance.now() - t0) / 1000), (cpu.user + cpu.system) / CONCURRENT]
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
 
 const contenders = [await raw(), await rawScript(), await cachekit(), await keyv()]
-const results = new Map<string, { latency: number[]; throughput: number[] }>()
+const results = new Map<string, { latency: number[]; throughput: number[]; cpu: number[] }>()
 for (const c of contenders) {
   for (let i = 0; i < 1000; i++) await c.set(i)
   for (let i = 0; i < 2000; i++) await c.get(i)
@@ -121,9 +124,11 @@ for (let round = 0; round < ROUNDS; round++) {
       const op = c[opName]
       if (op === undefined) continue
       const id = `${opName}\t${c.name}`
-      const r = results.get(id) ?? { latency: [], throughput: [] }
+      const r = results.get(id) ?? { latency: [], throughput: [], cpu: [] }
       r.latency.push(await sequential(op))
-      r.throughput.push(await concurrent(op))
+      const [throughput, cpu] = await concurrent(op)
+      r.throughput.push(throughput)
+      r.cpu.push(cpu)
       results.set(id, r)
     }
   }
@@ -131,7 +136,7 @@ for (let round = 0; round < ROUNDS; round++) {
 for (const c of contenders) await c.close()
 
 console.log(`redis ${url}, node ${process.version}, median of ${ROUNDS} rounds`)
-console.log('op\tcontender\t\tµs/op (1 at a time)\tops/s (64 in flight)\tlatency vs raw\tthroughput vs raw\tthroughput vs keyv')
+console.log('op\tcontender\t\tµs/op (1 at a time)\tops/s (64 in flight)\tclient CPU µs/op\tlatency vs raw\tthroughput vs raw\tthroughput vs keyv')
 for (const [id, r] of results) {
   const [op] = id.split('\t')
   const rawR = results.get(`${op}\traw @redis/client`)
@@ -140,6 +145,6 @@ for (const [id, r] of results) {
   const tp = median(r.throughput)
   const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? '-' : `${(a / b).toFixed(2)}x`)
   console.log(
-    `${id.padEnd(30)}\t${lat.toFixed(1)}\t\t\t${Math.round(tp)}\t\t\t${ratio(lat, rawR && median(rawR.latency))}\t\t${ratio(tp, rawR && median(rawR.throughput))}\t\t\t${ratio(tp, kvR && median(kvR.throughput))}`,
+    `${id.padEnd(30)}\t${lat.toFixed(1)}\t\t\t${Math.round(tp)}\t\t\t${median(r.cpu).toFixed(2)}\t\t\t${ratio(lat, rawR && median(rawR.latency))}\t\t${ratio(tp, rawR && median(rawR.throughput))}\t\t\t${ratio(tp, kvR && median(kvR.throughput))}`,
   )
 }

@@ -510,7 +510,13 @@ export class Cache {
   }
 
   #expiresAt(core: Core, key: string, ttl: Duration | undefined): ExpiresAt {
-    const ms: Milliseconds = ttl === undefined ? core.config.defaultTtl : parseDuration(ttl, `TTL for ${showKey(key)}`, { key })
+    // The hot path (a plain number of ms) skips building the error label, which quotes the key every call.
+    const ms: Milliseconds =
+      ttl === undefined
+        ? core.config.defaultTtl
+        : typeof ttl === 'number' && ttl >= 0 && ttl <= 9e12
+          ? ttl
+          : parseDuration(ttl, `TTL for ${showKey(key)}`, { key })
     return ms === 0 ? null : core.now() + ms
   }
 
