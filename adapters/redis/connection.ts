@@ -116,7 +116,10 @@ export class Connection {
         throw new CacheConfigError('Option `client` must be a client made by @redis/client (createClient, createCluster or createSentinel).', { option: 'client' })
       }
       connect = given
-      this.where = `Redis at ${given.options?.url === undefined ? nodeName(given.options) : redactUrl(given.options.url)}`
+      const o = given.options as { url?: string; rootNodes?: Parameters<typeof nodeName>[0][] } | undefined
+      this.where = Array.isArray(o?.rootNodes)
+        ? `Redis Cluster at ${o.rootNodes.map(nodeName).join(', ')}`
+        : `Redis at ${o?.url === undefined ? nodeName(o) : redactUrl(o.url)}`
     } else if (options.cluster !== undefined) {
       const c = options.cluster
       if (!Array.isArray(c.rootNodes) || c.rootNodes.length === 0) {
