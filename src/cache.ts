@@ -514,7 +514,7 @@ export class Cache {
     const ms: Milliseconds =
       ttl === undefined
         ? core.config.defaultTtl
-        : typeof ttl === 'number' && ttl >= 0 && ttl <= 9e12
+        : typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= 0 && ttl <= 9e12
           ? ttl
           : parseDuration(ttl, `TTL for ${showKey(key)}`, { key })
     return ms === 0 ? null : core.now() + ms
