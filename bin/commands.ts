@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { ParseArgsConfig } from 'node:util'
 import { parseDuration, type Duration } from '../src/duration.js'
 import { CacheArgumentError, CacheBackendError } from '../src/errors.js'
-import { openCache, type Opened } from './open.js'
+import { cliConfig, openCache, type Opened } from './open.js'
 import { globToRegExp, progress, showMs, showValue, toPlain } from './output.js'
 import { describeRace, race } from './race.js'
 
@@ -62,9 +62,13 @@ function cliDuration(text: string, what: string): number {
 /** Run `body` with an open cache, closing it afterwards, bounded by `--timeout`. */
 async function withCache(ctx: Context, body: (o: Opened) => Promise<number>): Promise<number> {
   const limit = cliDuration(typeof ctx.values.timeout === 'string' ? ctx.values.timeout : '30s', '--timeout')
+  const { source } = cliConfig(typeof ctx.values.url === 'string' ? ctx.values.url : undefined)
   let timer: NodeJS.Timeout | undefined
   const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CacheBackendError(`gave up after ${showMs(limit)}: the backend did not answer. Is it reachable? (--timeout sets the limit)`)), limit)
+    timer = setTimeout(
+      () => reject(new CacheBackendError(`gave up after ${showMs(limit)}: the cache from ${source} did not answer. Is it reachable? (--timeout sets the limit)`)),
+      limit,
+    )
   })
   const opened = openCache({
     ...(typeof ctx.values.url === 'string' ? { url: ctx.values.url } : {}),

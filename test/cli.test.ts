@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openCache } from '../bin/open.js'
 import { COMMANDS } from '../bin/commands.js'
 import { sharedBackends } from './helpers/backends.js'
+import { freePort } from './support/redis.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SOURCE = join(ROOT, 'bin', 'cachekit.ts')
@@ -251,6 +252,17 @@ for (const backend of sharedBackends()) {
       expect(JSON.parse(forever.stdout)).toMatchObject({ hit: true, ttlMs: null })
       expect(miss).toMatchObject({ code: 1, stdout: '' })
     })
+
+    if (backend.name === 'redis') {
+      it('ping exits 2 with the reason on stderr when nothing answers', async (t) => {
+        if (!usable) return t.skip()
+        const port = await freePort()
+        const r = await cli(['ping', '--url', `redis://127.0.0.1:${port}`, '--timeout', '2s'])
+        expect(r.code).toBe(2)
+        expect(r.stdout).toBe('')
+        expect(r.stderr).toContain(`cachekit: gave up after 2.0s: the cache from --url redis://127.0.0.1:${port} did not answer`)
+      })
+    }
 
     it('stats and ping', async (t) => {
       if (!usable) return t.skip()

@@ -5,10 +5,10 @@
  */
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { findAdapter } from '../../src/registry.js'
+import { redisOrSkip, REDIS_URL } from '../support/redis.js'
 
 export interface SharedBackend {
   name: string
@@ -19,23 +19,7 @@ export interface SharedBackend {
   cleanup(): void
 }
 
-export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
-
-/** True if a Redis server answers PING at `url`. */
-export function redisAnswers(url: string): Promise<boolean> {
-  const { hostname, port } = new URL(url)
-  return new Promise((resolve) => {
-    const socket = connect({ host: hostname || '127.0.0.1', port: Number(port || 6379) })
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(1000, () => done(false))
-    socket.once('error', () => done(false))
-    socket.once('connect', () => socket.write('PING\r\n'))
-    socket.once('data', (d) => done(d.toString().startsWith('+PONG') || d.toString().startsWith('-NOAUTH')))
-  })
-}
+export { REDIS_URL }
 
 function tempBackend(name: string, url: (dir: string) => string): SharedBackend {
   const dirs: string[] = []
@@ -56,14 +40,7 @@ function tempBackend(name: string, url: (dir: string) => string): SharedBackend 
 const redis: SharedBackend = {
   name: 'redis',
   fresh: () => ({ url: REDIS_URL, prefix: `cachekit-test:${randomUUID()}:` }),
-  async available() {
-    if (await redisAnswers(REDIS_URL)) return true
-    if (process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false') {
-      throw new Error(`No Redis server answers at ${REDIS_URL}, and CI is set: the Redis tests must run here.`)
-    }
-    console.warn(`\n*** SKIPPING the Redis cases: no server at ${REDIS_URL}. Run \`redis-server\` (or set REDIS_URL) to run them. ***\n`)
-    return false
-  },
+  available: () => redisOrSkip('the Redis cases of the CLI and demo tests (npx vitest run test/cli.test.ts test/demo.test.ts)'),
   cleanup: () => {},
 }
 
