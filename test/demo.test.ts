@@ -3,7 +3,7 @@
  * /increment once each. On every shared backend they see exactly 1..100; on `memory:` each worker counts
  * on its own copy, and they do not.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -15,16 +15,24 @@ import { sharedBackends } from './helpers/backends.js'
 const WORKERS = 4
 const ONE_TO_100 = Array.from({ length: 100 }, (_, i) => i + 1)
 
-/** Start the demo with `env` (every other CACHE_* variable removed), race it, stop it. */
-async function raceDemo(env: Record<string, string>, cwd?: string): Promise<RaceResult> {
+/** Start the demo with `env` (every other CACHE_* variable removed), race it, run `more`, stop it. */
+async function raceDemo(env: Record<string, string>, cwd?: string, more?: (url: string) => Promise<void>): Promise<RaceResult> {
   const cleared = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('CACHE_')).map((k) => [k, undefined]))
   const demo = await startDemo({ workers: WORKERS, env: { ...cleared, ...env }, ...(cwd === undefined ? {} : { cwd }) })
   try {
     expect(demo.output()).toContain(`workers: ${WORKERS}`)
-    return await race(demo.url)
+    const result = await race(demo.url)
+    await more?.(demo.url)
+    return result
   } finally {
     await demo.stop()
   }
+}
+
+/** GET on a fresh connection each time, so that the cluster hands the requests to different workers. */
+async function fetchFresh(url: string): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, { headers: { connection: 'close' } })
+  return { status: res.status, text: await res.text() }
 }
 
 describe('the demo race', () => {
@@ -58,11 +66,25 @@ describe('the demo race', () => {
   describe('with no CACHE_* variables (what `npm start` uses)', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'cachekit-demo-'))
     afterAll(() => rmSync(cwd, { recursive: true, force: true }))
-    it(`uses the embedded default (${EMBEDDED_DEFAULT.type}) and ${EMBEDDED_DEFAULT.type === 'memory' ? 'fails' : 'passes'} the race`, async () => {
-      const result = await raceDemo({}, cwd)
-      expect(result.values).toHaveLength(100)
-      // Until the embedded default is a shared backend, the demo out of the box shows the bug.
-      expect(result.ok).toBe(EMBEDDED_DEFAULT.type !== 'memory')
+    it('uses the embedded default (SQLite) and passes the race; /report and /time are shared by the workers', async () => {
+      expect(EMBEDDED_DEFAULT.type).toBe('sqlite')
+      const result = await raceDemo({}, cwd, async (url) => {
+        const index = await fetchFresh(url)
+        expect(index.status).toBe(200)
+        for (const route of ['/create', '/increment', '/read', '/report', '/time']) expect(index.text).toContain(`href="${route}"`)
+        // The first call computes (or renders); the next ones, whichever worker answers, get the same result.
+        for (const route of ['report', 'time']) {
+          const first = await fetchFresh(`${url}${route}`)
+          expect(first.status).toBe(200)
+          const strip = (text: string) => text.replace(/"servedBy":\d+/, '')
+          const next = await Promise.all(Array.from({ length: 6 }, () => fetchFresh(`${url}${route}`)))
+          for (const r of next) expect(strip(r.text)).toBe(strip(first.text))
+        }
+        const read = JSON.parse((await fetchFresh(`${url}read`)).text) as { value: number }
+        expect(read.value).toBe(100)
+      })
+      expect(result.ok).toBe(true)
+      expect(existsSync(join(cwd, '.cache', 'cachekit.sqlite'))).toBe(true)
     })
   })
 })
