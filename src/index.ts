@@ -15,6 +15,7 @@ export {
   CacheClosedError,
   CacheConfigError,
   CacheError,
+  CacheFactoryError,
   CacheNotInitializedError,
   CacheSerializationError,
   CacheTypeError,
