@@ -339,9 +339,8 @@ export function memoized(cache: Cache, options: MemoizeOptions = {}): MemoizedDe
       }
     }
     infos.set(replacement, { cache, name: nameOrThrow })
-    context.addInitializer(function (this: This) {
-      const self = this
-      // Each instance gets its own bound function, so `deleteMemoized(obj.method)` knows the instance.
+    // Each instance gets its own bound function, so `deleteMemoized(obj.method)` knows the instance.
+    const bindTo = (self: This): void => {
       const bound = attach<A, Promise<R>>(
         (...args: A) => replacement.apply(self, args) as Promise<Awaited<Promise<R>>>,
         (...args: A) => target.apply(self, args),
@@ -352,6 +351,9 @@ export function memoized(cache: Cache, options: MemoizeOptions = {}): MemoizedDe
       )
       infos.set(bound, { cache, name: () => nameFrom(self), ...(context.static ? {} : { instance: self }) })
       Object.defineProperty(self, method, { value: bound, writable: true, configurable: true, enumerable: false })
+    }
+    context.addInitializer(function (this: This) {
+      bindTo(this)
     })
     return replacement
   }
