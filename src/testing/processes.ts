@@ -12,6 +12,10 @@ export type ProcessJob =
   | { kind: 'add'; key: string }
   | { kind: 'get'; key: string }
   | { kind: 'set'; key: string; value: unknown }
+  /** `getOrSet(key, factory)` with a factory that takes `delayMs`; each child reports `{ ran, value }`. */
+  | { kind: 'getOrSet'; key: string; delayMs: number }
+  /** A memoized function named `name` called with `arg`, taking `delayMs`; each child reports `{ ran, value }`. */
+  | { kind: 'memoize'; name: string; arg: unknown; delayMs: number }
 
 const CHILD_TIMEOUT_MS = 60_000
 
