@@ -68,9 +68,9 @@ async function releaseLease(cache: Cache, internals: CacheInternals, leaseKey: s
   if ((await cache.get(leaseKey)) === token) await cache.delete(leaseKey)
 }
 
-/** Sleep `ms` (a timer that does not keep the process alive). */
+/** Sleep `ms`. The timer keeps the process alive: a waiter's caller is awaiting it. */
 export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref())
+  return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
 /** Exponential backoff with jitter, so waiters in many processes do not poll in step. */

@@ -342,6 +342,14 @@ describe.each(ADAPTERS.map((def) => [def.type, def] as const))('8 processes on %
     expect(new Set(results.map((r) => r.value.by))).toEqual(new Set([runners[0]?.value.by]))
   }, 120_000)
 
+  it('control: with lease: false the same race runs the factory more than once (the proof above can fail)', async (ctx) => {
+    const config = configFor(def)
+    const skip = await probe(def, config)
+    if (skip !== undefined) return ctx.skip(skip)
+    const results = (await runInProcesses<{ ran: boolean }>(config as CacheConfig, { kind: 'getOrSet', key: 'stampede', delayMs: 400, lease: false }, 8)).flat()
+    expect(results.filter((r) => r.ran).length).toBeGreaterThan(1)
+  }, 120_000)
+
   it('memoize with a slow function: it runs exactly once across the processes', async (ctx) => {
     const config = configFor(def)
     const skip = await probe(def, config)

@@ -38,7 +38,7 @@ switch (job.kind) {
       ran = true
       await new Promise((resolve) => setTimeout(resolve, job.delayMs))
       return { by: process.pid }
-    })
+    }, { lease: job.lease ?? true })
     results = [{ ran, value }]
     break
   }

@@ -13,7 +13,7 @@ export type ProcessJob =
   | { kind: 'get'; key: string }
   | { kind: 'set'; key: string; value: unknown }
   /** `getOrSet(key, factory)` with a factory that takes `delayMs`; each child reports `{ ran, value }`. */
-  | { kind: 'getOrSet'; key: string; delayMs: number }
+  | { kind: 'getOrSet'; key: string; delayMs: number; lease?: boolean }
   /** A memoized function named `name` called with `arg`, taking `delayMs`; each child reports `{ ran, value }`. */
   | { kind: 'memoize'; name: string; arg: unknown; delayMs: number }
 
