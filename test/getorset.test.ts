@@ -330,12 +330,23 @@ async function probe(def: AdapterDefinition, config: CacheConfig | undefined): P
   }
 }
 
+/** Remove what a proof wrote (scoped to its own key prefix: nothing else in a shared Redis). */
+async function cleanUp(config: CacheConfig): Promise<void> {
+  const c = createCache(config)
+  try {
+    await c.clear()
+  } finally {
+    await c.close()
+  }
+}
+
 describe.each(ADAPTERS.map((def) => [def.type, def] as const))('8 processes on %s', (_type, def) => {
   it('getOrSet with a slow factory: the factory runs exactly once, everyone gets its value', async (ctx) => {
     const config = configFor(def)
     const skip = await probe(def, config)
     if (skip !== undefined) return ctx.skip(skip)
     const results = (await runInProcesses<{ ran: boolean; value: { by: number } }>(config as CacheConfig, { kind: 'getOrSet', key: 'stampede', delayMs: 400 }, 8)).flat()
+    await cleanUp(config as CacheConfig)
     expect(results).toHaveLength(8)
     const runners = results.filter((r) => r.ran)
     expect(runners).toHaveLength(1)
@@ -347,6 +358,7 @@ describe.each(ADAPTERS.map((def) => [def.type, def] as const))('8 processes on %
     const skip = await probe(def, config)
     if (skip !== undefined) return ctx.skip(skip)
     const results = (await runInProcesses<{ ran: boolean }>(config as CacheConfig, { kind: 'getOrSet', key: 'stampede', delayMs: 400, lease: false }, 8)).flat()
+    await cleanUp(config as CacheConfig)
     expect(results.filter((r) => r.ran).length).toBeGreaterThan(1)
   }, 120_000)
 
@@ -355,6 +367,7 @@ describe.each(ADAPTERS.map((def) => [def.type, def] as const))('8 processes on %
     const skip = await probe(def, config)
     if (skip !== undefined) return ctx.skip(skip)
     const results = (await runInProcesses<{ ran: boolean; value: { by: number; arg: unknown } }>(config as CacheConfig, { kind: 'memoize', name: 'slowReport', arg: { q: 1 }, delayMs: 400 }, 8)).flat()
+    await cleanUp(config as CacheConfig)
     expect(results.filter((r) => r.ran)).toHaveLength(1)
     expect(new Set(results.map((r) => r.value.by)).size).toBe(1)
     expect(results[0]?.value.arg).toEqual({ q: 1 })
