@@ -314,9 +314,9 @@ export function memoized(cache: Cache, options: MemoizeOptions = {}): MemoizedDe
     /** `Class.method`, from the class that defines the method (not a subclass). */
     const nameFrom = (self: object): string => {
       if (resolvedName !== undefined) return resolvedName
-      let owner: object | null = context.static ? self : Object.getPrototypeOf(self)
+      let owner: object | null = Object.getPrototypeOf(self)
       while (owner !== null && !(Object.hasOwn(owner, method) && (owner as Record<string, unknown>)[method] === replacement)) owner = Object.getPrototypeOf(owner)
-      const cls = context.static ? (owner as { name?: string } | null)?.name : (owner as { constructor?: { name?: string } } | null)?.constructor?.name
+      const cls = (owner as { constructor?: { name?: string } } | null)?.constructor?.name
       if (cls === undefined || cls === '') throw new CacheConfigError(`@cache.memoized on ${method}: the class is anonymous; pass \`{ name: '...' }\`.`, { option: 'name' })
       resolvedName = `${cls}.${method}`
       return resolvedName
@@ -353,7 +353,9 @@ export function memoized(cache: Cache, options: MemoizeOptions = {}): MemoizedDe
       Object.defineProperty(self, method, { value: bound, writable: true, configurable: true, enumerable: false })
     }
     context.addInitializer(function (this: This) {
-      bindTo(this)
+      // A static method's initializer runs once, with the class itself: its name is known from here on.
+      if (!context.static) bindTo(this)
+      else if (typeof (this as { name?: unknown }).name === 'string' && (this as { name: string }).name !== '') resolvedName ??= `${(this as { name: string }).name}.${method}`
     })
     return replacement
   }

@@ -387,6 +387,33 @@ describe('@cache.memoized (standard decorators)', () => {
     await expect(new NoId().get()).rejects.toThrow(/`id` field or a `cacheId\(\)` method/)
   })
 
+  it('names entries after the defining class (subclasses share them); static methods need no id', async () => {
+    const c = newCache()
+    let runs = 0
+    class Base {
+      id = 1
+      @c.memoized()
+      async load(): Promise<number> {
+        return ++runs
+      }
+      @c.memoized()
+      static async config(): Promise<string> {
+        runs++
+        return 'cfg'
+      }
+    }
+    class Child extends Base {}
+    expect(await new Base().load()).toBe(1)
+    expect(await new Child().load()).toBe(1)
+    expect((new Child().load as Memoized<[], Promise<number>>).makeCacheKey()).toMatch(/^memoize:Base\.load:/)
+    expect(await Base.config()).toBe('cfg')
+    expect(await Base.config()).toBe('cfg')
+    expect(runs).toBe(2)
+    await c.deleteMemoized(Base.config)
+    await Base.config()
+    expect(runs).toBe(3)
+  })
+
   it('concurrent calls on one instance run the method once', async () => {
     const c = newCache()
     let runs = 0
