@@ -87,6 +87,8 @@ async function* iterate<T>(source: AsyncIterable<T> | Iterable<T>): AsyncGenerat
 export class Cache {
   readonly #root: Root
   readonly #prefix: string
+  /** Built once per open core (see `[INTERNALS]`), so a getOrSet or memoize hit does not rebuild it. */
+  #internals: { core: Core; value: CacheInternals } | undefined
 
   /** @internal Use `createCache(config)` or the `cache` singleton. */
   constructor(root?: Root, prefix = '') {
@@ -497,10 +499,12 @@ export class Cache {
   /** @internal For memoize, getOrSet and the HTTP middlewares: see `src/internals.ts`. */
   async [INTERNALS](): Promise<CacheInternals> {
     const core = this.#core()
+    const built = this.#internals
+    if (built !== undefined && built.core === core && built.value.adapter !== undefined) return built.value
     // A backend that failed to load is a fail-open matter for the operations themselves; here it means no lease.
     const adapter = core.adapter ?? (await core.loading.catch(() => undefined))
     const emitter = this.#root.emitter
-    return {
+    const value: CacheInternals = {
       adapter,
       fullKey: (key) => this.#full(core, key),
       encode: (value) => core.codec.encode(value),
@@ -513,6 +517,8 @@ export class Cache {
       },
       warnOnce: (message) => emitter.warnOnce(message),
     }
+    this.#internals = { core, value }
+    return value
   }
 
   // ---- internals ---------------------------------------------------------------------------------
