@@ -496,7 +496,7 @@ export class Cache {
     await adapter?.close()
   }
 
-  /** @internal For memoize, getOrSet and the HTTP middlewares: see `src/internals.ts`. */
+  /** @internal For memoize and getOrSet: see `src/internals.ts`. */
   async [INTERNALS](): Promise<CacheInternals> {
     const core = this.#core()
     const built = this.#internals

@@ -4,7 +4,7 @@ import type { CacheError } from './errors.js'
 import type { ErrorInfo } from './events.js'
 
 /**
- * The key of the one hook `Cache` gives its own modules (memoize, getOrSet leases, the HTTP middlewares)
+ * The key of the one hook `Cache` gives its own modules (memoize, getOrSet and its leases)
  * beyond the public API. A symbol, so it stays out of autocompletion and out of the documented API.
  * @internal
  */
