@@ -44,6 +44,10 @@ describe('cachekit/express on a real Express 5 server', () => {
       ran('missing')
       res.status(404).send('nope')
     })
+    app.get('/etag', mw, (_req, res) => {
+      ran('etag')
+      res.set('ETag', '"v1"').type('text/plain').send('tagged')
+    })
     app.get('/forced', cached({ cache, forcedUpdate: (req) => req.get('x-refresh') === '1' }), (_req, res) => {
       res.send(String(ran('forced')))
     })

@@ -52,6 +52,11 @@ describe('cachekit/hono on a real @hono/node-server', () => {
       ran('missing')
       return c.text('nope', 404)
     })
+    app.get('/etag', mw, (c) => {
+      ran('etag')
+      c.header('ETag', '"v1"')
+      return c.text('tagged')
+    })
     app.get('/forced', cached({ cache, forcedUpdate: (c) => c.req.header('x-refresh') === '1' }), (c) => c.text(String(ran('forced'))))
     app.get('/unless', cached({ cache, unless: (c) => c.req.header('x-bypass') === '1' }), (c) => c.text(String(ran('unless'))))
     app.get('/singleton', cached({ ttl: '1m' }), (c) => c.text(String(ran('singleton'))))

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { CacheConfigError } from '../src/errors.js'
-import { mayStore, resolveCachedOptions, storableHeaders, type CachedResponse } from '../src/http/common.js'
+import { mayStore, notModified, resolveCachedOptions, storableHeaders, type CachedResponse } from '../src/http/common.js'
 import { canonicalQuery, httpCacheKey } from '../src/http/keys.js'
 
 describe('httpCacheKey (pure)', () => {
@@ -43,6 +43,16 @@ describe('what is stored', () => {
     expect(mayStore(ok([['cache-control', 'public, max-age=60']]), only200)).toBe(true)
     expect(mayStore(ok([], 404), only200)).toBe(false)
     expect(mayStore(ok([], 404), () => true)).toBe(true)
+  })
+
+  it('matches If-None-Match against the stored ETag (weak comparison, lists, *)', () => {
+    const tagged = ok([['etag', 'W/"abc"']])
+    expect(notModified(tagged, '"abc"')).toBe(true)
+    expect(notModified(tagged, '"x", W/"abc"')).toBe(true)
+    expect(notModified(tagged, '*')).toBe(true)
+    expect(notModified(tagged, '"abd"')).toBe(false)
+    expect(notModified(tagged, undefined)).toBe(false)
+    expect(notModified(ok([]), '*')).toBe(false)
   })
 
   it('drops per-delivery headers and lower-cases names', () => {

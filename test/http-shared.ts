@@ -24,6 +24,7 @@ export const BINARY = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_,
  * - POST /text: the same middleware; a POST is never cached
  * - GET /forced: `cached({ forcedUpdate: (req) => header x-refresh === '1' })`, answers its run number
  * - GET /unless: `cached({ unless: (req) => header x-bypass === '1' })`, answers its run number
+ * - GET /etag: text 'tagged' with `ETag: "v1"`
  * - GET /singleton: `cached({ ttl: '1m' })` without `cache`: the singleton (the test inits it)
  */
 export interface App {
@@ -105,6 +106,21 @@ export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cach
     expect(head.headers.get('content-length')).toBe('5')
     expect((await head.arrayBuffer()).byteLength).toBe(0)
     expect(app.runs.text).toBe(before)
+  })
+
+  it('answers a conditional request for the cached ETag with 304 and no body', async () => {
+    const first = await get('/etag')
+    const etag = first.headers.get('etag')
+    expect(etag).toBe('"v1"')
+    const again = await get('/etag', { headers: { 'if-none-match': 'W/"other", "v1"' } })
+    expect(again.status).toBe(304)
+    expect(again.headers.get('x-cache')).toBe('HIT')
+    expect(again.headers.get('etag')).toBe('"v1"')
+    expect((await again.arrayBuffer()).byteLength).toBe(0)
+    const other = await get('/etag', { headers: { 'if-none-match': '"v0"' } })
+    expect(other.status).toBe(200)
+    expect(await other.text()).toBe('tagged')
+    expect(app.runs.etag).toBe(1)
   })
 
   it('never caches Set-Cookie, Cache-Control private, a 404 or a POST', async () => {

@@ -112,6 +112,21 @@ export function mayStore(response: CachedResponse, filter: (r: CachedResponse) =
   return filter(response)
 }
 
+/**
+ * True if a conditional request (`If-None-Match`) already holds the cached response's `ETag`: it is then
+ * answered `304 Not Modified` without a body, as the handler's framework would have.
+ */
+export function notModified(hit: CachedResponse, ifNoneMatch: string | undefined): boolean {
+  if (ifNoneMatch === undefined || ifNoneMatch === '') return false
+  const etag = hit.headers.find(([name]) => name === 'etag')?.[1]
+  if (etag === undefined) return false
+  const weak = (tag: string) => tag.trim().replace(/^W\//, '')
+  return ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((tag) => weak(tag) === weak(etag))
+}
+
+/** The headers a 304 keeps (RFC 9110 15.4.5): the validators and what caches need. */
+export const NOT_MODIFIED_HEADERS = new Set(['etag', 'cache-control', 'content-location', 'expires', 'vary', 'last-modified'])
+
 /** The key of a request. @internal */
 export function requestKey<Req>(opts: ResolvedCached<Req>, path: string, search: string, header: (name: string) => string | undefined): string {
   return httpCacheKey({

@@ -3,7 +3,7 @@
  * @module cachekit/express
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { type CachedOptions, type CachedResponse, mayStore, requestKey, resolveCachedOptions, storableHeaders } from './common.js'
+import { type CachedOptions, type CachedResponse, mayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, resolveCachedOptions, storableHeaders } from './common.js'
 
 export { deleteCached, type CachedOptions, type CachedResponse, type DeleteCachedOptions } from './common.js'
 export { canonicalQuery, httpCacheKey, type HttpKeyParts } from './keys.js'
@@ -29,7 +29,7 @@ export function cached(options: CachedOptions<Request> = {}): RequestHandler {
     const key = requestKey(opts, url.pathname, url.search, (name) => req.get(name))
     if ((await opts.forcedUpdate?.(req)) !== true) {
       const hit = await cache.get<CachedResponse>(key)
-      if (hit !== undefined) return send(res, hit, req.method === 'HEAD', opts.xCache)
+      if (hit !== undefined) return send(res, hit, req.method === 'HEAD', opts.xCache, notModified(hit, req.get('if-none-match')))
     }
     if (opts.xCache) res.setHeader('X-Cache', 'MISS')
     // A HEAD response has no body to store (Express skips it), so only GET fills the cache.
@@ -40,12 +40,18 @@ export function cached(options: CachedOptions<Request> = {}): RequestHandler {
   }
 }
 
-function send(res: Response, hit: CachedResponse, head: boolean, xCache: boolean): void {
-  res.status(hit.status)
+function send(res: Response, hit: CachedResponse, head: boolean, xCache: boolean, unchanged: boolean): void {
+  res.status(unchanged ? 304 : hit.status)
   const grouped = new Map<string, string[]>()
-  for (const [name, value] of hit.headers) grouped.set(name, [...(grouped.get(name) ?? []), value])
+  for (const [name, value] of hit.headers) {
+    if (!unchanged || NOT_MODIFIED_HEADERS.has(name)) grouped.set(name, [...(grouped.get(name) ?? []), value])
+  }
   for (const [name, values] of grouped) res.setHeader(name, values.length === 1 ? (values[0] as string) : values)
   if (xCache) res.setHeader('X-Cache', 'HIT')
+  if (unchanged) {
+    res.end()
+    return
+  }
   const body = Buffer.from(hit.body.buffer, hit.body.byteOffset, hit.body.byteLength)
   if (!res.hasHeader('content-length')) res.setHeader('Content-Length', body.byteLength)
   res.end(head ? undefined : body)

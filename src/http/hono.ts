@@ -3,7 +3,7 @@
  * @module cachekit/hono
  */
 import type { Context, MiddlewareHandler } from 'hono'
-import { type CachedOptions, type CachedResponse, mayStore, requestKey, resolveCachedOptions, storableHeaders } from './common.js'
+import { type CachedOptions, type CachedResponse, mayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, resolveCachedOptions, storableHeaders } from './common.js'
 
 export { deleteCached, type CachedOptions, type CachedResponse, type DeleteCachedOptions } from './common.js'
 export { canonicalQuery, httpCacheKey, type HttpKeyParts } from './keys.js'
@@ -29,8 +29,10 @@ export function cached(options: CachedOptions<Context> = {}): MiddlewareHandler 
       const hit = await cache.get<CachedResponse>(key)
       if (hit !== undefined) {
         const headers = new Headers()
-        for (const [name, value] of hit.headers) headers.append(name, value)
+        const unchanged = notModified(hit, c.req.header('if-none-match'))
+        for (const [name, value] of hit.headers) if (!unchanged || NOT_MODIFIED_HEADERS.has(name)) headers.append(name, value)
         if (opts.xCache) headers.set('X-Cache', 'HIT')
+        if (unchanged) return new Response(null, { status: 304, headers })
         if (!headers.has('content-length')) headers.set('content-length', String(hit.body.byteLength))
         return new Response(method === 'HEAD' ? null : (hit.body as Uint8Array<ArrayBuffer>), { status: hit.status, headers })
       }
