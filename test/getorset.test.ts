@@ -353,6 +353,24 @@ describe.each(ADAPTERS.map((def) => [def.type, def] as const))('8 processes on %
     expect(new Set(results.map((r) => r.value.by))).toEqual(new Set([runners[0]?.value.by]))
   }, 120_000)
 
+  it('a lease left by a dead holder: the processes wait for it to expire, then exactly one takes over', async (ctx) => {
+    const config = configFor(def)
+    const skip = await probe(def, config)
+    if (skip !== undefined) return ctx.skip(skip)
+    const holder = createCache(config as CacheConfig)
+    let leaseWasHeld = false
+    // Once every child is ready: a holder that took the lease and died. Nobody releases it; it expires after its TTL.
+    const beforeGo = async () => {
+      leaseWasHeld = await holder.add('stampede' + LEASE_SUFFIX, 'dead-holder', 1_500)
+    }
+    const results = (await runInProcesses<{ ran: boolean; value: { by: number } }>(config as CacheConfig, { kind: 'getOrSet', key: 'stampede', delayMs: 200 }, 8, { beforeGo })).flat()
+    await holder.close()
+    await cleanUp(config as CacheConfig)
+    expect(leaseWasHeld).toBe(true)
+    expect(results.filter((r) => r.ran)).toHaveLength(1)
+    expect(new Set(results.map((r) => r.value.by)).size).toBe(1)
+  }, 120_000)
+
   it('control: with lease: false the same race runs the factory more than once (the proof above can fail)', async (ctx) => {
     const config = configFor(def)
     const skip = await probe(def, config)
