@@ -53,6 +53,12 @@ export interface AdapterContext {
   threshold: number
   /** Report a problem the caller should not see as an exception (a corrupt file removed, a warning). */
   emit: (event: AdapterEvent) => void
+  /**
+   * True when payloads may be bytes (the codec is not the JSON codec): the adapter must then return what it
+   * reads as `Uint8Array`, byte-exact. When false or absent every payload is UTF-8 text, and an adapter whose
+   * driver decodes text faster (Redis) may return strings.
+   */
+  bytes?: boolean
 }
 
 /** Something an adapter wants the Cache to report through its events. */

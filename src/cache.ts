@@ -40,6 +40,8 @@ export type Factory<T> = () => T | Promise<T>
 interface Core {
   readonly config: ResolvedConfig
   adapter: CacheAdapter | undefined
+  /** The adapter once its factory has run, ready or not: `close()` releases it either way. */
+  built: CacheAdapter | undefined
   loading: Promise<CacheAdapter>
   readonly codec: Codec
   readonly now: () => number
@@ -132,6 +134,7 @@ export class Cache {
     const context = {
       now: resolved.now,
       threshold: resolved.threshold,
+      bytes: resolved.serializer !== 'json',
       emit: (event: AdapterEvent) => {
         if (event.type === 'warning') emitter.warnOnce(event.message)
         else if (event.type === 'corrupt') emitter.emit('corrupt', event.key, event.detail)
@@ -145,6 +148,7 @@ export class Cache {
     const core: Core = {
       config: resolved,
       adapter: undefined,
+      built: undefined,
       loading: Promise.resolve(undefined as unknown as CacheAdapter),
       codec: resolveCodec(resolved.serializer),
       now: resolved.now,
@@ -153,7 +157,15 @@ export class Cache {
     }
     core.loading = (async () => {
       const adapter = resolved.adapter ?? (await loadFactory(resolved))(resolved.adapterOptions, context)
-      await adapter.ready?.()
+      core.built = adapter
+      try {
+        await adapter.ready?.()
+      } catch (error) {
+        // Unreachable at start-up (not misconfigured): later calls go to the adapter, each failing promptly
+        // (fail-open applies), and it works again when the backend comes up, without a restart.
+        if (error instanceof CacheBackendError) core.adapter = adapter
+        throw error
+      }
       core.adapter = adapter
       return adapter
     })()
@@ -169,7 +181,14 @@ export class Cache {
    * @throws {CacheBackendError} when the backend is unreachable; {@link CacheConfigError} when its driver is missing.
    */
   async ready(): Promise<void> {
-    await this.#core().loading
+    const core = this.#core()
+    try {
+      await core.loading
+    } catch (error) {
+      // The backend was unreachable at start-up; ask again, it may be up now.
+      if (core.adapter?.ready === undefined) throw error
+      await core.adapter.ready()
+    }
   }
 
   /** True once `init` has run and until `close()`. */
@@ -495,7 +514,8 @@ export class Cache {
     if (core === null) return
     root.core = null
     root.closed = true
-    const adapter = core.adapter ?? (await core.loading.catch(() => undefined))
+    // An adapter whose start-up failed may still hold a connection (or keep retrying one): release it too.
+    const adapter = core.adapter ?? (await core.loading.catch(() => core.built))
     await adapter?.close()
   }
 
@@ -539,7 +559,13 @@ export class Cache {
   }
 
   #expiresAt(core: Core, key: string, ttl: Duration | undefined): ExpiresAt {
-    const ms: Milliseconds = ttl === undefined ? core.config.defaultTtl : parseDuration(ttl, `TTL for ${showKey(key)}`, { key })
+    // The hot path (a plain number of ms) skips building the error label, which quotes the key every call.
+    const ms: Milliseconds =
+      ttl === undefined
+        ? core.config.defaultTtl
+        : typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= 0 && ttl <= 9e12
+          ? ttl
+          : parseDuration(ttl, `TTL for ${showKey(key)}`, { key })
     return ms === 0 ? null : core.now() + ms
   }
 
