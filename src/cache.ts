@@ -13,6 +13,9 @@ import {
   showKey,
 } from './errors.js'
 import { CacheEmitter, type CacheEventName, type CacheListener } from './events.js'
+import { computeOnce, getOrSetSlot, resolveGetOrSetOptions, type GetOrSetOptions } from './getorset.js'
+import { INTERNALS, type CacheInternals } from './internals.js'
+import { deleteMemoized, memoize, memoized, type Memoized, type MemoizedDecorator, type MemoizeOptions } from './memoize.js'
 
 /** The longest key accepted, in UTF-16 code units (the prefix not counted). */
 export const MAX_KEY_LENGTH = 65_536
@@ -86,6 +89,8 @@ async function* iterate<T>(source: AsyncIterable<T> | Iterable<T>): AsyncGenerat
 export class Cache {
   readonly #root: Root
   readonly #prefix: string
+  /** Built once per open core (see `[INTERNALS]`), so a getOrSet or memoize hit does not rebuild it. */
+  #internals: { core: Core; value: CacheInternals } | undefined
 
   /** @internal Use `createCache(config)` or the `cache` singleton. */
   constructor(root?: Root, prefix = '') {
@@ -390,33 +395,52 @@ export class Cache {
   }
 
   /**
-   * The value at `key`, or else the factory's result, stored for `ttl`. Concurrent calls for one key in one
-   * process run the factory once and share its result; a factory that throws stores nothing and every
-   * waiter sees its error. A result of `undefined` is returned but not stored.
+   * The value at `key`, or else the factory's result, stored for `ttl`. A result of `undefined` is returned
+   * but not stored; a factory that throws stores nothing and every waiter sees its error.
+   *
+   * One factory run per key at a time: within a process by a shared promise, and across processes on a
+   * shared, atomic backend (SQLite, filesystem, Redis) by a lease, while the others wait for its value.
+   * The third argument is a TTL, or options: `{ ttl, grace, timeout, lease }` (see {@link GetOrSetOptions}).
    *
    * @example const report = await cache.getOrSet('report', () => buildReport(), '1h')
+   * @example const feed = await cache.getOrSet('feed', loadFeed, { ttl: '1m', grace: '10m', timeout: '200ms' })
    */
-  async getOrSet<T>(key: string, factory: Factory<T>, ttl?: Duration): Promise<T> {
+  async getOrSet<T>(key: string, factory: Factory<T>, options?: Duration | GetOrSetOptions): Promise<T> {
     checkKey(key)
     if (typeof factory !== 'function') throw new CacheArgumentError(`getOrSet(${showKey(key)}): the factory must be a function.`, { key })
-    const core = this.#core()
-    if (ttl !== undefined) this.#expiresAt(core, key, ttl)
-    const full = this.#full(core, key)
-    const running = core.inflight.get(full)
-    if (running !== undefined) return running as Promise<T>
-    const run = (async () => {
-      const hit = await this.get<T>(key)
-      if (hit !== undefined) return hit
-      const value = await factory()
-      if (value !== undefined) await this.set(key, value, ttl)
-      return value
-    })()
-    core.inflight.set(full, run)
-    try {
-      return await run
-    } finally {
-      core.inflight.delete(full)
-    }
+    const resolved = resolveGetOrSetOptions(key, options)
+    const internals = await this[INTERNALS]()
+    return computeOnce(this, internals, getOrSetSlot<T>(this, internals, key, resolved), factory, resolved)
+  }
+
+  /**
+   * `fn` with its results cached, keyed by its name and its arguments (encoded canonically, hashed with
+   * SHA-256), so that keys are equal in every process and after a restart. Concurrent equal calls run `fn`
+   * once; errors and `undefined` are not cached, `null` is. See {@link MemoizeOptions}.
+   *
+   * @example const getUser = cache.memoize(fetchUser, { ttl: '1m' })
+   * @throws {CacheConfigError} for an anonymous function without `name`, or an invalid option.
+   */
+  memoize<A extends unknown[], R>(fn: (...args: A) => R, options?: MemoizeOptions<A, Awaited<R>>): Memoized<A, R> {
+    return memoize(this, fn, options)
+  }
+
+  /**
+   * A method decorator (TypeScript 5 standard decorators): `@cache.memoized({ ttl: '1m' })`. Entries are
+   * per instance, identified by the instance's `cacheId()` method or else its `id` field; the method must
+   * be async.
+   */
+  memoized(options?: MemoizeOptions): MemoizedDecorator {
+    return memoized(this, options)
+  }
+
+  /**
+   * Invalidate a memoized function: every entry (O(1), by a new version; no key scan), or with arguments
+   * only the entry of that call. On an instance's method (`obj.load`), only that instance's entries.
+   * @returns true if the version or the entry was written/removed.
+   */
+  async deleteMemoized(fn: (...args: never[]) => unknown, ...args: unknown[]): Promise<boolean> {
+    return deleteMemoized(fn, args)
   }
 
   /**
@@ -493,6 +517,31 @@ export class Cache {
     // An adapter whose start-up failed may still hold a connection (or keep retrying one): release it too.
     const adapter = core.adapter ?? (await core.loading.catch(() => core.built))
     await adapter?.close()
+  }
+
+  /** @internal For memoize and getOrSet: see `src/internals.ts`. */
+  async [INTERNALS](): Promise<CacheInternals> {
+    const core = this.#core()
+    const built = this.#internals
+    if (built !== undefined && built.core === core && built.value.adapter !== undefined) return built.value
+    // A backend that failed to load is a fail-open matter for the operations themselves; here it means no lease.
+    const adapter = core.adapter ?? (await core.loading.catch(() => undefined))
+    const emitter = this.#root.emitter
+    const value: CacheInternals = {
+      adapter,
+      fullKey: (key) => this.#full(core, key),
+      encode: (value) => core.codec.encode(value),
+      failOpen: core.config.failOpen,
+      defaultTtl: core.config.defaultTtl,
+      inflight: core.inflight,
+      emitError: (error, info) => {
+        core.stats.errors++
+        emitter.emitError(error, info)
+      },
+      warnOnce: (message) => emitter.warnOnce(message),
+    }
+    this.#internals = { core, value }
+    return value
   }
 
   // ---- internals ---------------------------------------------------------------------------------
