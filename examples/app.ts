@@ -12,8 +12,7 @@ import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import { cache, configFromEnv, EMBEDDED_DEFAULT, type CacheConfig } from '../src/index.js'
-// Until memoize and cachekit/express land on main: see fallback.ts.
-import { cached, memoize } from './fallback.js'
+import { cached } from '../src/http/express.js'
 
 const COUNTER = 'demo:counter'
 
@@ -154,7 +153,8 @@ async function worker(): Promise<void> {
   cache.init(config)
   await cache.ready()
 
-  const report = memoize(cache, buildReport, { ttl: '1m', name: 'buildReport' })
+  // One worker computes it at a time (a lease across processes); the others wait and read its result.
+  const report = cache.memoize(buildReport, { ttl: '1m' })
   const app = express()
 
   app.get('/', (req, res) => {
@@ -195,7 +195,7 @@ that they saw exactly 1..100.</p>`,
     res.json({ ...(await report()), servedBy: process.pid })
   })
 
-  app.get('/time', cached(cache, { ttl: '10s' }), (_req, res) => {
+  app.get('/time', cached({ ttl: '10s' }), (_req, res) => {
     const now = new Date()
     res.type('html').send(page('cached time', `<h1>${now.toISOString()}</h1><p>Rendered by worker ${process.pid}; cached for 10 seconds, whichever worker you reach.</p>`))
   })
