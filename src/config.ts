@@ -1,3 +1,4 @@
+import type { KeyvStoreOption } from '../adapters/keyv.js'
 import type { CacheAdapter } from './adapter.js'
 import type { SerializerOption } from './codec.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
@@ -52,6 +53,19 @@ export interface CommonOptions {
 export interface AdapterOptions {
   /** A URL that selects and configures the backend (`redis://...`, `sqlite:./app.db`, `file:./cache`). */
   url?: string
+  /**
+   * keyv: the Keyv store to use: a storage adapter (`new KeyvPostgres(...)`, `new KeyvSqlite(...)`,
+   * `new KeyvRedis(...)`), a Keyv instance (its store is used; Keyv's own serializer and namespace are
+   * bypassed), a `Map`, or `{ module, options }` to construct one (`{ module: '@keyv/sqlite', options:
+   * 'sqlite://app.db' }`), which JSON configs can carry. One store object serves one open cache.
+   */
+  store?: KeyvStoreOption
+  /**
+   * keyv: other processes use the same store. The capabilities say so, and `inc`/`add` warn once that
+   * they are atomic within one process only on this backend.
+   * @default false
+   */
+  shared?: boolean
 }
 
 /** A cache's config: an options object, or a URL such as `'memory:'`. */

@@ -50,6 +50,11 @@ export const ADAPTERS: readonly AdapterDefinition[] = [
     schemes: ['null'],
     load: async () => (await import('../adapters/null.js')).nullAdapter as AdapterFactory<Record<string, unknown>>,
   },
+  {
+    type: 'keyv',
+    options: { store: 'object', shared: 'boolean' },
+    load: async () => (await import('../adapters/keyv.js')).keyvAdapter as unknown as AdapterFactory<Record<string, unknown>>,
+  },
 ]
 
 /** The definition for a type or alias, or `undefined`. */
