@@ -132,12 +132,15 @@ function mapStore(map: Map<unknown, unknown>): RawStore {
  * cannot hold U+0000). The code is prefix-free, so `escape(p)` is a prefix of `escape(k)` exactly when `p`
  * is a prefix of `k`, and prefix scans stay correct.
  */
-const NEEDS_ESCAPE = /[\u0000\u0001]/
+// eslint-disable-next-line no-control-regex -- escaping these two control characters is the point
+const ESCAPED = /[\u0000\u0001]/g
+// eslint-disable-next-line no-control-regex -- see ESCAPED
+const ESCAPE_SEQUENCE = /\u0001([01])/g
 function escapeKey(key: string): string {
-  return NEEDS_ESCAPE.test(key) ? key.replace(/[\u0000\u0001]/g, (c) => (c === '\u0000' ? '\u00010' : '\u00011')) : key
+  return key.includes('\u0000') || key.includes('\u0001') ? key.replace(ESCAPED, (c) => (c === '\u0000' ? '\u00010' : '\u00011')) : key
 }
 function unescapeKey(key: string): string {
-  return key.includes('\u0001') ? key.replace(/\u0001([01])/g, (_, d: string) => (d === '0' ? '\u0000' : '\u0001')) : key
+  return key.includes('\u0001') ? key.replace(ESCAPE_SEQUENCE, (_, d: string) => (d === '0' ? '\u0000' : '\u0001')) : key
 }
 
 interface Entry {
