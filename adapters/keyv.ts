@@ -43,6 +43,9 @@ export interface KeyvAdapterOptions {
  */
 export const KEYV_PURGE_INTERVAL_MS = 10 * 60_000
 
+/** How long `ready()` waits for the store's first answer: some stores (@keyv/redis) retry a refused connection forever. */
+export const KEYV_READY_TIMEOUT_MS = 10_000
+
 /** The part of a Keyv storage adapter the bridge uses. Every method may be sync (a `Map`) or async. */
 interface RawStore {
   get(key: string): unknown
@@ -312,6 +315,21 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     }
   }
 
+  async function release(): Promise<void> {
+    if (closed) return
+    closed = true
+    if (timer !== undefined) clearInterval(timer)
+    const raw = owner
+    if (raw === undefined) return
+    inUse.delete(raw)
+    try {
+      const lastOfPool = !isPostgres(raw) || --openPostgresBridges === 0
+      if (!(raw instanceof Map) && lastOfPool) await (raw as RawStore).disconnect?.()
+    } finally {
+      ;(raw as RawStore).off?.('error', onError)
+    }
+  }
+
   async function purgeExpired(): Promise<number> {
     const t = now()
     const expired = await collect((_key, entry) => entry !== undefined && entry.expiresAt !== null && entry.expiresAt <= t)
@@ -325,11 +343,19 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     async ready() {
       if (store === undefined && isSpec(option)) open(await storeFromSpec(option))
       if (option instanceof Map) return
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${KEYV_READY_TIMEOUT_MS} ms`)), KEYV_READY_TIMEOUT_MS)
+      })
       try {
         // A first read surfaces a store that cannot connect now rather than at the first real call.
-        await s().get('cachekit:ready-probe')
+        await Promise.race([s().get('cachekit:ready-probe'), timeout])
       } catch (cause) {
+        // The Cache never closes an adapter whose ready() failed: release the store (and its retry loop) now.
+        await release().catch(() => {})
         throw new CacheBackendError(`The Keyv store cannot be reached: ${(cause as Error)?.message ?? String(cause)}`, { cause })
+      } finally {
+        clearTimeout(timer)
       }
     },
     async get(key) {
@@ -405,20 +431,7 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
       for await (const [key, entry] of entries()) if (key.startsWith(prefix) && isLive(entry)) yield key
     },
     purgeExpired,
-    async close() {
-      if (closed) return
-      closed = true
-      if (timer !== undefined) clearInterval(timer)
-      const raw = owner
-      if (raw === undefined) return
-      inUse.delete(raw)
-      try {
-        const lastOfPool = !isPostgres(raw) || --openPostgresBridges === 0
-        if (!(raw instanceof Map) && lastOfPool) await (raw as RawStore).disconnect?.()
-      } finally {
-        ;(raw as RawStore).off?.('error', onError)
-      }
-    },
+    close: release,
   }
 }
 
