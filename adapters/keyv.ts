@@ -22,8 +22,19 @@ export interface KeyvStoreSpec {
   options?: unknown
 }
 
+/**
+ * The shape shared by every Keyv storage adapter and by Keyv itself. Structural on purpose: the published
+ * types of some adapters (`@keyv/sqlite`, `@keyv/postgres`) do not satisfy keyv's own `KeyvStoreAdapter`.
+ */
+export interface KeyvStoreLike {
+  get(key: string): unknown
+  set(key: string, value: never, ttl?: number): unknown
+  delete(key: string): unknown
+  clear(): unknown
+}
+
 /** What the `store` option takes: a Keyv storage adapter, a Keyv instance, a `Map`, or a {@link KeyvStoreSpec}. */
-export type KeyvStoreOption = KeyvStoreAdapter | { store: unknown; opts: unknown } | Map<unknown, unknown> | KeyvStoreSpec
+export type KeyvStoreOption = KeyvStoreLike | KeyvStoreAdapter | Map<unknown, unknown> | KeyvStoreSpec
 
 /** Options of the `keyv` backend. */
 export interface KeyvAdapterOptions {
