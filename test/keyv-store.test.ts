@@ -3,68 +3,25 @@
  * for every adapter in the registry that can be loaded here.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { keyvApiTests, keyvIteratorTests, keyvNamespaceTest, keyvValueTests } from '@keyv/test-suite'
 import Keyv from 'keyv'
 import * as vitest from 'vitest'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createCache, type Cache } from '../src/index.js'
 import { toKeyvStore } from '../src/keyv.js'
-import { ADAPTERS, type AdapterDefinition } from '../src/registry.js'
-import { REDIS_URL, serverAvailable } from './keyv-servers.js'
-
-const dir = mkdtempSync(join(tmpdir(), 'cachekit-keyv-suite-'))
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
-
-/** A config reaching each backend, by the URL scheme its registry entry declares. */
-const BY_SCHEME: Record<string, (def: AdapterDefinition) => Record<string, unknown>> = {
-  memory: () => ({ url: 'memory:' }),
-  file: (def) => ({ url: `file:${join(dir, def.type)}` }),
-  sqlite: (def) => ({ url: `sqlite:${join(dir, `${def.type}.sqlite`)}` }),
-  redis: () => ({ url: REDIS_URL }),
-}
-/** Backends without a URL of their own. */
-const BY_TYPE: Record<string, () => Record<string, unknown>> = {
-  keyv: () => ({ type: 'keyv', store: new Map() }),
-}
-/** Backends that cannot be a Keyv store, and why. */
-const EXCLUDED: Record<string, string> = {
-  null: 'stores nothing by design, so no store test can pass',
-}
-
-function configFor(def: AdapterDefinition): Record<string, unknown> | undefined {
-  const byType = BY_TYPE[def.type]
-  if (byType !== undefined) return byType()
-  const scheme = def.schemes?.find((s) => BY_SCHEME[s] !== undefined)
-  return scheme === undefined ? undefined : BY_SCHEME[scheme]?.(def)
-}
+import { ADAPTERS } from '../src/registry.js'
+import { configFor, EXCLUDED, loadableBackends } from './keyv-backends.js'
 
 it('every adapter of the registry is either covered here or excluded with a reason', () => {
-  const uncovered = ADAPTERS.filter((d) => EXCLUDED[d.type] === undefined && configFor(d) === undefined).map((d) => d.type)
+  const uncovered = ADAPTERS.filter((d) => EXCLUDED[d.type] === undefined && configFor(d, '/tmp') === undefined).map((d) => d.type)
   expect(uncovered).toEqual([])
 })
 
-const needsRedis = (def: AdapterDefinition): boolean => def.schemes?.some((s) => s === 'redis' || s === 'rediss') === true
-const redisUp = ADAPTERS.some(needsRedis) ? await serverAvailable('Redis') : false
-
-for (const def of ADAPTERS) {
-  if (EXCLUDED[def.type] !== undefined) continue
-  if (needsRedis(def) && !redisUp) continue
-  const loadable = await def.load().then(
-    () => true,
-    (error: unknown) => {
-      console.warn(`\n!!! SKIPPING @keyv/test-suite for the ${def.type} adapter: it cannot be loaded here (${(error as Error).message}).\n`)
-      return false
-    },
-  )
-  if (!loadable) continue
-
-  describe(`@keyv/test-suite over toKeyvStore(${def.type})`, () => {
+for (const backend of await loadableBackends('@keyv/test-suite')) {
+  describe(`@keyv/test-suite over toKeyvStore(${backend.type})`, () => {
     let cache: Cache | undefined
     const store = () => {
-      cache ??= createCache({ ...configFor(def), keyPrefix: `ck-keyv-suite:${randomBytes(5).toString('hex')}:` } as Parameters<typeof createCache>[0])
+      cache ??= createCache({ ...backend.config(), keyPrefix: `ck-keyv-suite:${randomBytes(5).toString('hex')}:` })
       return toKeyvStore(cache)
     }
     afterAll(async () => {
