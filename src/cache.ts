@@ -108,7 +108,7 @@ export class Cache {
    */
   init(config?: CacheConfig): this {
     const fromEnv = config === undefined ? configFromEnv() : undefined
-    const resolved = resolveConfig(config ?? fromEnv ?? EMBEDDED_DEFAULT)
+    const resolved = resolveConfig(config === undefined ? (fromEnv ?? EMBEDDED_DEFAULT) : config)
     const root = this.#root
     if (root.core !== null) {
       if (sameConfig(root.core.config, resolved)) return this

@@ -32,21 +32,41 @@ function toText(payload: Payload): string {
   }
 }
 
-function refuse(what: string, path: string, hint = ''): never {
-  const where = path === '' ? 'The value' : `The value at ${path}`
-  throw new CacheSerializationError(`${where} is ${what}, which cannot be cached.${hint}`)
+/**
+ * Why a value cannot be stored. Thrown deep inside the walk; each container on the way out adds its
+ * segment to `path`, so that the walk never builds path strings for values that are fine.
+ */
+class Refusal extends Error {
+  readonly path: string[] = []
+  constructor(
+    readonly what: string,
+    readonly hint = '',
+  ) {
+    super(what)
+  }
 }
 
 const V8_HINT = " Use `serializer: 'v8'` to store it, or convert it first."
 
 /**
- * Walk a value once: true if it needs the rich encoding, throws on what no encoding can store.
- * Objects deeper than `CYCLE_CHECK_DEPTH` are re-walked with cycle tracking, so the common shallow
+ * Walk a value once: true if it needs the rich encoding, throws a {@link Refusal} on what no encoding can
+ * store. Objects deeper than `CYCLE_CHECK_DEPTH` are re-walked with cycle tracking, so the common shallow
  * value does not pay for a `Set` of ancestors.
  */
 const CYCLE_CHECK_DEPTH = 64
 
-function needsRich(value: unknown, path: string, depth: number, ancestors: Set<object> | null): boolean {
+class DeepValue extends Error {}
+
+function child(value: unknown, segment: string | number, depth: number, ancestors: Set<object> | null): boolean {
+  try {
+    return needsRich(value, depth, ancestors)
+  } catch (error) {
+    if (error instanceof Refusal) error.path.push(typeof segment === 'number' ? `[${segment}]` : `.${segment}`)
+    throw error
+  }
+}
+
+function needsRich(value: unknown, depth: number, ancestors: Set<object> | null): boolean {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -57,21 +77,21 @@ function needsRich(value: unknown, path: string, depth: number, ancestors: Set<o
     case 'undefined':
       return true
     case 'function':
-      return refuse('a function', path)
+      throw new Refusal('a function')
     case 'symbol':
-      return refuse('a symbol', path)
+      throw new Refusal('a symbol')
   }
   if (value === null) return false
   const obj = value as object
   if (ancestors === null && depth > CYCLE_CHECK_DEPTH) throw new DeepValue()
   if (ancestors !== null) {
-    if (ancestors.has(obj)) refuse('a cycle (it contains itself)', path)
+    if (ancestors.has(obj)) throw new Refusal('a cycle (it contains itself)')
     ancestors.add(obj)
   }
   let rich = false
   if (Array.isArray(obj)) {
     for (let i = 0; i < obj.length; i++) {
-      if (needsRich(obj[i], `${path}[${i}]`, depth + 1, ancestors)) rich = true
+      if (child(obj[i], i, depth + 1, ancestors)) rich = true
     }
   } else {
     const proto = Object.getPrototypeOf(obj) as object | null
@@ -80,19 +100,19 @@ function needsRich(value: unknown, path: string, depth: number, ancestors: Set<o
         rich = true
       } else if (obj instanceof Map) {
         for (const [k, v] of obj) {
-          needsRich(k, `${path}<key>`, depth + 1, ancestors)
-          needsRich(v, `${path}.get(${String(k)})`, depth + 1, ancestors)
+          child(k, '<key>', depth + 1, ancestors)
+          child(v, `get(${String(k)})`, depth + 1, ancestors)
         }
         rich = true
       } else if (obj instanceof Set) {
-        for (const v of obj) needsRich(v, `${path}<item>`, depth + 1, ancestors)
+        for (const v of obj) child(v, '<item>', depth + 1, ancestors)
         rich = true
       } else if (ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer) {
-        refuse(`a ${obj.constructor.name}`, path, V8_HINT)
+        throw new Refusal(`a ${obj.constructor.name}`, V8_HINT)
       } else if (obj instanceof Promise || obj instanceof WeakMap || obj instanceof WeakSet) {
-        refuse(`a ${obj.constructor.name}`, path)
+        throw new Refusal(`a ${obj.constructor.name}`)
       } else if (obj instanceof RegExp || obj instanceof Error) {
-        refuse(`a ${obj.constructor.name}`, path, V8_HINT)
+        throw new Refusal(`a ${obj.constructor.name}`, V8_HINT)
       } else if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') {
         // A class with its own JSON form (Decimal, ObjectId, ...): stored as JSON stores it.
         if (ancestors !== null) ancestors.delete(obj)
@@ -105,7 +125,7 @@ function needsRich(value: unknown, path: string, depth: number, ancestors: Set<o
         if (k === TAG) rich = true
         const v = (obj as Record<string, unknown>)[k]
         // JSON drops undefined properties; so do we, and say so in the README.
-        if (v !== undefined && needsRich(v, `${path}.${k}`, depth + 1, ancestors)) rich = true
+        if (v !== undefined && child(v, k, depth + 1, ancestors)) rich = true
       }
     }
   }
@@ -113,14 +133,19 @@ function needsRich(value: unknown, path: string, depth: number, ancestors: Set<o
   return rich
 }
 
-class DeepValue extends Error {}
-
 function checkValue(value: unknown): boolean {
   try {
-    return needsRich(value, '', 0, null)
+    try {
+      return needsRich(value, 0, null)
+    } catch (error) {
+      if (!(error instanceof DeepValue)) throw error
+      return needsRich(value, 0, new Set())
+    }
   } catch (error) {
-    if (!(error instanceof DeepValue)) throw error
-    return needsRich(value, '', 0, new Set())
+    if (!(error instanceof Refusal)) throw error
+    const path = error.path.reverse().join('')
+    const where = path === '' ? 'The value' : `The value at ${path}`
+    throw new CacheSerializationError(`${where} is ${error.what}, which cannot be cached.${error.hint}`)
   }
 }
 

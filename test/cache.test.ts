@@ -1,0 +1,258 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import {
+  Cache,
+  cache,
+  CacheArgumentError,
+  CacheConfigError,
+  CacheNotInitializedError,
+  CacheSerializationError,
+  CacheTypeError,
+  createCache,
+  MAX_KEY_LENGTH,
+} from '../src/index.js'
+import { FakeClock } from '../src/testing/index.js'
+
+const open: Cache[] = []
+function memory(options: Record<string, unknown> = {}): Cache {
+  const c = createCache({ type: 'memory', ...options })
+  open.push(c)
+  return c
+}
+afterEach(async () => {
+  for (const c of open.splice(0)) await c.close()
+})
+
+describe('bad input leaves the cache as it was', () => {
+  it('empty, non-string and oversized keys are refused with the key named', async () => {
+    const c = memory()
+    await expect(c.get('')).rejects.toThrow(CacheArgumentError)
+    await expect(c.get('')).rejects.toThrow(/non-empty/)
+    await expect(c.set(42 as never, 1)).rejects.toThrow(/must be a string, not number/)
+    await expect(c.get(undefined as never)).rejects.toThrow(CacheArgumentError)
+    await expect(c.set('x'.repeat(MAX_KEY_LENGTH + 1), 1)).rejects.toThrow(/limited to/)
+    await expect(c.getMany(['ok', ''])).rejects.toThrow(CacheArgumentError)
+    await expect(c.setMany([['ok', 1], ['', 2]])).rejects.toThrow(CacheArgumentError)
+    expect(await c.get('ok')).toBeUndefined()
+  })
+
+  it('set(k, undefined) is refused and says to use delete', async () => {
+    const c = memory()
+    await c.set('k', 'before')
+    const e = await c.set('k', undefined).catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(CacheArgumentError)
+    expect((e as Error).message).toMatch(/delete/)
+    expect((e as CacheArgumentError).key).toBe('k')
+    expect(await c.get('k')).toBe('before')
+  })
+
+  it('a function, a cycle, a symbol or a typed array other than bytes is refused and nothing is written', async () => {
+    const c = memory()
+    const cyclic: Record<string, unknown> = { a: 1 }
+    cyclic.self = cyclic
+    const deepCycle: Record<string, unknown>[] = [{}]
+    for (let i = 0; i < 100; i++) deepCycle.push({ next: deepCycle[i] })
+    ;(deepCycle[0] as Record<string, unknown>).back = deepCycle[100]
+    for (const bad of [() => 1, { f: () => 1 }, cyclic, deepCycle[100], Symbol('s'), { s: Symbol('s') }, new Float64Array(2)]) {
+      await c.set('k', 'before')
+      const e = await c.set('k', bad).catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(CacheSerializationError)
+      expect((e as Error).message).toContain('"k"')
+      expect(await c.get('k')).toBe('before')
+      expect(await c.add('fresh', bad).catch((x: unknown) => x)).toBeInstanceOf(CacheSerializationError)
+      expect(await c.has('fresh')).toBe(false)
+    }
+  })
+
+  it('a batch with one bad value writes nothing', async () => {
+    const c = memory()
+    await expect(c.setMany([['a', 1], ['b', () => 2]])).rejects.toThrow(CacheSerializationError)
+    expect(await c.getMany(['a', 'b'])).toEqual([undefined, undefined])
+  })
+
+  it('negative, NaN, infinite and unparsable TTLs are refused, naming the value', async () => {
+    const c = memory()
+    for (const ttl of [-1, Number.NaN, Infinity, '5 parsecs', '', '-5m', {} as never]) {
+      const e = await c.set('k', 1, ttl).catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(CacheArgumentError)
+      expect((e as Error).message).toContain(String(ttl))
+    }
+    await expect(c.inc('n', 1, -1)).rejects.toThrow(CacheArgumentError)
+    await expect(c.touch('n', 'soon')).rejects.toThrow(CacheArgumentError)
+    expect(await c.has('k')).toBe(false)
+    expect(await c.has('n')).toBe(false)
+  })
+
+  it('inc with a fractional, unsafe or non-number delta is refused', async () => {
+    const c = memory()
+    await c.set('n', 1)
+    for (const delta of [1.5, Number.NaN, 2 ** 60, '1' as never]) {
+      await expect(c.inc('n', delta)).rejects.toThrow(CacheArgumentError)
+    }
+    expect(await c.get('n')).toBe(1)
+  })
+
+  it('inc past the safe integer range throws CacheTypeError and keeps the value', async () => {
+    const c = memory()
+    await c.set('n', Number.MAX_SAFE_INTEGER)
+    await expect(c.inc('n')).rejects.toThrow(CacheTypeError)
+    expect(await c.get('n')).toBe(Number.MAX_SAFE_INTEGER)
+  })
+})
+
+describe('the singleton', () => {
+  afterEach(async () => {
+    await cache.close()
+  })
+
+  it('before init, every call throws CacheNotInitializedError showing the fix', async () => {
+    const e = await cache.get('k').catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(CacheNotInitializedError)
+    expect((e as Error).message).toContain('cache.init(')
+    await expect(cache.inc('k')).rejects.toThrow(CacheNotInitializedError)
+    expect(() => cache.stats()).toThrow(CacheNotInitializedError)
+  })
+
+  it('lives on globalThis under Symbol.for("cachekit"), so another copy of the package shares it', async () => {
+    expect((globalThis as Record<symbol, unknown>)[Symbol.for('cachekit')]).toBe(cache)
+    // A second copy of the module (as a dev server's reload or a CJS/ESM pair would load it).
+    vi.resetModules()
+    const copy = await import('../src/index.js')
+    expect(copy.Cache).not.toBe(Cache)
+    expect(copy.cache).toBe(cache)
+  })
+
+  it('init with an equal config is a no-op; a different one throws until close', async () => {
+    cache.init({ type: 'memory', keyPrefix: 'app:' })
+    await cache.set('k', 1)
+    cache.init({ type: 'memory', keyPrefix: 'app:' })
+    expect(await cache.get('k')).toBe(1)
+    expect(() => cache.init({ type: 'memory', keyPrefix: 'other:' })).toThrow(CacheConfigError)
+    expect(() => cache.init({ type: 'memory', keyPrefix: 'other:' })).toThrow(/close/)
+    await cache.close()
+    cache.init({ type: 'memory', keyPrefix: 'other:' })
+    expect(await cache.get('k')).toBeUndefined()
+  })
+
+  it('a namespace made before init works once the cache is initialized', async () => {
+    const users = cache.namespace('users:')
+    // Not initialized (or closed by the test before): either way it says how to fix it.
+    await expect(users.get('1')).rejects.toThrow(/init/)
+    cache.init({ type: 'memory' })
+    await users.set('1', 'ann')
+    expect(await cache.get('users:1')).toBe('ann')
+    expect(users.keyPrefix).toBe('users:')
+  })
+})
+
+describe('getOrSet in one process', () => {
+  it('concurrent calls for one key run the factory once and share the result', async () => {
+    const c = memory()
+    let runs = 0
+    const factory = async () => {
+      runs++
+      await new Promise((r) => setTimeout(r, 20))
+      return { built: runs }
+    }
+    const results = await Promise.all(Array.from({ length: 20 }, () => c.getOrSet('report', factory)))
+    expect(runs).toBe(1)
+    expect(results.every((r) => r.built === 1)).toBe(true)
+  })
+
+  it('a factory that throws stores nothing, and every waiter sees its error', async () => {
+    const c = memory()
+    let runs = 0
+    const boom = async () => {
+      runs++
+      await new Promise((r) => setTimeout(r, 10))
+      throw new Error('boom')
+    }
+    const results = await Promise.allSettled(Array.from({ length: 5 }, () => c.getOrSet('k', boom)))
+    expect(runs).toBe(1)
+    expect(results.every((r) => r.status === 'rejected' && (r.reason as Error).message === 'boom')).toBe(true)
+    expect(await c.has('k')).toBe(false)
+    expect(await c.getOrSet('k', () => 'ok')).toBe('ok')
+  })
+
+  it('an undefined result is returned but not stored', async () => {
+    const c = memory()
+    expect(await c.getOrSet('k', () => undefined)).toBeUndefined()
+    expect(await c.has('k')).toBe(false)
+  })
+})
+
+describe('events, stats and the clock', () => {
+  it('emits hit, miss, set and delete, and counts them', async () => {
+    const c = memory({ keyPrefix: 'ev:' })
+    const seen: string[] = []
+    c.on('hit', (k) => seen.push(`hit ${k}`))
+    c.on('miss', (k) => seen.push(`miss ${k}`))
+    c.on('set', (k) => seen.push(`set ${k}`))
+    c.on('delete', (k) => seen.push(`delete ${k}`))
+    await c.get('a')
+    await c.set('a', 1)
+    await c.get('a')
+    await c.delete('a')
+    expect(seen).toEqual(['miss a', 'set a', 'hit a', 'delete a'])
+    expect(c.stats()).toMatchObject({ type: 'memory', keyPrefix: 'ev:', hits: 1, misses: 1, sets: 1, deletes: 1, errors: 0, hitRate: 0.5 })
+  })
+
+  it('an injected clock decides expiry: no sleeping', async () => {
+    const clock = new FakeClock()
+    const c = memory({ now: clock.now, defaultTtl: '1m' })
+    await c.set('k', 'v')
+    clock.advance(59_999)
+    expect(await c.get('k')).toBe('v')
+    clock.advance(1)
+    expect(await c.get('k')).toBeUndefined()
+  })
+
+  it('a payload another program wrote that is not cachekit JSON is a miss with a corrupt event, not an exception', async () => {
+    const c = memory()
+    const adapterKey = 'k'
+    const events: string[] = []
+    c.on('corrupt', (k) => events.push(String(k)))
+    c.on('error', () => events.push('error'))
+    // Write around the codec, as another program sharing the backend would.
+    await c.ready()
+    const { memoryAdapter } = await import('../adapters/memory.js')
+    const raw = memoryAdapter({}, { now: Date.now, threshold: 10, emit: () => {} })
+    const c2 = createCache({ adapter: raw })
+    open.push(c2)
+    await raw.set(adapterKey, 'not json', null)
+    c2.on('corrupt', (k) => events.push(`corrupt ${String(k)}`))
+    c2.on('error', () => events.push('error'))
+    expect(await c2.get(adapterKey)).toBeUndefined()
+    expect(events).toEqual(['corrupt k', 'error'])
+  })
+})
+
+describe('memory backend specifics', () => {
+  it('threshold bounds the entry count, least recently used first', async () => {
+    const c = memory({ threshold: 3 })
+    await c.setMany([['a', 1], ['b', 2], ['c', 3]])
+    await c.get('a')
+    await c.set('d', 4)
+    expect(await c.getMany(['a', 'b', 'c', 'd'])).toEqual([1, undefined, 3, 4])
+  })
+
+  it('threshold 0 is unbounded and warns once', async () => {
+    const warnings: string[] = []
+    const c = new Cache()
+    c.on('warning', (m) => warnings.push(m))
+    c.init({ type: 'memory', threshold: 0 })
+    open.push(c)
+    await c.setMany(Array.from({ length: 20_000 }, (_, i) => [`k${i}`, i] as const))
+    expect(await c.get('k0')).toBe(0)
+    expect(warnings.filter((w) => w.includes('unbounded'))).toHaveLength(1)
+  })
+
+  it('the null backend stores nothing', async () => {
+    const c = createCache('null:')
+    open.push(c)
+    expect(await c.set('k', 1)).toBe(true)
+    expect(await c.get('k')).toBeUndefined()
+    expect(await c.add('k', 1)).toBe(true)
+    expect(await c.inc('n', 3)).toBe(3)
+    expect(await c.has('k')).toBe(false)
+  })
+})

@@ -1,0 +1,132 @@
+import { describe, expect, it } from 'vitest'
+import { CacheConfigError, configFromEnv, createCache, DEFAULTS } from '../src/index.js'
+import { resolveConfig, suggest } from '../src/config.js'
+
+function configError(fn: () => unknown): CacheConfigError {
+  try {
+    fn()
+  } catch (error) {
+    expect(error).toBeInstanceOf(CacheConfigError)
+    return error as CacheConfigError
+  }
+  throw new Error('expected a CacheConfigError')
+}
+
+describe('config validation', () => {
+  it('an unknown type names it and suggests the likely one', () => {
+    const e = configError(() => createCache({ type: 'memroy' }))
+    expect(e.message).toContain('"memroy"')
+    expect(e.message).toContain('Did you mean `memory`?')
+    expect(e.option).toBe('type')
+    expect(e.code).toBe('CACHE_CONFIG')
+  })
+
+  it('an unknown option names it and suggests the cachekit name', () => {
+    const e = configError(() => createCache({ type: 'memory', ttl: 5 } as never))
+    expect(e.message).toContain('`ttl`')
+    expect(e.message).toContain('Did you mean `defaultTtl`?')
+    expect(e.option).toBe('ttl')
+    expect(configError(() => createCache({ type: 'memory', keyPrefx: 'a' } as never)).message).toContain('`keyPrefix`')
+    expect(configError(() => createCache({ type: 'memory', prefix: 'a' } as never)).message).toContain('`keyPrefix`')
+  })
+
+  it('a missing type says what to write', () => {
+    expect(configError(() => createCache({ defaultTtl: 5 })).message).toMatch(/no `type`/)
+  })
+
+  it('option values of the wrong kind name the option', () => {
+    expect(configError(() => createCache({ type: 'memory', failOpen: 'yes' as never })).option).toBe('failOpen')
+    expect(configError(() => createCache({ type: 'memory', threshold: -1 })).option).toBe('threshold')
+    expect(configError(() => createCache({ type: 'memory', threshold: 1.5 })).option).toBe('threshold')
+    expect(configError(() => createCache({ type: 'memory', defaultTtl: -1 })).option).toBe('defaultTtl')
+    expect(configError(() => createCache({ type: 'memory', defaultTtl: '5 parsecs' })).message).toContain('5 parsecs')
+    expect(configError(() => createCache({ type: 'memory', serializer: 'yaml' as never })).option).toBe('serializer')
+    expect(configError(() => createCache({ type: 'memory', now: 5 as never })).option).toBe('now')
+  })
+
+  it('a non-object, non-string config is refused', () => {
+    configError(() => createCache(42 as never))
+    configError(() => createCache(null as never))
+  })
+
+  it('URLs select the backend', () => {
+    expect(resolveConfig('memory:').type).toBe('memory')
+    expect(resolveConfig('null:').type).toBe('null')
+    const e = configError(() => resolveConfig('mongodb://user:secret@host/db'))
+    expect(e.message).toContain('***')
+    expect(e.message).not.toContain('secret')
+  })
+
+  it("Flask-Caching's type names work", () => {
+    expect(resolveConfig({ type: 'SimpleCache' }).type).toBe('memory')
+    expect(resolveConfig({ type: 'NullCache' }).type).toBe('null')
+  })
+
+  it('never mutates the caller object, and fills defaults from one place', () => {
+    const input = Object.freeze({ type: 'memory' })
+    const resolved = resolveConfig(input)
+    expect(input).toEqual({ type: 'memory' })
+    expect(resolved.defaultTtl).toBe(DEFAULTS.defaultTtl)
+    expect(resolved.threshold).toBe(DEFAULTS.threshold)
+    expect(resolved.failOpen).toBe(true)
+    expect(resolved.keyPrefix).toBe('')
+  })
+
+  it('durations: numbers are ms, strings have units, 0 never expires', () => {
+    expect(resolveConfig({ type: 'memory', defaultTtl: '1.5h' }).defaultTtl).toBe(5_400_000)
+    expect(resolveConfig({ type: 'memory', defaultTtl: 250 }).defaultTtl).toBe(250)
+    expect(resolveConfig({ type: 'memory', defaultTtl: 0 }).defaultTtl).toBe(0)
+  })
+
+  it('suggest finds close names only', () => {
+    expect(suggest('thresold', ['threshold', 'type'])).toBe('threshold')
+    expect(suggest('banana', ['threshold', 'type'])).toBeUndefined()
+  })
+})
+
+describe('configFromEnv', () => {
+  it('is undefined when no CACHE_* variable is set', () => {
+    expect(configFromEnv({ PATH: '/bin' })).toBeUndefined()
+  })
+
+  it('reads every common variable', () => {
+    expect(
+      configFromEnv({
+        CACHE_TYPE: 'memory',
+        CACHE_DEFAULT_TTL: '10m',
+        CACHE_KEY_PREFIX: 'app:',
+        CACHE_THRESHOLD: '500',
+        CACHE_FAIL_OPEN: 'false',
+      }),
+    ).toEqual({ type: 'memory', defaultTtl: 600_000, keyPrefix: 'app:', threshold: 500, failOpen: false })
+  })
+
+  it("takes Flask-Caching's CACHE_DEFAULT_TIMEOUT in seconds", () => {
+    expect(configFromEnv({ CACHE_TYPE: 'SimpleCache', CACHE_DEFAULT_TIMEOUT: '300' })).toEqual({ type: 'memory', defaultTtl: 300_000 })
+  })
+
+  it('CACHE_URL selects the backend', () => {
+    expect(configFromEnv({ CACHE_URL: 'memory:' })).toEqual({ url: 'memory:' })
+  })
+
+  it('a malformed variable is a CacheConfigError naming it', () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ CACHE_TYPE: 'memory', CACHE_DEFAULT_TIMEOUT: 'abc' }, 'CACHE_DEFAULT_TIMEOUT'],
+      [{ CACHE_TYPE: 'memory', CACHE_DEFAULT_TTL: '5 parsecs' }, 'CACHE_DEFAULT_TTL'],
+      [{ CACHE_TYPE: 'memory', CACHE_THRESHOLD: 'many' }, 'CACHE_THRESHOLD'],
+      [{ CACHE_TYPE: 'memory', CACHE_FAIL_OPEN: 'maybe' }, 'CACHE_FAIL_OPEN'],
+      [{ CACHE_TYPE: 'memroy' }, 'CACHE_TYPE'],
+      [{ CACHE_URL: 'ftp://x' }, 'CACHE_URL'],
+      [{ CACHE_KEY_PREFIX: 'x:' }, 'CACHE_TYPE'],
+    ]
+    for (const [env, variable] of cases) {
+      const e = configError(() => configFromEnv(env))
+      expect(e.option).toBe(variable)
+      expect(e.message).toContain(variable)
+    }
+  })
+
+  it('a misspelled type in CACHE_TYPE gets a suggestion', () => {
+    expect(configError(() => configFromEnv({ CACHE_TYPE: 'memroy' })).message).toContain('Did you mean `memory`?')
+  })
+})
