@@ -10,7 +10,7 @@ import Database from 'better-sqlite3'
 import Keyv from 'keyv'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import { CacheBackendError, CacheConfigError, createCache, type Cache } from '../../src/index.js'
-import { KEYV_READY_TIMEOUT_MS } from '../../adapters/keyv.js'
+import { KEYV_PURGE_INTERVAL_MS, KEYV_READY_TIMEOUT_MS } from '../../adapters/keyv.js'
 import { FakeClock } from '../../src/testing/index.js'
 import { REDIS_URL, serverAvailable } from '../keyv-servers.js'
 
@@ -131,6 +131,37 @@ describe('keyv bridge: expiry on a store that ignores the TTL (@keyv/sqlite)', (
     expect(await keyv.has('y')).toBe(true)
     expect(await c.has('x')).toBe(false)
     await keyv.disconnect()
+  })
+})
+
+describe('keyv bridge: purge and stores without an iterator', () => {
+  it('sweeps expired entries from a store without its own expiry every KEYV_PURGE_INTERVAL_MS', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
+    const clock = new FakeClock()
+    const map = new Map()
+    const c = await open({ type: 'keyv', store: map, now: clock.now })
+    await c.set('short', 1, 1_000)
+    await c.set('long', 2, 0)
+    clock.advance(1_000)
+    expect(map.size).toBe(2)
+    await vi.advanceTimersByTimeAsync(KEYV_PURGE_INTERVAL_MS)
+    expect([...map.keys()]).toEqual(['long'])
+  })
+
+  it('says that clear() and keys() need an iterator on a store without one', async () => {
+    const data = new Map<string, unknown>()
+    // A minimal Keyv store (get, set, delete, clear) with no iterator, as @keyv/memcache is.
+    const store = {
+      get: async (k: string) => data.get(k),
+      set: async (k: string, v: unknown) => void data.set(k, v),
+      delete: async (k: string) => data.delete(k),
+      clear: async () => data.clear(),
+    }
+    const c = await open({ type: 'keyv', store, failOpen: false })
+    await c.set('k', 1)
+    expect(await c.get('k')).toBe(1)
+    await expect(c.clear()).rejects.toThrow(/has no iterator/)
+    expect(await c.get('k')).toBe(1)
   })
 })
 
