@@ -232,7 +232,7 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     owner = raw
     if (isPostgres(raw)) openPostgresBridges++
     // No second prefix: the cache's keys (its keyPrefix included) are stored as they are.
-    raw.namespace = undefined
+    if (!(raw instanceof Map)) raw.namespace = undefined
     const tuned = raw as { throwOnErrors?: boolean; noNamespaceAffectsAll?: boolean }
     // @keyv/redis swallows command errors unless told otherwise; a failed write must not look like a success.
     if ('throwOnErrors' in raw) tuned.throwOnErrors = true

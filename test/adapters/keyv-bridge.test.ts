@@ -215,6 +215,20 @@ describe('keyv bridge: clear() removes only its own keys', () => {
     await foreign.disconnect()
   })
 
+  it("keyv's own clear() on @keyv/sqlite matches its namespace with LIKE, so namespace a_b also deletes aXb's keys", async () => {
+    const uri = sqliteUri()
+    const underscore = new Keyv(new KeyvSqlite(uri), { namespace: 'a_b' })
+    const other = new Keyv(new KeyvSqlite(uri), { namespace: 'aXb' })
+    await underscore.set('k', 1)
+    await other.set('k', 2)
+    await underscore.clear()
+    // Observed peer behaviour: the other namespace's row is gone too.
+    expect(await other.get('k')).toBeUndefined()
+    expect(rowKeys(uri)).toEqual([])
+    await underscore.disconnect()
+    await other.disconnect()
+  })
+
   it('treats a value it did not write as a miss and reports it', async () => {
     const map = new Map<string, unknown>([['p:k', 'not json {']])
     const corrupt: (string | undefined)[] = []
