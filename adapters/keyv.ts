@@ -290,8 +290,10 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     return run
   }
 
+  let warned = !shared
   const warnNotAtomic = (): void => {
-    if (shared) {
+    if (!warned) {
+      warned = true
       context.emit({
         type: 'warning',
         message:
