@@ -231,9 +231,9 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     inUse.add(raw)
     owner = raw
     if (isPostgres(raw)) openPostgresBridges++
+    const tuned = raw as { namespace?: string; throwOnErrors?: boolean; noNamespaceAffectsAll?: boolean }
     // No second prefix: the cache's keys (its keyPrefix included) are stored as they are.
-    if (!(raw instanceof Map)) raw.namespace = undefined
-    const tuned = raw as { throwOnErrors?: boolean; noNamespaceAffectsAll?: boolean }
+    if (!(raw instanceof Map)) tuned.namespace = undefined
     // @keyv/redis swallows command errors unless told otherwise; a failed write must not look like a success.
     if ('throwOnErrors' in raw) tuned.throwOnErrors = true
     // @keyv/redis hides keys containing '::' from an un-namespaced iterator; the bridge filters by prefix itself.
