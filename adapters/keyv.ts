@@ -230,18 +230,18 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     }
     inUse.add(raw)
     owner = raw
+    const map = raw instanceof Map ? (raw as Map<unknown, unknown>) : undefined
     if (isPostgres(raw)) openPostgresBridges++
     const tuned = raw as { namespace?: string; throwOnErrors?: boolean; noNamespaceAffectsAll?: boolean }
     // No second prefix: the cache's keys (its keyPrefix included) are stored as they are.
-    if (!(raw instanceof Map)) tuned.namespace = undefined
+    if (map === undefined) tuned.namespace = undefined
     // @keyv/redis swallows command errors unless told otherwise; a failed write must not look like a success.
     if ('throwOnErrors' in raw) tuned.throwOnErrors = true
     // @keyv/redis hides keys containing '::' from an un-namespaced iterator; the bridge filters by prefix itself.
     if ('noNamespaceAffectsAll' in raw) tuned.noNamespaceAffectsAll = true
     raw.on?.('error', onError)
-    store = raw instanceof Map ? mapStore(raw) : raw
-    const iterable = typeof store.iterator === 'function'
-    if (iterable && (raw instanceof Map || raw.ttlSupport === false)) {
+    store = map === undefined ? raw : mapStore(map)
+    if (typeof store.iterator === 'function' && (map !== undefined || raw.ttlSupport === false)) {
       timer = setInterval(() => {
         purgeExpired().catch(onError)
       }, KEYV_PURGE_INTERVAL_MS)
