@@ -1,6 +1,6 @@
 import type { AdapterEvent, CacheAdapter, ExpiresAt, Payload } from './adapter.js'
 import { resolveCodec, type Codec } from './codec.js'
-import { configFromEnv, EMBEDDED_DEFAULT, resolveConfig, sameConfig, type CacheConfig, type ResolvedConfig } from './config.js'
+import { configFromEnv, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, sameConfig, type CacheConfig, type ResolvedConfig } from './config.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import {
   CacheArgumentError,
@@ -118,7 +118,10 @@ export class Cache {
       )
     }
     if (config === undefined && fromEnv === undefined) {
-      root.emitter.warnOnce(`no CACHE_* variables set: using the embedded default (${typeof EMBEDDED_DEFAULT === 'string' ? EMBEDDED_DEFAULT : EMBEDDED_DEFAULT.type}).`)
+      root.emitter.warnOnce(
+        `no config and no CACHE_* variables: using the embedded default, ${describeEmbeddedDefault()}, shared by every process ` +
+          'on this machine that starts in this folder. Pass a config to `cache.init()` or set CACHE_URL to choose another backend.',
+      )
     }
     const emitter = root.emitter
     const context = {

@@ -1,4 +1,5 @@
 import type { KeyvStoreOption } from '../adapters/keyv.js'
+import { resolve as resolvePath } from 'node:path'
 import type { CacheAdapter } from './adapter.js'
 import type { SerializerOption } from './codec.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
@@ -66,6 +67,31 @@ export interface AdapterOptions {
    * @default false
    */
   shared?: boolean
+  /**
+   * SQLite: the database file, relative to the working directory or absolute (parent folders are created);
+   * `':memory:'` for a private in-memory database. Environment: `CACHE_SQLITE_PATH`.
+   * @default '.cache/cachekit.sqlite'
+   */
+  path?: string
+  /**
+   * SQLite: the table holding the entries (letters, digits, `_`). It is created if missing; a table of
+   * another shape is refused, never altered.
+   * @default 'cachekit'
+   */
+  table?: string
+  /**
+   * SQLite: how long a write waits for another process's lock (then retries as long again without blocking
+   * the event loop) before it fails with `CacheBackendError`.
+   * @default '5s'
+   */
+  busyTimeout?: Duration
+  /** SQLite: how often expired rows are deleted in the background (an unref'd timer); `0` turns it off. @default '1m' */
+  purgeInterval?: Duration
+  /**
+   * SQLite: the most rows one purge or eviction step deletes before yielding to the event loop.
+   * @default 500
+   */
+  purgeBatchSize?: number
 }
 
 /** A cache's config: an options object, or a URL such as `'memory:'`. */
@@ -82,10 +108,17 @@ export const DEFAULTS = {
 } as const
 
 /**
- * What `cache.init()` uses when no `CACHE_*` variable is set.
- * @default 'memory:' until a shared local backend is available
+ * What `cache.init()` uses when no `CACHE_*` variable is set: a SQLite file under the working directory,
+ * created as needed and shared by every process on the machine that runs there (cluster workers, PM2).
+ * @default { type: 'sqlite', path: '.cache/cachekit.sqlite' }
  */
-export const EMBEDDED_DEFAULT: CommonOptions & AdapterOptions & { type: string } = { type: 'memory' }
+export const EMBEDDED_DEFAULT: CommonOptions & AdapterOptions & { type: string } = Object.freeze({ type: 'sqlite', path: '.cache/cachekit.sqlite' })
+
+/** How the start-up notice names the embedded default: the backend and, for a file, its absolute path. */
+export function describeEmbeddedDefault(): string {
+  const path = EMBEDDED_DEFAULT.path
+  return path === undefined ? EMBEDDED_DEFAULT.type : `${EMBEDDED_DEFAULT.type} at ${resolvePath(path)}`
+}
 
 /** A config after validation: every common option resolved, adapter options apart. */
 export interface ResolvedConfig {

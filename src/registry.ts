@@ -1,4 +1,5 @@
 import type { AdapterFactory } from './adapter.js'
+import { CacheConfigError } from './errors.js'
 
 /**
  * The kind of an adapter option, checked at `init` before the adapter (and its driver) is loaded.
@@ -34,6 +35,18 @@ export function pathFromUrl(url: string): string {
   return decodeURIComponent(rest.startsWith('//') ? rest.slice(2) : rest)
 }
 
+/**
+ * `sqlite:./app.db`, `sqlite:///var/cache/app.db` (absolute), `sqlite://relative/app.db`,
+ * `sqlite::memory:`.
+ */
+export function sqliteOptionsFromUrl(url: string): Record<string, unknown> {
+  const path = pathFromUrl(url)
+  if (path.trim() === '') {
+    throw new CacheConfigError(`The URL ${JSON.stringify(url)} has no path: write e.g. 'sqlite:./.cache/app.sqlite' or 'sqlite::memory:'.`, { option: 'url' })
+  }
+  return { path }
+}
+
 /** Every adapter cachekit ships, by type. Later adapters add one entry each. */
 export const ADAPTERS: readonly AdapterDefinition[] = [
   {
@@ -49,6 +62,16 @@ export const ADAPTERS: readonly AdapterDefinition[] = [
     options: {},
     schemes: ['null'],
     load: async () => (await import('../adapters/null.js')).nullAdapter as AdapterFactory<Record<string, unknown>>,
+  },
+  {
+    type: 'sqlite',
+    aliases: ['sqlite3'],
+    options: { path: 'string', table: 'string', busyTimeout: 'duration', purgeInterval: 'duration', purgeBatchSize: 'number' },
+    schemes: ['sqlite', 'sqlite3'],
+    fromUrl: sqliteOptionsFromUrl,
+    env: { CACHE_SQLITE_PATH: 'path' },
+    // better-sqlite3 itself is loaded by the factory, so a missing native module is a clear error at `ready()`.
+    load: async () => (await import('../adapters/sqlite.js')).sqliteAdapter as AdapterFactory<Record<string, unknown>>,
   },
   {
     type: 'keyv',
