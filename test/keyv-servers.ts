@@ -2,8 +2,8 @@ import { connect } from 'node:net'
 import { it } from 'vitest'
 
 /** The machine's servers the Keyv tests use (trust auth on PostgreSQL, database `test`). */
-export const POSTGRES_URI = process.env.CACHEKIT_TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test'
-export const REDIS_URL = process.env.CACHEKIT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+export const POSTGRES_URI = process.env.POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test'
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 function reachable(url: string, defaultPort: number): Promise<boolean> {
   const { hostname, port } = new URL(url)

@@ -5,6 +5,7 @@ import KeyvPostgres from '@keyv/postgres'
 import KeyvRedis from '@keyv/redis'
 import KeyvSqlite from '@keyv/sqlite'
 import { keyvAdapter } from '../../adapters/keyv.js'
+import { createCache } from '../../src/index.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
 import { POSTGRES_URI, REDIS_URL, serverAvailable } from '../keyv-servers.js'
 
@@ -35,6 +36,12 @@ if (await serverAvailable('PostgreSQL')) {
     create: (context) => keyvAdapter({ store: new KeyvPostgres(postgres), shared: true }, context),
     capabilities: { shared: true, ...NOT_ATOMIC },
     processConfig: { type: 'keyv', store: { module: '@keyv/postgres', options: postgres }, shared: true },
+    // The child processes' keys outlive their runs (default TTL); sweep the expired ones of earlier runs.
+    cleanup: async () => {
+      const sweeper = createCache({ type: 'keyv', store: new KeyvPostgres(postgres) })
+      await sweeper.purgeExpired()
+      await sweeper.close()
+    },
   })
 }
 
