@@ -102,22 +102,23 @@ export class CachekitKeyvStore extends EventEmitter implements KeyvStoreAdapter 
   async *iterator<Value>(namespace?: string): AsyncGenerator<[string, Value], void> {
     const prefix = namespace ? `${namespace}:` : ''
     const view = namespace ? this.cache.namespace(prefix) : this.cache
-    let batch: string[] = []
-    const flush = async function* (this: CachekitKeyvStore, keys: string[]): AsyncGenerator<[string, Value]> {
+    async function* withValues(keys: string[]): AsyncGenerator<[string, Value]> {
       const values = await view.getMany<Value>(keys)
       for (const [i, key] of keys.entries()) {
         const value = values[i]
+        // A key that expired (or was deleted) since it was listed is skipped, as Keyv skips expired entries.
         if (value !== undefined) yield [prefix + key, value]
       }
     }
+    let batch: string[] = []
     for await (const key of view.keys()) {
       batch.push(key)
       if (batch.length >= ITERATOR_BATCH) {
-        yield* flush.call(this, batch)
+        yield* withValues(batch)
         batch = []
       }
     }
-    if (batch.length > 0) yield* flush.call(this, batch)
+    if (batch.length > 0) yield* withValues(batch)
   }
 
   /** Close the cache if this store made it (from an adapter); a cache you passed in stays yours to close. */

@@ -54,6 +54,19 @@ describe('toKeyvStore', () => {
     expect(() => toKeyvStore({} as never)).toThrow(/takes a cachekit Cache/)
   })
 
+  it('iterates past its batch size, within the namespace only', async () => {
+    const cache = createCache('memory:')
+    const keyv = new Keyv({ store: toKeyvStore(cache), namespace: 'many' })
+    const other = new Keyv({ store: toKeyvStore(cache), namespace: 'other' })
+    await other.set('x', 'not mine')
+    await keyv.setMany(Array.from({ length: 250 }, (_, i) => ({ key: `k${i}`, value: i })))
+    const seen = new Map<string, unknown>()
+    for await (const [key, value] of keyv.iterator!(undefined)) seen.set(key as string, value)
+    expect(seen.size).toBe(250)
+    expect(seen.get('k249')).toBe(249)
+    await cache.close()
+  })
+
   it("a Keyv set without a TTL never expires, whatever the cache's defaultTtl", async () => {
     let t = Date.now()
     const cache = createCache({ type: 'memory', defaultTtl: '1s', now: () => t })
