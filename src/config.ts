@@ -54,6 +54,32 @@ export interface CommonOptions {
 export interface AdapterOptions {
   /** A URL that selects and configures the backend (`redis://...`, `sqlite:./app.db`, `file:./cache`). */
   url?: string
+
+  /**
+   * filesystem: the folder of the cache, relative to the working directory or absolute. Created if missing
+   * (with `dirMode`). Give each application its own: `clear()` empties only cachekit's entries in it, but
+   * every process that opens the folder shares its entries. Not on a network file system. Env `CACHE_DIR`.
+   * @default '.cache/cachekit'
+   */
+  dir?: string
+  /**
+   * filesystem: the permission mode of the folders cachekit creates (the process umask still applies).
+   * Must include 0o700.
+   * @default 0o700
+   */
+  dirMode?: number
+  /**
+   * filesystem: the permission mode of entry files (the process umask still applies). Must include 0o600.
+   * @default 0o600
+   */
+  fileMode?: number
+  /**
+   * filesystem: after how long a key's lock counts as abandoned when its holder cannot be checked (a
+   * process of another host or container). A holder on this machine that has died is detected at once;
+   * a live holder keeps a lock for microseconds.
+   * @default '10s'
+   */
+  lockStaleTimeout?: Duration
   /**
    * keyv: the Keyv store to use: a storage adapter (`new KeyvPostgres(...)`, `new KeyvSqlite(...)`,
    * `new KeyvRedis(...)`), a Keyv instance (its store is used; Keyv's own serializer and namespace are
@@ -85,7 +111,12 @@ export interface AdapterOptions {
    * @default '5s'
    */
   busyTimeout?: Duration
-  /** SQLite: how often expired rows are deleted in the background (an unref'd timer); `0` turns it off. @default '1m' */
+  /**
+   * SQLite and filesystem: how often expired entries are deleted in the background (an unref'd timer);
+   * `0` turns it off (`purgeExpired()` still works). On a folder shared by several processes, one of them
+   * purges per interval, for all.
+   * @default '1m'
+   */
   purgeInterval?: Duration
   /**
    * SQLite: the most rows one purge or eviction step deletes before yielding to the event loop.
@@ -158,6 +189,10 @@ const KNOWN_ALIASES: Record<string, string> = {
   maxSize: 'threshold',
   maxEntries: 'threshold',
   store: 'adapter',
+  cacheDir: 'dir',
+  cache_dir: 'dir',
+  directory: 'dir',
+  mode: 'fileMode',
   backend: 'type',
 }
 

@@ -57,6 +57,20 @@ export const ADAPTERS: readonly AdapterDefinition[] = [
     load: async () => (await import('../adapters/memory.js')).memoryAdapter as AdapterFactory<Record<string, unknown>>,
   },
   {
+    type: 'filesystem',
+    // Flask-Caching's `FileSystemCache` (and `filesystemcache`) reach it through the lowercase, strip-"cache" rule.
+    aliases: ['file', 'fs', 'files'],
+    options: { dir: 'string', dirMode: 'number', fileMode: 'number', lockStaleTimeout: 'duration', purgeInterval: 'duration' },
+    schemes: ['file'],
+    fromUrl(url) {
+      const dir = pathFromUrl(url)
+      if (dir === '') throw new CacheConfigError(`The URL ${JSON.stringify(url)} names no folder: write file:./cache or file:///var/cache/app.`, { option: 'url' })
+      return { dir }
+    },
+    env: { CACHE_DIR: 'dir' },
+    load: async () => (await import('../adapters/filesystem/index.js')).filesystemAdapter as AdapterFactory<Record<string, unknown>>,
+  },
+  {
     type: 'null',
     aliases: ['none'],
     options: {},

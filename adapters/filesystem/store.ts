@@ -1,0 +1,145 @@
+/**
+ * Entry files on disk: where a key's file lives, reading it in one open/read, writing it through a
+ * temporary file and `rename`, and removing it under its lock. Everything is synchronous (see index.ts for
+ * why), so the one scratch buffer is never shared by two operations at once.
+ */
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import { HEADER_SIZE, parseHeader, type Header } from './format.js'
+import { errorCode, quiet, unlinkQuiet } from './io.js'
+import { tryLock, unlock, type LockOptions } from './lock.js'
+
+/** Most entries fit: one read of this size answers a `get` without a `stat`. */
+const SCRATCH_SIZE = 64 * 1024
+
+/** A file as read: its header, and a buffer holding at least the header and key (and payload if asked). */
+export interface EntryRead {
+  header: Header
+  /** Valid until the next read: copy what you keep. */
+  buf: Buffer
+}
+
+/** What reading a file gives: the entry, `undefined` when there is no file, or why the file is corrupt. */
+export type ReadResult = EntryRead | undefined | string
+
+export class EntryFiles {
+  readonly root: string
+  readonly fileMode: number
+  readonly dirMode: number
+  readonly lock: LockOptions
+  readonly #scratch = Buffer.allocUnsafeSlow(SCRATCH_SIZE)
+  #temps = 0
+
+  constructor(root: string, lock: LockOptions) {
+    this.root = root
+    this.lock = lock
+    this.fileMode = lock.fileMode
+    this.dirMode = lock.dirMode
+  }
+
+  shardOf(hash: string): string {
+    return join(this.root, hash.slice(0, 2))
+  }
+
+  fileOf(hash: string): string {
+    return join(this.root, hash.slice(0, 2), hash)
+  }
+
+  lockOf(hash: string): string {
+    return `${this.fileOf(hash)}.lock`
+  }
+
+  /**
+   * Read the file at `file`: its header (`'header'`, checking the size with `fstat`: a purge never reads a
+   * payload), header and key (`'key'`), or all of it (`'whole'`). A file under 64 KiB takes one open and
+   * one read, with no `stat`; a larger one is read on, or its size checked.
+   */
+  read(file: string, part: 'header' | 'key' | 'whole'): ReadResult {
+    let fd: number
+    try {
+      fd = quiet(() => openSync(file, 'r'))
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return undefined
+      throw error
+    }
+    try {
+      let buf = this.#scratch
+      const n = readSync(fd, buf, 0, part === 'header' ? HEADER_SIZE : buf.length, 0)
+      const header = parseHeader(buf, n)
+      if (typeof header === 'string') return header
+      if (n < buf.length && part !== 'header') {
+        // The whole file is in the buffer: its size must be exactly what the header says.
+        if (header.total !== n) return n < header.total ? `truncated (${n} of ${header.total} bytes)` : `bad length (${n} bytes, header says ${header.total})`
+        return { header, buf }
+      }
+      if (part === 'whole' || (part === 'key' && HEADER_SIZE + header.keyLength > n)) {
+        // One byte more than the header says, to see a file that is too long.
+        const big = Buffer.allocUnsafe(header.total + 1)
+        let got = Math.min(n, big.length)
+        buf.copy(big, 0, 0, got)
+        while (got < big.length) {
+          const r = readSync(fd, big, got, big.length - got, got)
+          if (r === 0) break
+          got += r
+        }
+        if (got !== header.total) return got < header.total ? `truncated (${got} of ${header.total} bytes)` : 'bad length (longer than its header says)'
+        buf = big
+      } else {
+        const size = fstatSync(fd).size
+        if (size !== header.total) return size < header.total ? `truncated (${size} of ${header.total} bytes)` : `bad length (${size} bytes, header says ${header.total})`
+      }
+      return { header, buf }
+    } finally {
+      closeSync(fd)
+    }
+  }
+
+  /**
+   * Write `bytes` as the file of `hash`: to a temporary file in the same folder, then `rename` over the old
+   * one, so that a reader (or a crash) sees the old file or the new one, never a mix. No `fsync`: after a
+   * power loss a file may be empty or short, and then it reads as corrupt (a miss), as a cache may.
+   */
+  write(hash: string, bytes: Buffer): void {
+    const file = this.fileOf(hash)
+    const temp = `${file}.${process.pid}-${++this.#temps}.tmp`
+    let fd: number
+    try {
+      fd = quiet(() => openSync(temp, 'w', this.fileMode))
+    } catch (error) {
+      if (errorCode(error) !== 'ENOENT') throw error
+      mkdirSync(this.shardOf(hash), { recursive: true, mode: this.dirMode })
+      fd = openSync(temp, 'w', this.fileMode)
+    }
+    try {
+      let done = 0
+      while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done)
+      closeSync(fd)
+    } catch (error) {
+      closeSync(fd)
+      unlinkQuiet(temp)
+      throw error
+    }
+    try {
+      renameSync(temp, file)
+    } catch (error) {
+      unlinkQuiet(temp)
+      throw error
+    }
+  }
+
+  /**
+   * Remove the file of `hash` if, read (`part` of it) under its lock, `shouldGo` says it should go. False if it did not go (a
+   * busy lock counts: the holder is using the entry). The lock keeps a purge from removing a counter that an
+   * `increment` just rewrote after finding the old one expired.
+   */
+  removeIf(hash: string, part: 'header' | 'key', shouldGo: (read: ReadResult) => boolean): boolean {
+    const lockPath = this.lockOf(hash)
+    if (!tryLock(lockPath, this.lock)) return false
+    try {
+      const file = this.fileOf(hash)
+      return shouldGo(this.read(file, part)) && unlinkQuiet(file)
+    } finally {
+      unlock(lockPath, this.lock)
+    }
+  }
+}
