@@ -53,6 +53,12 @@ export interface AdapterContext {
   threshold: number
   /** Report a problem the caller should not see as an exception (a corrupt file removed, a warning). */
   emit: (event: AdapterEvent) => void
+  /**
+   * True when payloads may be bytes (the codec is not the JSON codec): the adapter must then return what it
+   * reads as `Uint8Array`, byte-exact. When false or absent every payload is UTF-8 text, and an adapter whose
+   * driver decodes text faster (Redis) may return strings.
+   */
+  bytes?: boolean
 }
 
 /** Something an adapter wants the Cache to report through its events. */
@@ -97,6 +103,13 @@ export interface CacheAdapter {
   clear(prefix: string): Awaitable<void>
   /** Every live key that starts with `prefix`, full keys, in no particular order. */
   keys(prefix: string): AsyncIterable<string> | Iterable<string>
+  /**
+   * Optional: delete `key` only if it holds exactly `value` (and is live), atomically; true if deleted.
+   * `getOrSet` and `memoize` release their cross-process leases with it. Without it they read, compare and
+   * delete, which is safe except for a lease that expires in that very instant (see `src/lease.ts`).
+   * SQLite: `DELETE ... WHERE key = ? AND value = ?`; Redis: a one-line Lua script; filesystem: under its lock.
+   */
+  deleteIfEquals?(key: string, value: Payload): Awaitable<boolean>
   /** Remove expired entries now; returns how many were removed (when the backend can tell). */
   purgeExpired(): Awaitable<number>
   /** Release connections, timers and handles. Called once. */

@@ -13,6 +13,9 @@ import {
   showKey,
 } from './errors.js'
 import { CacheEmitter, type CacheEventName, type CacheListener } from './events.js'
+import { computeOnce, getOrSetSlot, resolveGetOrSetOptions, type GetOrSetOptions } from './getorset.js'
+import { INTERNALS, type CacheInternals } from './internals.js'
+import { deleteMemoized, memoize, memoized, type Memoized, type MemoizedDecorator, type MemoizeOptions } from './memoize.js'
 
 /** The longest key accepted, in UTF-16 code units (the prefix not counted). */
 export const MAX_KEY_LENGTH = 65_536
@@ -37,6 +40,8 @@ export type Factory<T> = () => T | Promise<T>
 interface Core {
   readonly config: ResolvedConfig
   adapter: CacheAdapter | undefined
+  /** The adapter once its factory has run, ready or not: `close()` releases it either way. */
+  built: CacheAdapter | undefined
   loading: Promise<CacheAdapter>
   readonly codec: Codec
   readonly now: () => number
@@ -84,6 +89,8 @@ async function* iterate<T>(source: AsyncIterable<T> | Iterable<T>): AsyncGenerat
 export class Cache {
   readonly #root: Root
   readonly #prefix: string
+  /** Built once per open core (see `[INTERNALS]`), so a getOrSet or memoize hit does not rebuild it. */
+  #internals: { core: Core; value: CacheInternals } | undefined
 
   /** @internal Use `createCache(config)` or the `cache` singleton. */
   constructor(root?: Root, prefix = '') {
@@ -127,6 +134,7 @@ export class Cache {
     const context = {
       now: resolved.now,
       threshold: resolved.threshold,
+      bytes: resolved.serializer !== 'json',
       emit: (event: AdapterEvent) => {
         if (event.type === 'warning') emitter.warnOnce(event.message)
         else if (event.type === 'corrupt') emitter.emit('corrupt', event.key, event.detail)
@@ -140,6 +148,7 @@ export class Cache {
     const core: Core = {
       config: resolved,
       adapter: undefined,
+      built: undefined,
       loading: Promise.resolve(undefined as unknown as CacheAdapter),
       codec: resolveCodec(resolved.serializer),
       now: resolved.now,
@@ -148,7 +157,15 @@ export class Cache {
     }
     core.loading = (async () => {
       const adapter = resolved.adapter ?? (await loadFactory(resolved))(resolved.adapterOptions, context)
-      await adapter.ready?.()
+      core.built = adapter
+      try {
+        await adapter.ready?.()
+      } catch (error) {
+        // Unreachable at start-up (not misconfigured): later calls go to the adapter, each failing promptly
+        // (fail-open applies), and it works again when the backend comes up, without a restart.
+        if (error instanceof CacheBackendError) core.adapter = adapter
+        throw error
+      }
       core.adapter = adapter
       return adapter
     })()
@@ -164,7 +181,14 @@ export class Cache {
    * @throws {CacheBackendError} when the backend is unreachable; {@link CacheConfigError} when its driver is missing.
    */
   async ready(): Promise<void> {
-    await this.#core().loading
+    const core = this.#core()
+    try {
+      await core.loading
+    } catch (error) {
+      // The backend was unreachable at start-up; ask again, it may be up now.
+      if (core.adapter?.ready === undefined) throw error
+      await core.adapter.ready()
+    }
   }
 
   /** True once `init` has run and until `close()`. */
@@ -371,33 +395,52 @@ export class Cache {
   }
 
   /**
-   * The value at `key`, or else the factory's result, stored for `ttl`. Concurrent calls for one key in one
-   * process run the factory once and share its result; a factory that throws stores nothing and every
-   * waiter sees its error. A result of `undefined` is returned but not stored.
+   * The value at `key`, or else the factory's result, stored for `ttl`. A result of `undefined` is returned
+   * but not stored; a factory that throws stores nothing and every waiter sees its error.
+   *
+   * One factory run per key at a time: within a process by a shared promise, and across processes on a
+   * shared, atomic backend (SQLite, filesystem, Redis) by a lease, while the others wait for its value.
+   * The third argument is a TTL, or options: `{ ttl, grace, timeout, lease }` (see {@link GetOrSetOptions}).
    *
    * @example const report = await cache.getOrSet('report', () => buildReport(), '1h')
+   * @example const feed = await cache.getOrSet('feed', loadFeed, { ttl: '1m', grace: '10m', timeout: '200ms' })
    */
-  async getOrSet<T>(key: string, factory: Factory<T>, ttl?: Duration): Promise<T> {
+  async getOrSet<T>(key: string, factory: Factory<T>, options?: Duration | GetOrSetOptions): Promise<T> {
     checkKey(key)
     if (typeof factory !== 'function') throw new CacheArgumentError(`getOrSet(${showKey(key)}): the factory must be a function.`, { key })
-    const core = this.#core()
-    if (ttl !== undefined) this.#expiresAt(core, key, ttl)
-    const full = this.#full(core, key)
-    const running = core.inflight.get(full)
-    if (running !== undefined) return running as Promise<T>
-    const run = (async () => {
-      const hit = await this.get<T>(key)
-      if (hit !== undefined) return hit
-      const value = await factory()
-      if (value !== undefined) await this.set(key, value, ttl)
-      return value
-    })()
-    core.inflight.set(full, run)
-    try {
-      return await run
-    } finally {
-      core.inflight.delete(full)
-    }
+    const resolved = resolveGetOrSetOptions(key, options)
+    const internals = await this[INTERNALS]()
+    return computeOnce(this, internals, getOrSetSlot<T>(this, internals, key, resolved), factory, resolved)
+  }
+
+  /**
+   * `fn` with its results cached, keyed by its name and its arguments (encoded canonically, hashed with
+   * SHA-256), so that keys are equal in every process and after a restart. Concurrent equal calls run `fn`
+   * once; errors and `undefined` are not cached, `null` is. See {@link MemoizeOptions}.
+   *
+   * @example const getUser = cache.memoize(fetchUser, { ttl: '1m' })
+   * @throws {CacheConfigError} for an anonymous function without `name`, or an invalid option.
+   */
+  memoize<A extends unknown[], R>(fn: (...args: A) => R, options?: MemoizeOptions<A, Awaited<R>>): Memoized<A, R> {
+    return memoize(this, fn, options)
+  }
+
+  /**
+   * A method decorator (TypeScript 5 standard decorators): `@cache.memoized({ ttl: '1m' })`. Entries are
+   * per instance, identified by the instance's `cacheId()` method or else its `id` field; the method must
+   * be async.
+   */
+  memoized(options?: MemoizeOptions): MemoizedDecorator {
+    return memoized(this, options)
+  }
+
+  /**
+   * Invalidate a memoized function: every entry (O(1), by a new version; no key scan), or with arguments
+   * only the entry of that call. On an instance's method (`obj.load`), only that instance's entries.
+   * @returns true if the version or the entry was written/removed.
+   */
+  async deleteMemoized(fn: (...args: never[]) => unknown, ...args: unknown[]): Promise<boolean> {
+    return deleteMemoized(fn, args)
   }
 
   /**
@@ -471,8 +514,34 @@ export class Cache {
     if (core === null) return
     root.core = null
     root.closed = true
-    const adapter = core.adapter ?? (await core.loading.catch(() => undefined))
+    // An adapter whose start-up failed may still hold a connection (or keep retrying one): release it too.
+    const adapter = core.adapter ?? (await core.loading.catch(() => core.built))
     await adapter?.close()
+  }
+
+  /** @internal For memoize and getOrSet: see `src/internals.ts`. */
+  async [INTERNALS](): Promise<CacheInternals> {
+    const core = this.#core()
+    const built = this.#internals
+    if (built !== undefined && built.core === core && built.value.adapter !== undefined) return built.value
+    // A backend that failed to load is a fail-open matter for the operations themselves; here it means no lease.
+    const adapter = core.adapter ?? (await core.loading.catch(() => undefined))
+    const emitter = this.#root.emitter
+    const value: CacheInternals = {
+      adapter,
+      fullKey: (key) => this.#full(core, key),
+      encode: (value) => core.codec.encode(value),
+      failOpen: core.config.failOpen,
+      defaultTtl: core.config.defaultTtl,
+      inflight: core.inflight,
+      emitError: (error, info) => {
+        core.stats.errors++
+        emitter.emitError(error, info)
+      },
+      warnOnce: (message) => emitter.warnOnce(message),
+    }
+    this.#internals = { core, value }
+    return value
   }
 
   // ---- internals ---------------------------------------------------------------------------------
@@ -490,7 +559,13 @@ export class Cache {
   }
 
   #expiresAt(core: Core, key: string, ttl: Duration | undefined): ExpiresAt {
-    const ms: Milliseconds = ttl === undefined ? core.config.defaultTtl : parseDuration(ttl, `TTL for ${showKey(key)}`, { key })
+    // The hot path (a plain number of ms) skips building the error label, which quotes the key every call.
+    const ms: Milliseconds =
+      ttl === undefined
+        ? core.config.defaultTtl
+        : typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= 0 && ttl <= 9e12
+          ? ttl
+          : parseDuration(ttl, `TTL for ${showKey(key)}`, { key })
     return ms === 0 ? null : core.now() + ms
   }
 

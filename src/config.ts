@@ -50,9 +50,20 @@ export interface CommonOptions {
   now?: () => number
 }
 
+/** A Redis node as @redis/client takes it: `{ url: 'redis://10.0.0.1:6379' }` or `{ socket: { host, port } }`. */
+export interface RedisNodeOption {
+  url?: string
+  socket?: { host?: string; port?: number; tls?: boolean; [option: string]: unknown }
+  [option: string]: unknown
+}
+
 /** Options of the backends. Each is read only by the backend that names it. */
 export interface AdapterOptions {
-  /** A URL that selects and configures the backend (`redis://...`, `sqlite:./app.db`, `file:./cache`). */
+  /**
+   * A URL that selects and configures the backend (`redis://...`, `sqlite:./app.db`, `file:./cache`).
+   * For Redis: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
+   * @default 'redis://127.0.0.1:6379' for `type: 'redis'` without `client`, `cluster` or `sentinel`
+   */
   url?: string
 
   /**
@@ -93,6 +104,52 @@ export interface AdapterOptions {
    * @default false
    */
   shared?: boolean
+  /**
+   * redis: a client made by @redis/client (`createClient`, `createCluster` or `createSentinel`). cachekit
+   * connects it if it is not open yet (and then closes it on `close()`); one already open stays yours to close.
+   */
+  client?: object
+  /**
+   * redis: a Redis Cluster, as @redis/client's `createCluster` takes it. cachekit adds its timeouts and turns
+   * the offline queue off in `defaults`.
+   * @example { rootNodes: [{ url: 'redis://10.0.0.1:7000' }, { url: 'redis://10.0.0.2:7000' }] }
+   */
+  cluster?: { rootNodes: RedisNodeOption[]; defaults?: Record<string, unknown>; [option: string]: unknown }
+  /**
+   * redis: Redis Sentinel, as @redis/client's `createSentinel` takes it: the master's `name` and the
+   * sentinels to ask.
+   * @example { name: 'mymaster', sentinelRootNodes: [{ host: '10.0.0.1', port: 26379 }] }
+   */
+  sentinel?: {
+    name: string
+    sentinelRootNodes: { host: string; port: number }[]
+    nodeClientOptions?: Record<string, unknown>
+    sentinelClientOptions?: Record<string, unknown>
+    [option: string]: unknown
+  }
+  /**
+   * redis: how long `ready()` waits for the first connection (and each connection attempt may take) before
+   * it rejects with a `CacheBackendError` naming the server. cachekit keeps reconnecting in the background.
+   * @default '5s'
+   */
+  connectTimeout?: Duration
+  /**
+   * redis: the longest any one command may take. A command that times out fails (a miss or `false` with
+   * `failOpen`; an error for `inc`, `dec` and `add`). While the server is down commands fail at once.
+   * @default '1s'
+   */
+  commandTimeout?: Duration
+  /**
+   * redis: allow `clear()` with an empty `keyPrefix`, which deletes every key in the database (with SCAN
+   * and UNLINK, on every master), other applications' keys included. Refused unless true.
+   * @default false
+   */
+  clearAll?: boolean
+  /**
+   * redis: more options for @redis/client's `createClient` with `url` (e.g. `{ socket: { ca, cert, key } }`
+   * for TLS, `{ database: 2 }`). cachekit's `disableOfflineQueue` and timeouts apply unless set here.
+   */
+  clientOptions?: Record<string, unknown>
   /**
    * SQLite: the database file, relative to the working directory or absolute (parent folders are created);
    * `':memory:'` for a private in-memory database. Environment: `CACHE_SQLITE_PATH`.

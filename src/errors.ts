@@ -12,6 +12,7 @@ export type CacheErrorCode =
   | 'CACHE_BACKEND'
   | 'CACHE_NOT_INITIALIZED'
   | 'CACHE_CLOSED'
+  | 'CACHE_FACTORY'
 
 /** Context attached to an error: the key or option it concerns. */
 export interface CacheErrorContext {
@@ -87,6 +88,17 @@ export class CacheNotInitializedError extends CacheError {
 export class CacheClosedError extends CacheError {
   constructor(message = 'The cache is closed: it was used after `close()`. Create or `init` a new one.') {
     super(message, 'CACHE_CLOSED')
+  }
+}
+
+/**
+ * A factory (of `getOrSet`, or a memoized function) threw while refreshing an entry in the background; the
+ * stale value kept being served. Emitted through `'error'`, never thrown: the caller's own call throws the
+ * factory's error as it is.
+ */
+export class CacheFactoryError extends CacheError {
+  constructor(message: string, context: CacheErrorContext = {}) {
+    super(message, 'CACHE_FACTORY', context)
   }
 }
 

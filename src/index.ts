@@ -1,5 +1,7 @@
 export { Cache, MAX_KEY_LENGTH, type CacheStats, type Factory } from './cache.js'
 export { cache, createCache } from './singleton.js'
+export type { GetOrSetOptions, LeaseOptions } from './getorset.js'
+export type { Memoized, MemoizedDecorator, MemoizeOptions } from './memoize.js'
 export {
   configFromEnv,
   DEFAULTS,
@@ -15,6 +17,7 @@ export {
   CacheClosedError,
   CacheConfigError,
   CacheError,
+  CacheFactoryError,
   CacheNotInitializedError,
   CacheSerializationError,
   CacheTypeError,

@@ -35,6 +35,26 @@ export function pathFromUrl(url: string): string {
   return decodeURIComponent(rest.startsWith('//') ? rest.slice(2) : rest)
 }
 
+/** A URL's scheme is known; refuse one that is not a URL at all before anything connects. */
+function checkRedisUrl(url: string): Record<string, unknown> {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch (cause) {
+    throw new CacheConfigError(`Invalid Redis URL: write it as redis://[user:password@]host:port[/db] (or rediss:// for TLS).`, { option: 'url', cause })
+  }
+  if (parsed.pathname !== '' && parsed.pathname !== '/' && !/^\/\d+$/.test(parsed.pathname)) {
+    throw new CacheConfigError(`Invalid Redis URL: the path must be a database number such as /0, not ${JSON.stringify(parsed.pathname)}.`, { option: 'url' })
+  }
+  return {}
+}
+
+/** Whether an import failed because a package is not installed. */
+function isMissing(error: unknown, ...packages: string[]): boolean {
+  const e = error as { code?: string; message?: string }
+  return (e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'MODULE_NOT_FOUND') && packages.some((p) => e.message?.includes(p) === true)
+}
+
 /**
  * `sqlite:./app.db`, `sqlite:///var/cache/app.db` (absolute), `sqlite://relative/app.db`,
  * `sqlite::memory:`.
@@ -86,6 +106,32 @@ export const ADAPTERS: readonly AdapterDefinition[] = [
     env: { CACHE_SQLITE_PATH: 'path' },
     // better-sqlite3 itself is loaded by the factory, so a missing native module is a clear error at `ready()`.
     load: async () => (await import('../adapters/sqlite.js')).sqliteAdapter as AdapterFactory<Record<string, unknown>>,
+  },
+  {
+    type: 'redis',
+    aliases: ['valkey'],
+    options: {
+      client: 'object',
+      cluster: 'object',
+      sentinel: 'object',
+      connectTimeout: 'duration',
+      commandTimeout: 'duration',
+      clearAll: 'boolean',
+      clientOptions: 'object',
+    },
+    schemes: ['redis', 'rediss'],
+    fromUrl: checkRedisUrl,
+    env: { CACHE_REDIS_URL: 'url' },
+    load: async () => {
+      try {
+        return (await import('../adapters/redis/index.js')).redisAdapter as AdapterFactory<Record<string, unknown>>
+      } catch (error) {
+        if (isMissing(error, '@keyv/redis', '@redis/client')) {
+          throw new CacheConfigError('The redis backend needs @keyv/redis: run `npm install @keyv/redis`.', { option: 'type', cause: error })
+        }
+        throw error
+      }
+    },
   },
   {
     type: 'keyv',

@@ -32,6 +32,30 @@ switch (job.kind) {
   case 'set':
     results = [await cache.set(job.key, job.value)]
     break
+  case 'getOrSet': {
+    let ran = false
+    const value = await cache.getOrSet(job.key, async () => {
+      ran = true
+      await new Promise((resolve) => setTimeout(resolve, job.delayMs))
+      return { by: process.pid }
+    }, { lease: job.lease ?? true })
+    results = [{ ran, value }]
+    break
+  }
+  case 'memoize': {
+    let ran = false
+    const slow = cache.memoize(
+      async (arg: unknown) => {
+        ran = true
+        await new Promise((resolve) => setTimeout(resolve, job.delayMs))
+        return { by: process.pid, arg }
+      },
+      { name: job.name },
+    )
+    const value = await slow(job.arg)
+    results = [{ ran, value }]
+    break
+  }
 }
 await cache.close()
 process.stdout.write(`${JSON.stringify({ results })}\n`)

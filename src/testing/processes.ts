@@ -12,6 +12,10 @@ export type ProcessJob =
   | { kind: 'add'; key: string }
   | { kind: 'get'; key: string }
   | { kind: 'set'; key: string; value: unknown }
+  /** `getOrSet(key, factory)` with a factory that takes `delayMs`; each child reports `{ ran, value }`. */
+  | { kind: 'getOrSet'; key: string; delayMs: number; lease?: boolean }
+  /** A memoized function named `name` called with `arg`, taking `delayMs`; each child reports `{ ran, value }`. */
+  | { kind: 'memoize'; name: string; arg: unknown; delayMs: number }
 
 const CHILD_TIMEOUT_MS = 60_000
 
@@ -28,7 +32,12 @@ function childCommand(): { command: string; args: string[] } {
  * Run `job` in `count` real child processes over `config`, started together, and return each child's
  * results. Children that fail reject with their stderr.
  */
-export async function runInProcesses<T = unknown>(config: CacheConfig, job: ProcessJob, count: number): Promise<T[][]> {
+export async function runInProcesses<T = unknown>(
+  config: CacheConfig,
+  job: ProcessJob,
+  count: number,
+  options: { /** Runs once every child is ready, just before they start together. */ beforeGo?: () => Promise<void> } = {},
+): Promise<T[][]> {
   const { command, args } = childCommand()
   const children = Array.from({ length: count }, () =>
     spawn(command, args, {
@@ -62,6 +71,7 @@ export async function runInProcesses<T = unknown>(config: CacheConfig, job: Proc
     return { child, ready, done }
   })
   await Promise.all(outputs.map((o) => o.ready))
+  await options.beforeGo?.()
   for (const { child } of outputs) child.stdin.end('go\n')
   return Promise.all(outputs.map((o) => o.done))
 }

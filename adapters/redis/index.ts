@@ -1,0 +1,265 @@
+import {
+  addToPayload,
+  type AdapterContext,
+  type AdapterEntry,
+  type CacheAdapter,
+  type ExpiresAt,
+  type Payload,
+} from '../../src/adapter.js'
+import { CacheConfigError, CacheError } from '../../src/errors.js'
+import { parseDuration } from '../../src/duration.js'
+import { Connection, type Commands, type RedisAdapterOptions } from './connection.js'
+import { INCREMENT, PERSIST, type Script } from './scripts.js'
+
+export type { RedisAdapterOptions } from './connection.js'
+
+/** Defaults of the redis options (also in their TSDoc in `AdapterOptions`). */
+export const REDIS_DEFAULTS = {
+  url: 'redis://127.0.0.1:6379',
+  connectTimeout: 5_000,
+  commandTimeout: 1_000,
+  clearAll: false,
+} as const
+
+/** How many keys one SCAN step asks for, and so the most one UNLINK deletes. */
+const SCAN_COUNT = 1000
+
+/** The redis adapter, with the connection it uses. */
+export interface RedisAdapter extends CacheAdapter {
+  /**
+   * The @redis/client client, cluster or sentinel cachekit sends its commands on, e.g. for commands cachekit
+   * has no word for. Do not close it: `cache.close()` does.
+   */
+  readonly client: unknown
+  /** Listener counts on the connection, for diagnostics (they stay flat across outages). */
+  listenerCounts(): Record<string, number>
+}
+
+function timeoutOption(value: unknown, name: 'connectTimeout' | 'commandTimeout'): number {
+  if (value === undefined) return REDIS_DEFAULTS[name]
+  let ms: number
+  try {
+    ms = parseDuration(value as number | string, `\`${name}\``)
+  } catch (error) {
+    throw new CacheConfigError((error as Error).message, { option: name, cause: error })
+  }
+  if (ms === 0) throw new CacheConfigError(`Option \`${name}\` must be more than 0: a Redis call must never wait forever.`, { option: name })
+  return ms
+}
+
+/** A SCAN pattern matching exactly the keys that start with `prefix`. */
+export function scanPattern(prefix: string): string {
+  return `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
+}
+
+function asArgument(value: Payload): string | Buffer {
+  if (typeof value === 'string' || Buffer.isBuffer(value)) return value
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+}
+
+function orUndefined<T>(reply: T | null): T | undefined {
+  return reply === null ? undefined : reply
+}
+
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT')
+}
+
+function evalScript(client: Commands, script: Script, key: string, args: string[]): Promise<unknown> {
+  const options = { keys: [key], arguments: args }
+  return client.evalSha(script.sha, options).catch((error: unknown) => {
+    if (isNoScript(error)) return client.eval(script.lua, options)
+    throw error
+  })
+}
+
+/**
+ * Redis (or Valkey): one server, a Cluster or Sentinel, through @keyv/redis and @redis/client. Shared by
+ * every process and machine that reaches the same server; `add` and `increment` are atomic there; Redis
+ * expires entries itself.
+ *
+ * Never hangs: every command has a timeout (`commandTimeout`), nothing queues while the server is down
+ * (commands fail at once), and the connection comes back by itself when the server does.
+ *
+ * @throws {CacheConfigError} for an invalid option.
+ */
+export function redisAdapter(options: RedisAdapterOptions, context: AdapterContext): RedisAdapter {
+  const connectTimeout = timeoutOption(options.connectTimeout, 'connectTimeout')
+  const commandTimeout = timeoutOption(options.commandTimeout, 'commandTimeout')
+  const clearAll = options.clearAll ?? REDIS_DEFAULTS.clearAll
+  const { now } = context
+  const conn = new Connection(options, connectTimeout, (error) => context.emit({ type: 'error', error }))
+  const where = conn.where
+  // Text replies decode faster than Buffers (measured ~10% more reads per second); bytes only when the
+  // codec may produce them.
+  const reader = context.bytes === true ? conn.bytes : conn.text
+  const client = conn.text
+
+  const translate = (error: unknown): Error => {
+    if (error instanceof CacheError) return error
+    const e = error as Error
+    if (e?.name === 'ClientOfflineError' || e?.name === 'ClientClosedError') return conn.downError()
+    return new Error(`${where}: ${e?.message ?? String(error)}`, { cause: error })
+  }
+
+  const timed = <R, T = R>(command: Promise<R>, map?: (reply: R) => T): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${where} did not answer within ${commandTimeout} ms (commandTimeout)`)), commandTimeout)
+      command.then(
+        (reply) => {
+          clearTimeout(timer)
+          resolve(map === undefined ? (reply as unknown as T) : map(reply))
+        },
+        (error: unknown) => {
+          clearTimeout(timer)
+          reject(translate(error))
+        },
+      )
+    })
+
+  /**
+   * Send a command: at once when connected; after the first connection attempt while starting (so nothing
+   * sent during start-up is dropped); never while down, when it fails at once instead of queueing.
+   */
+  const send = <R, T = R>(command: () => Promise<R>, map?: (reply: R) => T): Promise<T> => {
+    if (conn.isUp()) return timed(command(), map)
+    if (!conn.started) {
+      return conn.starting.then(() => {
+        if (conn.isUp()) return timed(command(), map)
+        throw conn.downError()
+      })
+    }
+    return Promise.reject(conn.downError())
+  }
+
+  /** Milliseconds from now to `expiresAt`; at least 1, as Redis refuses a PX of 0. */
+  const px = (expiresAt: number): number => Math.max(1, Math.ceil(expiresAt - now()))
+
+  const setOptions = (expiresAt: ExpiresAt): object | undefined =>
+    expiresAt === null ? undefined : { expiration: { type: 'PX', value: px(expiresAt) } }
+
+  /** Run `command` on each slot group of `keys` (one group unless a cluster). */
+  const perSlot = <R>(keys: string[], command: (group: string[]) => Promise<R>): Promise<R[]> =>
+    send(() => Promise.all(conn.slotGroups(keys).map(command)))
+
+  async function clearMaster(master: Commands, prefix: string): Promise<void> {
+    const match = scanPattern(prefix)
+    let cursor = '0'
+    do {
+      const page = await timed(master.scan(cursor, { MATCH: match, COUNT: SCAN_COUNT }))
+      cursor = String(page.cursor)
+      const keys = page.keys.map(String).filter((k) => k.startsWith(prefix))
+      if (keys.length > 0) await timed(Promise.all(conn.slotGroups(keys).map((group) => master.unlink(group))))
+    } while (cursor !== '0')
+  }
+
+  return {
+    name: 'redis',
+    capabilities: { shared: true, atomic: true, realClock: true },
+    get client() {
+      return client
+    },
+    listenerCounts: () => conn.listenerCounts(),
+    ready: () => conn.ready(),
+
+    get: (key) => send(() => reader.get(key), orUndefined),
+
+    async getMany(keys) {
+      const all = [...keys]
+      if (!conn.isCluster) return send(() => reader.mGet(all), (values) => values.map(orUndefined))
+      const found = new Map<string, string | Buffer | null>()
+      await perSlot(all, async (group) => {
+        const values = await reader.mGet(group)
+        group.forEach((k, i) => found.set(k, values[i] ?? null))
+      })
+      return all.map((k) => orUndefined(found.get(k) ?? null))
+    },
+
+    set: (key, value, expiresAt) => send(() => client.set(key, asArgument(value), setOptions(expiresAt)), () => undefined),
+
+    async setMany(entries: readonly AdapterEntry[]) {
+      if (conn.isCluster) {
+        // Each SET is sent at once; @redis/client writes them together, one round trip per master.
+        await send(() => Promise.all(entries.map((e) => client.set(e.key, asArgument(e.value), setOptions(e.expiresAt)))))
+        return
+      }
+      // One transaction: all or nothing, one round trip.
+      await send(() => {
+        const multi = client.multi()
+        for (const e of entries) multi.set(e.key, asArgument(e.value), setOptions(e.expiresAt))
+        return multi.exec()
+      })
+    },
+
+    add: (key, value, expiresAt) =>
+      send(
+        () => client.set(key, asArgument(value), { ...setOptions(expiresAt), condition: 'NX' }),
+        (reply) => reply !== null,
+      ),
+
+    async increment(key, delta, expiresAt) {
+      const ttl = expiresAt === null ? '0' : String(px(expiresAt))
+      try {
+        return await send(() => evalScript(client, INCREMENT, key, [String(delta), ttl]), Number)
+      } catch (error) {
+        const reply = ((error as Error).cause as Error | undefined)?.message ?? ''
+        const range = /CACHEKIT_RANGE (\S*)/.exec(reply)
+        // addToPayload gives the exact CacheTypeError every adapter gives; Redis's own text never leaks.
+        if (range !== null) addToPayload(key, range[1], delta)
+        if (/not an integer|WRONGTYPE/.test(reply)) addToPayload(key, '', delta)
+        throw error
+      }
+    },
+
+    delete: (key) => send(() => client.unlink(key), (n) => n > 0),
+
+    async deleteMany(keys) {
+      const counts = await perSlot([...keys], (group) => client.unlink(group))
+      return counts.reduce((a, b) => a + b, 0)
+    },
+
+    has: (key) => send(() => client.exists(key), (n) => n > 0),
+
+    touch(key, expiresAt) {
+      if (expiresAt === null) return send(() => evalScript(client, PERSIST, key, []), (n) => Number(n) === 1)
+      return send(() => client.pExpire(key, px(expiresAt)), (n) => n === 1)
+    },
+
+    async clear(prefix) {
+      if (prefix === '' && !clearAll) {
+        throw new CacheConfigError(
+          'clear() with an empty `keyPrefix` would delete every key in the Redis database, other applications\' too. ' +
+            "Set `keyPrefix` (e.g. 'myapp:'), or set `clearAll: true` if the whole database is the cache's.",
+          { option: 'clearAll' },
+        )
+      }
+      const masters = await send(() => conn.masters())
+      await Promise.all(masters.map((m) => clearMaster(m, prefix)))
+    },
+
+    async *keys(prefix) {
+      const masters = await send(() => conn.masters())
+      const match = scanPattern(prefix)
+      for (const master of masters) {
+        // SCAN may return a key twice (while the table grows): report each once.
+        const seen = new Set<string>()
+        let cursor = '0'
+        do {
+          const page = await timed(master.scan(cursor, { MATCH: match, COUNT: SCAN_COUNT }))
+          cursor = String(page.cursor)
+          for (const raw of page.keys) {
+            const key = String(raw)
+            if (!key.startsWith(prefix) || seen.has(key)) continue
+            seen.add(key)
+            yield key
+          }
+        } while (cursor !== '0')
+      }
+    },
+
+    // Redis expires keys itself.
+    purgeExpired: () => 0,
+
+    close: () => conn.close(commandTimeout),
+  }
+}

@@ -1,0 +1,267 @@
+import type { Cache } from './cache.js'
+import { parseDuration, type Duration, type Milliseconds } from './duration.js'
+import { CacheArgumentError, CacheError, CacheFactoryError, showKey } from './errors.js'
+import type { CacheInternals } from './internals.js'
+import { backoff, LEASE_SUFFIX, sleep, tryLease, type Lease } from './lease.js'
+
+/** The cross-process lease of `getOrSet` and `memoize`, on shared backends. */
+export interface LeaseOptions {
+  /**
+   * How long a lease outlives a holder that died (crashed, killed) before another process takes over. A
+   * living holder renews it every third of this, so a factory may run longer than it.
+   * @default '10s'
+   */
+  ttl?: Duration
+  /**
+   * The longest a caller waits for another process's factory. After it, the caller returns the stale value if
+   * there is one, else runs the factory itself.
+   * @default '60s'
+   */
+  wait?: Duration
+}
+
+/** Options of `cache.getOrSet(key, factory, options)`. */
+export interface GetOrSetOptions {
+  /** How long the value is fresh. @default the cache's `defaultTtl` */
+  ttl?: Duration
+  /**
+   * Stale-while-revalidate: after `ttl`, the value is still served for up to `grace` while one refresh runs
+   * in the background (one per key across every process on a shared backend). If the refresh throws, the
+   * stale value keeps being served and `'error'` is emitted with a `CacheFactoryError`.
+   * @default 0 (no grace: an expired value is a miss)
+   */
+  grace?: Duration
+  /**
+   * With a stale value at hand (see `grace`): wait up to this long for the refresh, then return the stale
+   * value and let the refresh finish in the background. `0` returns the stale value at once.
+   * @default 0
+   */
+  timeout?: Duration
+  /**
+   * The cross-process lease against the thundering herd: on by default on shared, atomic backends (SQLite,
+   * filesystem, Redis), where one process runs the factory and the others wait for its value. `false` turns
+   * it off (each process then runs the factory on a miss; within a process there is still one run per key).
+   * @default true
+   */
+  lease?: boolean | LeaseOptions
+}
+
+/** The defaults of {@link LeaseOptions}. */
+export const LEASE_DEFAULTS = { ttl: 10_000, wait: 60_000 } as const
+
+/** Options after validation, in ms. @internal */
+export interface ResolvedGetOrSet {
+  ttl: Duration | undefined
+  grace: Milliseconds
+  timeout: Milliseconds
+  lease: { ttl: Milliseconds; wait: Milliseconds } | false
+}
+
+/**
+ * Validate `getOrSet`'s third argument: a TTL (as before) or an options object. Eager, so that a bad option
+ * fails on the first call, hit or miss.
+ */
+export function resolveGetOrSetOptions(key: string, input: Duration | GetOrSetOptions | undefined): ResolvedGetOrSet {
+  if (input === undefined || typeof input === 'number' || typeof input === 'string') {
+    if (input !== undefined) parseDuration(input, `TTL for ${showKey(key)}`, { key })
+    return { ttl: input, grace: 0, timeout: 0, lease: { ...LEASE_DEFAULTS } }
+  }
+  if (typeof input !== 'object' || input === null) {
+    throw new CacheArgumentError(`getOrSet(${showKey(key)}): the third argument must be a TTL or an options object, not ${String(input)}.`, { key })
+  }
+  const known = ['ttl', 'grace', 'timeout', 'lease']
+  for (const name of Object.keys(input)) {
+    if (!known.includes(name)) {
+      throw new CacheArgumentError(`getOrSet(${showKey(key)}): unknown option \`${name}\`; the options are ${known.join(', ')}.`, { key })
+    }
+  }
+  const ms = (value: Duration | undefined, name: string, fallback: Milliseconds): Milliseconds =>
+    value === undefined ? fallback : parseDuration(value, `\`${name}\` of getOrSet(${showKey(key)})`, { key })
+  if (input.ttl !== undefined) ms(input.ttl, 'ttl', 0)
+  let lease: ResolvedGetOrSet['lease'] = { ...LEASE_DEFAULTS }
+  if (input.lease === false) lease = false
+  else if (typeof input.lease === 'object' && input.lease !== null) {
+    lease = { ttl: ms(input.lease.ttl, 'lease.ttl', LEASE_DEFAULTS.ttl), wait: ms(input.lease.wait, 'lease.wait', LEASE_DEFAULTS.wait) }
+    if (lease.ttl === 0) throw new CacheArgumentError(`getOrSet(${showKey(key)}): \`lease.ttl\` must be > 0, or the lease of a dead holder would never expire.`, { key })
+  } else if (input.lease !== undefined && input.lease !== true) {
+    throw new CacheArgumentError(`getOrSet(${showKey(key)}): \`lease\` must be true, false or { ttl, wait }, not ${String(input.lease)}.`, { key })
+  }
+  return { ttl: input.ttl, grace: ms(input.grace, 'grace', 0), timeout: ms(input.timeout, 'timeout', 0), lease }
+}
+
+/** What a cached computation reads: a value (or a miss) and whether it is past its fresh time. */
+export interface SlotRead<T> {
+  value: T | undefined
+  stale: boolean
+}
+
+/**
+ * Where a computed value lives: `getOrSet` stores it at its key, `memoize` in a versioned entry. The
+ * stampede logic below does not care which.
+ * @internal
+ */
+export interface Slot<T> {
+  /** The key (of this cache) named in errors and whose lease key guards the computation. */
+  readonly key: string
+  read(): Promise<SlotRead<T>>
+  /** Store a result (never `undefined`). */
+  write(value: T): Promise<void>
+}
+
+/**
+ * One computation of `slot` per key: in-process by a shared promise, across processes (on shared, atomic
+ * backends) by a lease. Serves stale values in their grace period while one refresh runs.
+ * @internal
+ */
+export async function computeOnce<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet): Promise<T> {
+  const flightKey = internals.fullKey(slot.key)
+  const running = internals.inflight.get(flightKey)
+  if (running !== undefined) return running as Promise<T>
+  const run = (async () => {
+    const hit = await slot.read()
+    if (hit.value !== undefined && !hit.stale) return hit.value
+    if (hit.value !== undefined) return serveStale(cache, internals, slot, factory, options, hit.value)
+    return computeWithLease(cache, internals, slot, factory, options)
+  })()
+  internals.inflight.set(flightKey, run)
+  try {
+    return await run
+  } finally {
+    internals.inflight.delete(flightKey)
+  }
+}
+
+function leaseApplies(internals: CacheInternals, options: ResolvedGetOrSet): options is ResolvedGetOrSet & { lease: { ttl: number; wait: number } } {
+  const caps = internals.adapter?.capabilities
+  return options.lease !== false && caps !== undefined && caps.shared && caps.atomic
+}
+
+async function runAndStore<T>(slot: Slot<T>, factory: () => T | Promise<T>): Promise<T> {
+  const value = await factory()
+  if (value !== undefined) await slot.write(value)
+  return value
+}
+
+/**
+ * Take the lease (or wait for whoever holds it and read their value). A backend failure while taking it is
+ * fail-open: the factory runs without a lease.
+ */
+async function acquire(cache: Cache, internals: CacheInternals, slot: Slot<unknown>, ttl: Milliseconds): Promise<Lease | null | 'no-lease'> {
+  try {
+    return await tryLease(cache, internals, slot.key + LEASE_SUFFIX, ttl)
+  } catch (error) {
+    if (!internals.failOpen || !(error instanceof CacheError)) throw error
+    internals.emitError(error, { op: 'getOrSet.lease', key: slot.key })
+    return 'no-lease'
+  }
+}
+
+async function computeWithLease<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet): Promise<T> {
+  if (!leaseApplies(internals, options)) return runAndStore(slot, factory)
+  const { ttl, wait } = options.lease
+  const deadline = Date.now() + wait
+  for (let attempt = 0; ; attempt++) {
+    const lease = await acquire(cache, internals, slot, ttl)
+    if (lease === 'no-lease') return runAndStore(slot, factory)
+    if (lease !== null) {
+      try {
+        // The previous holder may have stored its value and released between our read and our `add`.
+        const again = await slot.read()
+        if (again.value !== undefined && !again.stale) return again.value
+        return await runAndStore(slot, factory)
+      } finally {
+        await lease.release()
+      }
+    }
+    await sleep(backoff(attempt))
+    const again = await slot.read()
+    if (again.value !== undefined && !again.stale) return again.value
+    if (Date.now() >= deadline) {
+      // The holder is alive (it renews its lease) but slow beyond `wait`: stop waiting.
+      if (again.value !== undefined) return again.value
+      return runAndStore(slot, factory)
+    }
+  }
+}
+
+/** Serve a stale value (in its grace period) and refresh it once, in the background. */
+async function serveStale<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, stale: T): Promise<T> {
+  const refresh = refreshOnce(cache, internals, slot, factory, options)
+  if (options.timeout === 0) return stale
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), options.timeout)))
+  try {
+    const fresh = await Promise.race([refresh, late])
+    return fresh === undefined ? stale : fresh
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * The one background refresh of a key: in-process by a shared promise, across processes by a lease taken
+ * without waiting (whoever fails to take it serves the stale value). Resolves with the new value, or
+ * `undefined` when another process refreshes or the factory failed (then `'error'` was emitted).
+ */
+function refreshOnce<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet): Promise<T | undefined> {
+  const flightKey = `${internals.fullKey(slot.key)}|ck:refresh`
+  const running = internals.inflight.get(flightKey)
+  if (running !== undefined) return running as Promise<T | undefined>
+  const refresh = (async (): Promise<T | undefined> => {
+    let lease: Lease | null | 'no-lease' = 'no-lease'
+    if (leaseApplies(internals, options)) {
+      lease = await acquire(cache, internals, slot, options.lease.ttl)
+      if (lease === null) return undefined
+    }
+    try {
+      const again = await slot.read()
+      if (again.value !== undefined && !again.stale) return again.value
+      return await runAndStore(slot, factory)
+    } catch (error) {
+      const message = `The refresh of ${showKey(slot.key)} failed, so its stale value is still served: ${(error as Error)?.message ?? String(error)}`
+      internals.emitError(error instanceof CacheError ? error : new CacheFactoryError(message, { key: slot.key, cause: error }), { op: 'getOrSet.refresh', key: slot.key })
+      return undefined
+    } finally {
+      if (lease !== 'no-lease') await lease.release()
+    }
+  })()
+  internals.inflight.set(flightKey, refresh)
+  void refresh.finally(() => internals.inflight.delete(flightKey))
+  return refresh
+}
+
+/** The suffix of the companion key that marks a `grace` entry as fresh. */
+export const FRESH_SUFFIX = '|ck:fresh'
+
+/**
+ * The slot of `getOrSet`: the value at `key` itself, so `cache.get(key)` reads it. With `grace`, the value
+ * is stored for `ttl + grace` and a companion marker for `ttl`: marker present means fresh, marker gone
+ * means stale. Both expire by the backend's own clock, so processes never compare clocks.
+ * @internal
+ */
+export function getOrSetSlot<T>(cache: Cache, internals: CacheInternals, key: string, options: ResolvedGetOrSet): Slot<T> {
+  const freshKey = key + FRESH_SUFFIX
+  const ttl = options.ttl === undefined ? internals.defaultTtl : parseDuration(options.ttl)
+  const grace = ttl === 0 ? 0 : options.grace
+  if (grace === 0) {
+    return {
+      key,
+      read: async () => ({ value: await cache.get<T>(key), stale: false }),
+      write: async (value) => {
+        await cache.set(key, value, ttl)
+      },
+    }
+  }
+  return {
+    key,
+    async read() {
+      const [value, fresh] = await cache.getMany<unknown>([key, freshKey])
+      return { value: value as T | undefined, stale: value !== undefined && fresh === undefined }
+    },
+    async write(value) {
+      // The value first: a reader that sees the marker must find the new value (or a fresher one).
+      await cache.set(key, value, ttl + grace)
+      await cache.set(freshKey, 1, ttl)
+    },
+  }
+}

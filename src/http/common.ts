@@ -1,0 +1,168 @@
+import type { Cache } from '../cache.js'
+import { parseDuration, type Duration } from '../duration.js'
+import { CacheConfigError } from '../errors.js'
+import { cache as singleton } from '../singleton.js'
+import { HTTP_KEY_PREFIX, httpCacheKey } from './keys.js'
+
+/** A response as it is cached: what a later request gets back, byte for byte. */
+export interface CachedResponse {
+  status: number
+  /** Header names in lower case, in order; a repeated header appears once per value. */
+  headers: [string, string][]
+  body: Uint8Array
+}
+
+/** Options of `cached(...)`, the same for Express and Hono; `Req` is the framework's request (or context). */
+export interface CachedOptions<Req> {
+  /** How long a response is kept. @default the cache's `defaultTtl` */
+  ttl?: Duration
+  /** The cache to use. @default the `cache` singleton */
+  cache?: Cache
+  /** Put before the request path in the key. @default 'view/' */
+  keyPrefix?: string
+  /**
+   * Whether the query string is part of the key (sorted, then hashed: `?a=1&b=2` and `?b=2&a=1` share an
+   * entry). Unlike Flask-Caching (whose default ignores the query), on by default: a query that changes the
+   * response must never be served another query's entry.
+   * @default true
+   */
+  queryString?: boolean
+  /** When it returns true, the request bypasses the cache (not read, not stored). */
+  unless?: (req: Req) => boolean | Promise<boolean>
+  /** When it returns true, the handler runs and its response replaces the cached one. */
+  forcedUpdate?: (req: Req) => boolean | Promise<boolean>
+  /**
+   * Which responses to store. Whatever it says, a response with `Set-Cookie` or `Cache-Control: private`
+   * or `no-store` is never stored, and only `GET` requests store (a `HEAD` is served from `GET`'s entry).
+   * @default only status 200
+   */
+  responseFilter?: (response: CachedResponse) => boolean
+  /** Request headers the response depends on (`accept-language`): one entry per combination of values. */
+  vary?: readonly string[]
+  /** Add `X-Cache: HIT` or `X-Cache: MISS` to responses. @default false */
+  xCache?: boolean
+}
+
+/** The options after the checks done once, when the middleware is built. @internal */
+export interface ResolvedCached<Req> extends Required<Pick<CachedOptions<Req>, 'keyPrefix' | 'queryString' | 'xCache' | 'responseFilter'>> {
+  ttl: Duration | undefined
+  cache: () => Cache
+  unless: CachedOptions<Req>['unless']
+  forcedUpdate: CachedOptions<Req>['forcedUpdate']
+  vary: string[]
+}
+
+const KNOWN = ['ttl', 'cache', 'keyPrefix', 'queryString', 'unless', 'forcedUpdate', 'responseFilter', 'vary', 'xCache']
+
+/** Check `cached(...)`'s options once, at config time. @throws {CacheConfigError} naming the option. */
+export function resolveCachedOptions<Req>(options: CachedOptions<Req>, where: string): ResolvedCached<Req> {
+  if (typeof options !== 'object' || options === null) throw new CacheConfigError(`${where}: the options must be an object.`)
+  for (const name of Object.keys(options)) {
+    if (!KNOWN.includes(name)) throw new CacheConfigError(`${where}: unknown option \`${name}\`; the options are ${KNOWN.join(', ')}.`, { option: name })
+  }
+  if (options.ttl !== undefined) {
+    try {
+      parseDuration(options.ttl, `\`ttl\` of ${where}`)
+    } catch (error) {
+      throw new CacheConfigError((error as Error).message, { option: 'ttl', cause: error })
+    }
+  }
+  for (const name of ['unless', 'forcedUpdate', 'responseFilter'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') throw new CacheConfigError(`${where}: \`${name}\` must be a function.`, { option: name })
+  }
+  if (options.vary !== undefined && (!Array.isArray(options.vary) || options.vary.some((h) => typeof h !== 'string' || h === ''))) {
+    throw new CacheConfigError(`${where}: \`vary\` must be an array of header names.`, { option: 'vary' })
+  }
+  const chosen = options.cache
+  return {
+    ttl: options.ttl,
+    cache: () => chosen ?? singleton,
+    keyPrefix: options.keyPrefix ?? HTTP_KEY_PREFIX,
+    queryString: options.queryString ?? true,
+    xCache: options.xCache ?? false,
+    responseFilter: options.responseFilter ?? ((r) => r.status === 200),
+    unless: options.unless,
+    forcedUpdate: options.forcedUpdate,
+    vary: (options.vary ?? []).map((h) => h.toLowerCase()),
+  }
+}
+
+/** Headers that describe one connection or one delivery, not the resource: never stored. */
+const NOT_STORED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'date', 'x-cache'])
+
+/** The headers to store, in order, lower-cased. */
+export function storableHeaders(headers: Iterable<readonly [string, string]>): [string, string][] {
+  const out: [string, string][] = []
+  for (const [name, value] of headers) {
+    const lower = name.toLowerCase()
+    if (!NOT_STORED.has(lower)) out.push([lower, value])
+  }
+  return out
+}
+
+/**
+ * Whether a response may be stored: never with `Set-Cookie` (one user's session must not reach another),
+ * never with `Cache-Control: private` or `no-store`; then whatever `responseFilter` says.
+ */
+export function mayStore(response: CachedResponse, filter: (r: CachedResponse) => boolean): boolean {
+  for (const [name, value] of response.headers) {
+    if (name === 'set-cookie') return false
+    if (name === 'cache-control' && /(^|[\s,])(private|no-store)(\s*(=|,|$))/i.test(value)) return false
+  }
+  return filter(response)
+}
+
+/**
+ * True if a conditional request (`If-None-Match`) already holds the cached response's `ETag`: it is then
+ * answered `304 Not Modified` without a body, as the handler's framework would have.
+ */
+export function notModified(hit: CachedResponse, ifNoneMatch: string | undefined): boolean {
+  if (ifNoneMatch === undefined || ifNoneMatch === '') return false
+  const etag = hit.headers.find(([name]) => name === 'etag')?.[1]
+  if (etag === undefined) return false
+  const weak = (tag: string) => tag.trim().replace(/^W\//, '')
+  return ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((tag) => weak(tag) === weak(etag))
+}
+
+/** The headers a 304 keeps (RFC 9110 15.4.5): the validators and what caches need. */
+export const NOT_MODIFIED_HEADERS = new Set(['etag', 'cache-control', 'content-location', 'expires', 'vary', 'last-modified'])
+
+/** The key of a request. @internal */
+export function requestKey<Req>(opts: ResolvedCached<Req>, path: string, search: string, header: (name: string) => string | undefined): string {
+  return httpCacheKey({
+    path,
+    query: search,
+    keyPrefix: opts.keyPrefix,
+    queryString: opts.queryString,
+    vary: opts.vary.map((name) => [name, header(name) ?? ''] as const),
+  })
+}
+
+/** Options of `deleteCached`: the same `cache`, `keyPrefix` and `queryString` the middleware was given. */
+export interface DeleteCachedOptions {
+  /** @default the `cache` singleton */
+  cache?: Cache
+  /** @default 'view/' */
+  keyPrefix?: string
+  /** @default true */
+  queryString?: boolean
+  /** With a `vary` middleware: the request header values of the entry to remove. */
+  headers?: Record<string, string>
+}
+
+/**
+ * Remove the cached response of `path` (and `query`, if the middleware keys on it).
+ * @example await deleteCached('/users/7')
+ * @example await deleteCached('/search', { q: 'cats' }, { cache: pages })
+ * @returns true if an entry was removed.
+ */
+export async function deleteCached(path: string, query?: string | URLSearchParams | Record<string, string | readonly string[]>, options: DeleteCachedOptions = {}): Promise<boolean> {
+  const key = httpCacheKey({
+    path,
+    ...(query === undefined ? {} : { query }),
+    keyPrefix: options.keyPrefix ?? HTTP_KEY_PREFIX,
+    queryString: options.queryString ?? true,
+    vary: Object.entries(options.headers ?? {}).map(([k, v]) => [k, v] as const),
+  })
+  return (options.cache ?? singleton).delete(key)
+}

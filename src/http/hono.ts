@@ -1,0 +1,54 @@
+/**
+ * Cached responses for Hono: `app.get('/x', cached({ ttl: '1m' }), handler)`.
+ * @module cachekit/hono
+ */
+import type { Context, MiddlewareHandler } from 'hono'
+import { type CachedOptions, type CachedResponse, mayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, resolveCachedOptions, storableHeaders } from './common.js'
+
+export { deleteCached, type CachedOptions, type CachedResponse, type DeleteCachedOptions } from './common.js'
+export { canonicalQuery, httpCacheKey, type HttpKeyParts } from './keys.js'
+
+/**
+ * A middleware that caches the handler's response (status, headers, body) and serves it to later requests
+ * without running the handler. Only `GET` responses with status 200 are stored by default, never one with
+ * `Set-Cookie` or `Cache-Control: private`/`no-store`; a `HEAD` request is served from the `GET` entry.
+ * Works on every runtime Hono runs on whose cache backend is reachable (Node: `@hono/node-server`).
+ *
+ * @example app.get('/report', cached({ ttl: '5m', xCache: true }), (c) => c.json(build()))
+ * @throws {CacheConfigError} for an unknown or invalid option (when the app is set up, not per request).
+ */
+export function cached(options: CachedOptions<Context> = {}): MiddlewareHandler {
+  const opts = resolveCachedOptions(options, 'cached() (cachekit/hono)')
+  return async (c, next) => {
+    const method = c.req.method
+    if ((method !== 'GET' && method !== 'HEAD') || (await opts.unless?.(c)) === true) return next()
+    const cache = opts.cache()
+    const url = new URL(c.req.url)
+    const key = requestKey(opts, url.pathname, url.search, (name) => c.req.header(name))
+    if ((await opts.forcedUpdate?.(c)) !== true) {
+      const hit = await cache.get<CachedResponse>(key)
+      if (hit !== undefined) {
+        const headers = new Headers()
+        const unchanged = notModified(hit, c.req.header('if-none-match'))
+        for (const [name, value] of hit.headers) if (!unchanged || NOT_MODIFIED_HEADERS.has(name)) headers.append(name, value)
+        if (opts.xCache) headers.set('X-Cache', 'HIT')
+        if (unchanged) return new Response(null, { status: 304, headers })
+        if (!headers.has('content-length')) headers.set('content-length', String(hit.body.byteLength))
+        return new Response(method === 'HEAD' ? null : (hit.body as Uint8Array<ArrayBuffer>), { status: hit.status, headers })
+      }
+    }
+    await next()
+    // Hono runs the GET handler for a HEAD request and drops the body afterwards; store from GET only, as
+    // Express does, so both behave alike.
+    if (method === 'GET') {
+      const res = c.res
+      const response: CachedResponse = {
+        status: res.status,
+        headers: storableHeaders(res.headers),
+        body: new Uint8Array(await res.clone().arrayBuffer()),
+      }
+      if (mayStore(response, opts.responseFilter)) await cache.set(key, response, opts.ttl)
+    }
+    if (opts.xCache) c.header('X-Cache', 'MISS')
+  }
+}

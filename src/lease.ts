@@ -1,0 +1,80 @@
+import { randomBytes } from 'node:crypto'
+import type { Cache } from './cache.js'
+import type { Milliseconds } from './duration.js'
+import type { CacheInternals } from './internals.js'
+
+/** The suffix of the key that holds a lease on `key`. */
+export const LEASE_SUFFIX = '|ck:lease'
+
+/**
+ * A lease on a key, held by this process: taken with the backend's atomic `add` under a random token, so
+ * that exactly one process across every process sharing the backend holds it. It expires by itself after
+ * its TTL if the holder dies; while the holder lives it is renewed every third of its TTL, so a factory
+ * slower than the TTL does not lose it.
+ */
+export interface Lease {
+  readonly key: string
+  readonly token: string
+  /** Give the lease up (only if this process still holds it). Never throws. */
+  release(): Promise<void>
+}
+
+/**
+ * Take the lease on `leaseKey` if nobody holds it.
+ * @returns the lease, or `null` if another process (or call) holds it.
+ * @throws {CacheBackendError} if the backend fails (the caller decides whether to go on without a lease).
+ */
+export async function tryLease(cache: Cache, internals: CacheInternals, leaseKey: string, ttl: Milliseconds): Promise<Lease | null> {
+  const token = randomBytes(12).toString('base64url')
+  if (!(await cache.add(leaseKey, token, ttl))) return null
+  let released = false
+  const heartbeat = setInterval(() => {
+    void (async () => {
+      if (released) return
+      // Renew only while still ours; a lease taken over after a long stall is the new holder's.
+      if ((await cache.get(leaseKey)) === token && !released) await cache.touch(leaseKey, ttl)
+    })().catch(() => {})
+  }, Math.max(1, Math.floor(ttl / 3)))
+  heartbeat.unref()
+  return {
+    key: leaseKey,
+    token,
+    async release() {
+      if (released) return
+      released = true
+      clearInterval(heartbeat)
+      try {
+        await releaseLease(cache, internals, leaseKey, token)
+      } catch {
+        // A lease that cannot be released expires by itself after its TTL.
+      }
+    },
+  }
+}
+
+/**
+ * Delete the lease only if it still holds `token`. With an adapter that implements `deleteIfEquals` (an
+ * atomic compare-and-delete) this is exact. Otherwise it is a read, a comparison and a delete: the lease
+ * could change hands between the read and the delete only if it expired in that instant, which the
+ * heartbeat prevents while the holder runs (a holder frozen for longer than the TTL is the one case left,
+ * and then the worst outcome is one extra factory run, never a wrong value).
+ */
+async function releaseLease(cache: Cache, internals: CacheInternals, leaseKey: string, token: string): Promise<void> {
+  const { adapter } = internals
+  if (adapter?.deleteIfEquals !== undefined) {
+    await adapter.deleteIfEquals(internals.fullKey(leaseKey), internals.encode(token))
+    return
+  }
+  if ((await cache.get(leaseKey)) === token) await cache.delete(leaseKey)
+}
+
+/** Sleep `ms`. The timer keeps the process alive: a waiter's caller is awaiting it. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** Exponential backoff with jitter, so waiters in many processes do not poll in step. */
+export function backoff(attempt: number, first = 5, max = 200): number {
+  const base = Math.min(max, first * 1.6 ** attempt)
+  return Math.round(base * (0.75 + Math.random() * 0.5))
+}

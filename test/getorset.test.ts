@@ -1,0 +1,400 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { memoryAdapter } from '../adapters/memory.js'
+import type { AdapterCapabilities, CacheAdapter } from '../src/adapter.js'
+import type { Cache } from '../src/cache.js'
+import type { CacheConfig } from '../src/config.js'
+import { CacheArgumentError, CacheFactoryError, type CacheError } from '../src/errors.js'
+import { INTERNALS } from '../src/internals.js'
+import { LEASE_SUFFIX, tryLease } from '../src/lease.js'
+import { ADAPTERS, type AdapterDefinition } from '../src/registry.js'
+import { createCache } from '../src/singleton.js'
+import { runInProcesses } from '../src/testing/processes.js'
+import { pingRedis, REDIS_URL } from './support/redis.js'
+
+const open: Cache[] = []
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.close()))
+})
+
+function clock(start = 1_700_000_000_000) {
+  let t = start
+  return { now: () => t, advance: (ms: number) => void (t += ms) }
+}
+
+function track(c: Cache): Cache {
+  open.push(c)
+  return c
+}
+
+function deferred<T = void>() {
+  let resolve!: (v: T) => void
+  const promise = new Promise<T>((r) => (resolve = r))
+  return { promise, resolve }
+}
+
+const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * One memory store seen by several Cache instances that declare it shared: the lease logic between
+ * "processes" in one test process, on an injected clock. The real cross-process proof is further down.
+ */
+function sharedMemory(now: () => number, caps: Partial<AdapterCapabilities> = {}) {
+  const store = memoryAdapter({}, { now, threshold: 0, emit: () => {} })
+  const state = { down: false }
+  const capabilities = { ...store.capabilities, shared: true, atomic: true, ...caps }
+  // Each cache closes its adapter: hand out views whose close is a no-op, over one store.
+  const view = (): CacheAdapter =>
+    new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'capabilities') return capabilities
+        if (prop === 'close') return () => {}
+        const value = Reflect.get(target, prop, receiver) as unknown
+        if (typeof value !== 'function') return value
+        return (...args: unknown[]) => {
+          if (state.down) throw new Error('connection refused')
+          return (value as (...a: unknown[]) => unknown).apply(target, args)
+        }
+      },
+    })
+  return { view, state, cache: () => track(createCache({ adapter: view(), now, defaultTtl: '1m' })) }
+}
+
+describe('getOrSet options', () => {
+  it('keeps getOrSet(key, factory, ttl) working and takes an options object', async () => {
+    const t = clock()
+    const c = track(createCache({ type: 'memory', now: t.now }))
+    expect(await c.getOrSet('a', () => 1, '10s')).toBe(1)
+    expect(await c.getOrSet('b', () => 2, { ttl: 10_000 })).toBe(2)
+    t.advance(10_000)
+    expect(await c.getOrSet('a', () => 3, '10s')).toBe(3)
+    expect(await c.getOrSet('b', () => 4, { ttl: 10_000 })).toBe(4)
+  })
+
+  it('refuses unknown options and bad durations, naming them', async () => {
+    const c = track(createCache({ type: 'memory' }))
+    await expect(c.getOrSet('k', () => 1, { tll: 1 } as never)).rejects.toThrow(/unknown option `tll`/)
+    await expect(c.getOrSet('k', () => 1, { grace: -1 })).rejects.toThrow(CacheArgumentError)
+    await expect(c.getOrSet('k', () => 1, { lease: { ttl: 0 } })).rejects.toThrow(/lease\.ttl/)
+    await expect(c.getOrSet('k', () => 1, 'soon')).rejects.toThrow(/"soon"/)
+  })
+
+  it('fail-open: with the backend down the factory still runs and its value is returned', async () => {
+    const t = clock()
+    const shared = sharedMemory(t.now)
+    const c = shared.cache()
+    const errors: CacheError[] = []
+    c.on('error', (e) => errors.push(e))
+    shared.state.down = true
+    let runs = 0
+    expect(await c.getOrSet('k', () => ++runs)).toBe(1)
+    expect(await c.getOrSet('k', () => ++runs)).toBe(2)
+    expect(errors.some((e) => e.code === 'CACHE_BACKEND')).toBe(true)
+  })
+})
+
+describe('getOrSet lease between caches sharing a backend', () => {
+  it('one cache runs the factory, the other waits and reads its value', async () => {
+    const t = clock()
+    const shared = sharedMemory(t.now)
+    const [a, b] = [shared.cache(), shared.cache()]
+    const gate = deferred()
+    const runs: string[] = []
+    const first = a.getOrSet('report', async () => {
+      runs.push('a')
+      await gate.promise
+      return { from: 'a' }
+    })
+    await tick()
+    const second = b.getOrSet('report', async () => {
+      runs.push('b')
+      return { from: 'b' }
+    })
+    await tick(30)
+    expect(runs).toEqual(['a']) // b is waiting on the lease, not running
+    gate.resolve()
+    expect(await first).toEqual({ from: 'a' })
+    expect(await second).toEqual({ from: 'a' })
+    expect(runs).toEqual(['a'])
+    expect(await a.has('report' + LEASE_SUFFIX)).toBe(false) // released by its holder
+  })
+
+  it('takes over when the lease of a dead holder expires', async () => {
+    const t = clock()
+    const shared = sharedMemory(t.now)
+    const [dead, alive] = [shared.cache(), shared.cache()]
+    // A holder that died: its lease stays until its TTL.
+    expect(await dead.add('job' + LEASE_SUFFIX, 'dead-token', 5_000)).toBe(true)
+    let runs = 0
+    const result = alive.getOrSet('job', () => ++runs, { lease: { ttl: 5_000 } })
+    await tick(30)
+    expect(runs).toBe(0)
+    t.advance(5_000)
+    expect(await result).toBe(1)
+    expect(runs).toBe(1)
+  })
+
+  it('a lease is released only by its holder', async () => {
+    const t = clock()
+    const shared = sharedMemory(t.now)
+    const [a, b] = [shared.cache(), shared.cache()]
+    const leaseA = await tryLease(a, await a[INTERNALS](), 'k|lease', 1_000)
+    expect(leaseA).not.toBeNull()
+    expect(await tryLease(b, await b[INTERNALS](), 'k|lease', 1_000)).toBeNull()
+    t.advance(1_000) // a stalled past its lease: b takes over
+    const leaseB = await tryLease(b, await b[INTERNALS](), 'k|lease', 1_000)
+    expect(leaseB).not.toBeNull()
+    await leaseA?.release()
+    expect(await b.get('k|lease')).toBe(leaseB?.token)
+    await leaseB?.release()
+    expect(await b.has('k|lease')).toBe(false)
+  })
+
+  it('uses the adapter’s atomic deleteIfEquals when it has one', async () => {
+    const t = clock()
+    const shared = sharedMemory(t.now)
+    const base = shared.view()
+    const calls: string[] = []
+    const adapter: CacheAdapter = Object.assign(Object.create(base) as CacheAdapter, {
+      capabilities: base.capabilities,
+      deleteIfEquals(key: string, value: string | Uint8Array) {
+        calls.push(key)
+        if (base.get(key) !== value) return false
+        return base.delete(key)
+      },
+    })
+    const c = track(createCache({ adapter, now: t.now, keyPrefix: 'app:' }))
+    expect(await c.getOrSet('x', () => 'v')).toBe('v')
+    expect(calls).toEqual(['app:x' + LEASE_SUFFIX])
+    expect(await c.has('x' + LEASE_SUFFIX)).toBe(false)
+  })
+
+  it('a factory error releases the lease and reaches the caller; nothing is stored', async () => {
+    const t = clock()
+    const shared = sharedMemory(t.now)
+    const c = shared.cache()
+    await expect(c.getOrSet('k', () => Promise.reject(new Error('boom')))).rejects.toThrow('boom')
+    expect(await c.has('k' + LEASE_SUFFIX)).toBe(false)
+    expect(await c.has('k')).toBe(false)
+    expect(await c.getOrSet('k', () => 'ok')).toBe('ok')
+  })
+
+  it('no lease on a backend that is not shared, or with lease: false', async () => {
+    const t = clock()
+    const c = track(createCache({ type: 'memory', now: t.now }))
+    await c.add('k' + LEASE_SUFFIX, 'someone', 0)
+    expect(await c.getOrSet('k', () => 1)).toBe(1) // a memory cache is one process: the lease is not consulted
+    const shared = sharedMemory(t.now)
+    const s = shared.cache()
+    await s.add('k' + LEASE_SUFFIX, 'someone', 0)
+    expect(await s.getOrSet('k', () => 2, { lease: false })).toBe(2)
+  })
+})
+
+describe('grace (stale-while-revalidate) and timeout', () => {
+  it('serves the stale value during grace while one background refresh runs', async () => {
+    const t = clock()
+    const c = track(createCache({ type: 'memory', now: t.now }))
+    let version = 1
+    const gate = deferred()
+    let runs = 0
+    const factory = async () => {
+      runs++
+      if (runs > 1) await gate.promise
+      return version
+    }
+    const opts = { ttl: '10s', grace: '1m' }
+    expect(await c.getOrSet('feed', factory, opts)).toBe(1)
+    expect(await c.get('feed')).toBe(1) // stored at its own key: plain get reads it
+    version = 2
+    t.advance(10_000)
+    const stale = await Promise.all(Array.from({ length: 5 }, () => c.getOrSet('feed', factory, opts)))
+    expect(stale).toEqual([1, 1, 1, 1, 1])
+    expect(runs).toBe(2) // one refresh for five stale reads
+    gate.resolve()
+    await tick()
+    expect(await c.getOrSet('feed', factory, opts)).toBe(2)
+    expect(runs).toBe(2)
+  })
+
+  it('after the grace period the entry is a miss', async () => {
+    const t = clock()
+    const c = track(createCache({ type: 'memory', now: t.now }))
+    let runs = 0
+    const opts = { ttl: '10s', grace: '20s' }
+    await c.getOrSet('k', () => ++runs, opts)
+    t.advance(30_000)
+    expect(await c.getOrSet('k', () => ++runs, opts)).toBe(2)
+  })
+
+  it('a failing refresh keeps the stale value and emits a CacheFactoryError', async () => {
+    const t = clock()
+    const c = track(createCache({ type: 'memory', now: t.now }))
+    const errors: [CacheError, string | undefined][] = []
+    c.on('error', (e, info) => errors.push([e, info.op]))
+    const opts = { ttl: '10s', grace: '1m' }
+    await c.getOrSet('k', () => 'good', opts)
+    t.advance(10_000)
+    const failing = () => Promise.reject(new Error('upstream down'))
+    expect(await c.getOrSet('k', failing, opts)).toBe('good')
+    await tick()
+    expect(errors).toHaveLength(1)
+    expect(errors[0]?.[0]).toBeInstanceOf(CacheFactoryError)
+    expect(errors[0]?.[0].message).toMatch(/upstream down/)
+    expect(errors[0]?.[0].key).toBe('k')
+    expect(await c.getOrSet('k', failing, opts)).toBe('good')
+  })
+
+  it('timeout: waits that long for the refresh, then returns the stale value', async () => {
+    const t = clock()
+    const c = track(createCache({ type: 'memory', now: t.now }))
+    await c.getOrSet('k', () => 'old', { ttl: '10s', grace: '1m' })
+    t.advance(10_000)
+    const slow = deferred<string>()
+    expect(await c.getOrSet('k', () => slow.promise, { ttl: '10s', grace: '1m', timeout: 20 })).toBe('old')
+    slow.resolve('new')
+    await tick()
+    expect(await c.getOrSet('k', () => 'unused', { ttl: '10s', grace: '1m' })).toBe('new')
+    t.advance(10_000)
+    // A refresh faster than the timeout answers with the fresh value.
+    expect(await c.getOrSet('k', async () => 'newer', { ttl: '10s', grace: '1m', timeout: 5_000 })).toBe('newer')
+  })
+
+  it('only one cache refreshes a stale entry on a shared backend', async () => {
+    const t = clock()
+    const shared = sharedMemory(t.now)
+    const [a, b] = [shared.cache(), shared.cache()]
+    const opts = { ttl: '10s', grace: '1m' }
+    await a.getOrSet('k', () => 0, opts)
+    t.advance(10_000)
+    const gate = deferred()
+    let runs = 0
+    const factory = async () => {
+      runs++
+      await gate.promise
+      return runs
+    }
+    expect(await a.getOrSet('k', factory, opts)).toBe(0)
+    await tick()
+    expect(await b.getOrSet('k', factory, opts)).toBe(0)
+    await tick(20)
+    gate.resolve()
+    await tick()
+    expect(runs).toBe(1)
+    expect(await b.getOrSet('k', factory, opts)).toBe(1)
+  })
+})
+
+// ---- the cross-process proof, on every shared backend registered --------------------------------
+
+const dirs: string[] = []
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+/** A config for a fresh store of the backend, from its URL scheme, else its defaults. */
+function configFor(def: AdapterDefinition): CacheConfig & object {
+  const schemes = def.schemes ?? []
+  const prefix = `ck-gos-${randomBytes(4).toString('hex')}:`
+  if (schemes.includes('redis')) return { url: REDIS_URL, keyPrefix: prefix }
+  const dir = mkdtempSync(join(tmpdir(), 'cachekit-gos-'))
+  dirs.push(dir)
+  if (schemes.includes('sqlite')) return { url: `sqlite:${join(dir, 'cache.sqlite')}`, keyPrefix: prefix }
+  if (schemes.includes('file')) return { url: `file:${dir}`, keyPrefix: prefix }
+  // Any other backend: its defaults, if it has usable ones; the probe says why it is skipped otherwise.
+  return { type: def.type, keyPrefix: prefix }
+}
+
+let warnedNoRedis = false
+
+/** Load the backend; say why it is skipped (not shared, not atomic, unreachable, unknown config). */
+async function probe(def: AdapterDefinition, config: CacheConfig & object): Promise<string | undefined> {
+  const isRedis = def.schemes?.includes('redis') === true
+  if (isRedis && !(await pingRedis(REDIS_URL))) {
+    if (process.env.CI !== undefined) throw new Error(`The cross-process getOrSet proof needs Redis at ${REDIS_URL}, and CI=true requires one.`)
+    if (!warnedNoRedis) console.warn(
+      `\n!!! SKIPPED the cross-process getOrSet proof on Redis: no Redis at ${REDIS_URL}.\n` +
+        '!!! Start one (redis-server) or set REDIS_URL, then run: npx vitest run test/getorset.test.ts\n',
+    )
+    warnedNoRedis = true
+    return 'no Redis outside CI'
+  }
+  let c: Cache | undefined
+  try {
+    c = createCache(config)
+    await c.ready()
+    const caps = (await c[INTERNALS]()).adapter?.capabilities
+    if (caps === undefined || !caps.shared || !caps.atomic) return 'not a shared, atomic backend'
+    return undefined
+  } catch (error) {
+    if (!isRedis && config.type === def.type && !('url' in config)) return `no usable default config: ${(error as Error).message}`
+    throw error
+  } finally {
+    await c?.close()
+  }
+}
+
+/** Remove what a proof wrote (scoped to its own key prefix: nothing else in a shared Redis). */
+async function cleanUp(config: CacheConfig): Promise<void> {
+  const c = createCache(config)
+  try {
+    await c.clear()
+  } finally {
+    await c?.close()
+  }
+}
+
+describe.each(ADAPTERS.map((def) => [def.type, def] as const))('8 processes on %s', (_type, def) => {
+  it('getOrSet with a slow factory: the factory runs exactly once, everyone gets its value', async (ctx) => {
+    const config = configFor(def)
+    const skip = await probe(def, config)
+    if (skip !== undefined) return ctx.skip(skip)
+    const results = (await runInProcesses<{ ran: boolean; value: { by: number } }>(config as CacheConfig, { kind: 'getOrSet', key: 'stampede', delayMs: 400 }, 8)).flat()
+    await cleanUp(config as CacheConfig)
+    expect(results).toHaveLength(8)
+    const runners = results.filter((r) => r.ran)
+    expect(runners).toHaveLength(1)
+    expect(new Set(results.map((r) => r.value.by))).toEqual(new Set([runners[0]?.value.by]))
+  }, 120_000)
+
+  it('a lease left by a dead holder: the processes wait for it to expire, then exactly one takes over', async (ctx) => {
+    const config = configFor(def)
+    const skip = await probe(def, config)
+    if (skip !== undefined) return ctx.skip(skip)
+    const holder = createCache(config as CacheConfig)
+    let leaseWasHeld = false
+    // Once every child is ready: a holder that took the lease and died. Nobody releases it; it expires after its TTL.
+    const beforeGo = async () => {
+      leaseWasHeld = await holder.add('stampede' + LEASE_SUFFIX, 'dead-holder', 1_500)
+    }
+    const results = (await runInProcesses<{ ran: boolean; value: { by: number } }>(config as CacheConfig, { kind: 'getOrSet', key: 'stampede', delayMs: 200 }, 8, { beforeGo })).flat()
+    await holder.close()
+    await cleanUp(config as CacheConfig)
+    expect(leaseWasHeld).toBe(true)
+    expect(results.filter((r) => r.ran)).toHaveLength(1)
+    expect(new Set(results.map((r) => r.value.by)).size).toBe(1)
+  }, 120_000)
+
+  it('control: with lease: false the same race runs the factory more than once (the proof above can fail)', async (ctx) => {
+    const config = configFor(def)
+    const skip = await probe(def, config)
+    if (skip !== undefined) return ctx.skip(skip)
+    const results = (await runInProcesses<{ ran: boolean }>(config as CacheConfig, { kind: 'getOrSet', key: 'stampede', delayMs: 400, lease: false }, 8)).flat()
+    await cleanUp(config as CacheConfig)
+    expect(results.filter((r) => r.ran).length).toBeGreaterThan(1)
+  }, 120_000)
+
+  it('memoize with a slow function: it runs exactly once across the processes', async (ctx) => {
+    const config = configFor(def)
+    const skip = await probe(def, config)
+    if (skip !== undefined) return ctx.skip(skip)
+    const results = (await runInProcesses<{ ran: boolean; value: { by: number; arg: unknown } }>(config as CacheConfig, { kind: 'memoize', name: 'slowReport', arg: { q: 1 }, delayMs: 400 }, 8)).flat()
+    await cleanUp(config as CacheConfig)
+    expect(results.filter((r) => r.ran)).toHaveLength(1)
+    expect(new Set(results.map((r) => r.value.by)).size).toBe(1)
+    expect(results[0]?.value.arg).toEqual({ q: 1 })
+  }, 120_000)
+})

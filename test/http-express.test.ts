@@ -1,0 +1,69 @@
+import type { AddressInfo } from 'node:net'
+import express from 'express'
+import { describe } from 'vitest'
+import { cached } from '../src/http/express.js'
+import { cache as singleton } from '../src/singleton.js'
+import { BINARY, httpSuite, type Runs } from './http-shared.js'
+
+describe('cachekit/express on a real Express 5 server', () => {
+  httpSuite(async (cache) => {
+    const runs: Runs = {}
+    const ran = (name: string) => (runs[name] = (runs[name] ?? 0) + 1)
+    const mw = cached({ cache, ttl: '1m', xCache: true })
+    const app = express()
+    app.get('/text', mw, (_req, res) => {
+      ran('text')
+      res.set('x-custom', 'yes').type('text/plain').send('hello')
+    })
+    app.post('/text', mw, (_req, res) => {
+      ran('text')
+      res.type('text/plain').send('posted')
+    })
+    app.get('/json', mw, (req, res) => {
+      res.json({ run: ran('json'), query: req.query })
+    })
+    app.get('/bin', mw, (_req, res) => {
+      ran('bin')
+      res.type('application/octet-stream').send(BINARY)
+    })
+    app.get('/stream', mw, (_req, res) => {
+      ran('stream')
+      res.type('text/plain')
+      res.write('part1-')
+      res.end('part2')
+    })
+    app.get('/cookie', mw, (_req, res) => {
+      ran('cookie')
+      res.cookie('session', 'abc').send('with cookie')
+    })
+    app.get('/private', mw, (_req, res) => {
+      ran('private')
+      res.set('Cache-Control', 'private').send('mine')
+    })
+    app.get('/missing', mw, (_req, res) => {
+      ran('missing')
+      res.status(404).send('nope')
+    })
+    app.get('/etag', mw, (_req, res) => {
+      ran('etag')
+      res.set('ETag', '"v1"').type('text/plain').send('tagged')
+    })
+    app.get('/forced', cached({ cache, forcedUpdate: (req) => req.get('x-refresh') === '1' }), (_req, res) => {
+      res.send(String(ran('forced')))
+    })
+    app.get('/unless', cached({ cache, unless: (req) => req.get('x-bypass') === '1' }), (_req, res) => {
+      res.send(String(ran('unless')))
+    })
+    app.get('/singleton', cached({ ttl: '1m' }), (_req, res) => {
+      res.send(String(ran('singleton')))
+    })
+    const server = app.listen(0, '127.0.0.1')
+    await new Promise<void>((resolve) => server.once('listening', resolve))
+    const { port } = server.address() as AddressInfo
+    return {
+      url: `http://127.0.0.1:${port}`,
+      runs,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    }
+  }, singleton)
+})

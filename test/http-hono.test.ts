@@ -1,0 +1,72 @@
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
+import { Hono } from 'hono'
+import { setCookie } from 'hono/cookie'
+import { describe } from 'vitest'
+import { cached } from '../src/http/hono.js'
+import { cache as singleton } from '../src/singleton.js'
+import { BINARY, httpSuite, type Runs } from './http-shared.js'
+
+describe('cachekit/hono on a real @hono/node-server', () => {
+  httpSuite(async (cache) => {
+    const runs: Runs = {}
+    const ran = (name: string) => (runs[name] = (runs[name] ?? 0) + 1)
+    const mw = cached({ cache, ttl: '1m', xCache: true })
+    const app = new Hono()
+    app.get('/text', mw, (c) => {
+      ran('text')
+      c.header('x-custom', 'yes')
+      return c.text('hello')
+    })
+    app.post('/text', mw, (c) => {
+      ran('text')
+      return c.text('posted')
+    })
+    app.get('/json', mw, (c) => c.json({ run: ran('json'), query: c.req.query() }))
+    app.get('/bin', mw, (c) => {
+      ran('bin')
+      return c.body(new Uint8Array(BINARY), 200, { 'content-type': 'application/octet-stream' })
+    })
+    app.get('/stream', mw, (c) => {
+      ran('stream')
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('part1-'))
+          controller.enqueue(new TextEncoder().encode('part2'))
+          controller.close()
+        },
+      })
+      return c.body(stream, 200, { 'content-type': 'text/plain' })
+    })
+    app.get('/cookie', mw, (c) => {
+      ran('cookie')
+      setCookie(c, 'session', 'abc')
+      return c.text('with cookie')
+    })
+    app.get('/private', mw, (c) => {
+      ran('private')
+      c.header('Cache-Control', 'private')
+      return c.text('mine')
+    })
+    app.get('/missing', mw, (c) => {
+      ran('missing')
+      return c.text('nope', 404)
+    })
+    app.get('/etag', mw, (c) => {
+      ran('etag')
+      c.header('ETag', '"v1"')
+      return c.text('tagged')
+    })
+    app.get('/forced', cached({ cache, forcedUpdate: (c) => c.req.header('x-refresh') === '1' }), (c) => c.text(String(ran('forced'))))
+    app.get('/unless', cached({ cache, unless: (c) => c.req.header('x-bypass') === '1' }), (c) => c.text(String(ran('unless'))))
+    app.get('/singleton', cached({ ttl: '1m' }), (c) => c.text(String(ran('singleton'))))
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
+    await new Promise<void>((resolve) => (server.listening ? resolve() : server.once('listening', resolve)))
+    const { port } = server.address() as AddressInfo
+    return {
+      url: `http://127.0.0.1:${port}`,
+      runs,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    }
+  }, singleton)
+})
