@@ -57,6 +57,7 @@ export const KEYV_PURGE_INTERVAL_MS = 10 * 60_000
 /** How long `ready()` waits for the store's first answer: some stores (@keyv/redis) retry a refused connection forever. */
 export const KEYV_READY_TIMEOUT_MS = 10_000
 
+
 /** The part of a Keyv storage adapter the bridge uses. Every method may be sync (a `Map`) or async. */
 interface RawStore {
   get(key: string): unknown
@@ -66,7 +67,7 @@ interface RawStore {
   setMany?(entries: { key: string; value: string; ttl?: number }[]): unknown
   deleteMany?(keys: string[]): unknown
   iterator?(namespace?: string): AsyncIterable<[string, unknown]> | Iterable<[string, unknown]>
-  disconnect?(): unknown
+  disconnect?(force?: boolean): unknown
   on?(event: string, listener: (error: unknown) => void): unknown
   off?(event: string, listener: (error: unknown) => void): unknown
   namespace?: string | undefined
@@ -127,6 +128,15 @@ function unwrap(value: object): RawStore {
     )
   }
   return raw
+}
+
+/**
+ * Close a store, forcing it shut (`disconnect(true)`) if it never answered: @keyv/redis still trying its
+ * first connection would otherwise wait for that connection forever.
+ */
+async function disconnect(store: RawStore, answered: boolean): Promise<void> {
+  if (typeof store.disconnect !== 'function') return
+  await (answered ? store.disconnect() : store.disconnect(true))
 }
 
 /** A `Map` seen through the Keyv store interface, with an iterator. */
@@ -213,6 +223,8 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
   let owner: object | undefined
   let store: RawStore | undefined
   let closed = false
+  /** The store has answered at least once; one that never did is closed without waiting for it. */
+  let answered = false
   let timer: NodeJS.Timeout | undefined
   const onError = (error: unknown): void => {
     context.emit({ type: 'error', error: error instanceof Error ? error : new Error(String(error)) })
@@ -252,6 +264,8 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
   if (!isSpec(option)) open(option)
 
   const s = (): RawStore => {
+    // A call that was in flight when the cache closed must not touch the store: @keyv/redis would reconnect.
+    if (closed) throw new CacheBackendError('The keyv backend is closed.')
     if (store === undefined) throw new CacheBackendError('The keyv backend is not ready: its store is still being loaded.')
     return store
   }
@@ -261,6 +275,7 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
 
   const read = async (key: string): Promise<Entry | undefined> => {
     const raw = await s().get(escapeKey(key))
+    answered = true
     if (raw === undefined || raw === null) return undefined
     const entry = decodeEntry(raw)
     if (entry === undefined) {
@@ -270,6 +285,7 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
   }
   const write = async (key: string, value: Payload, expiresAt: ExpiresAt): Promise<void> => {
     await s().set(escapeKey(key), encodeEntry(value, expiresAt), ttlOf(expiresAt))
+    answered = true
   }
   const remove = async (key: string): Promise<void> => {
     await s().delete(escapeKey(key))
@@ -337,7 +353,7 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     inUse.delete(raw)
     try {
       const lastOfPool = !isPostgres(raw) || --openPostgresBridges === 0
-      if (!(raw instanceof Map) && lastOfPool) await (raw as RawStore).disconnect?.()
+      if (!(raw instanceof Map) && lastOfPool) await disconnect(raw as RawStore, answered)
     } finally {
       ;(raw as RawStore).off?.('error', onError)
     }
@@ -363,9 +379,9 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
       try {
         // A first read surfaces a store that cannot connect now rather than at the first real call.
         await Promise.race([s().get('cachekit:ready-probe'), timeout])
+        answered = true
       } catch (cause) {
-        // The Cache never closes an adapter whose ready() failed: release the store (and its retry loop) now.
-        await release().catch(() => {})
+        // The store stays open: calls fail promptly until it answers, and close() releases it.
         throw new CacheBackendError(`The Keyv store cannot be reached: ${(cause as Error)?.message ?? String(cause)}`, { cause })
       } finally {
         clearTimeout(timer)
