@@ -167,11 +167,6 @@ function unescapeKey(key: string): string {
   return key.includes('\u0001') ? key.replace(ESCAPE_SEQUENCE, (_, d: string) => (d === '0' ? '\u0000' : '\u0001')) : key
 }
 
-function samePayload(a: Payload, b: Payload): boolean {
-  if (typeof a === 'string' || typeof b === 'string') return a === b
-  return Buffer.compare(a, b) === 0
-}
-
 interface Entry {
   value: Payload
   expiresAt: ExpiresAt
@@ -451,14 +446,6 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     async has(key) {
       return isLive(await read(key))
     },
-    // Atomic within this cache only, like add: it runs on the key's promise chain.
-    deleteIfEquals: (key, value) =>
-      exclusive(key, async () => {
-        const entry = await read(key)
-        if (!isLive(entry) || !samePayload(entry.value, value)) return false
-        await remove(key)
-        return true
-      }),
     touch: (key, expiresAt) =>
       exclusive(key, async () => {
         const entry = await read(key)

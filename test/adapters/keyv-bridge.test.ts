@@ -199,30 +199,6 @@ describe('keyv bridge: atomicity is per process, and it says so', () => {
   })
 })
 
-describe('keyv bridge: deleteIfEquals (the lease release of getOrSet and memoize)', () => {
-  it('deletes a live key only when it holds exactly that payload, text or bytes', async () => {
-    const { keyvAdapter } = await import('../../adapters/keyv.js')
-    const clock = new FakeClock()
-    const adapter = keyvAdapter({ store: new KeyvSqlite(sqliteUri()) }, { now: clock.now, threshold: 0, emit: () => {} })
-    await adapter.ready?.()
-    try {
-      await adapter.set('lease', 'token-a', clock.now() + 1_000)
-      expect(await adapter.deleteIfEquals?.('lease', 'token-b')).toBe(false)
-      expect(await adapter.get('lease')).toBe('token-a')
-      expect(await adapter.deleteIfEquals?.('lease', 'token-a')).toBe(true)
-      expect(await adapter.get('lease')).toBeUndefined()
-      await adapter.set('bytes', Buffer.from([1, 2, 3]), null)
-      expect(await adapter.deleteIfEquals?.('bytes', Buffer.from([1, 2, 4]))).toBe(false)
-      expect(await adapter.deleteIfEquals?.('bytes', Buffer.from([1, 2, 3]))).toBe(true)
-      await adapter.set('expired', 'token', clock.now() + 1_000)
-      clock.advance(1_000)
-      expect(await adapter.deleteIfEquals?.('expired', 'token')).toBe(false)
-    } finally {
-      await adapter.close()
-    }
-  })
-})
-
 describe('keyv bridge: clear() removes only its own keys', () => {
   it('on @keyv/sqlite, with LIKE wildcards in the prefix and a foreign Keyv in the same table', async () => {
     const uri = sqliteUri()
