@@ -181,6 +181,16 @@ describe('keyv bridge: atomicity is per process, and it says so', () => {
     expect(warnings[0]).toMatch(/atomic within one process only/)
   })
 
+  it('getOrSet takes no cross-process lease on it (the lease needs an atomic add), even when shared', async () => {
+    const uri = sqliteUri()
+    const c = await open({ type: 'keyv', store: new KeyvSqlite(uri), shared: true })
+    c.on('warning', () => {})
+    let during: string[] = []
+    expect(await c.getOrSet('report', () => ((during = rowKeys(uri)), 'built'))).toBe('built')
+    expect(during).toEqual([])
+    expect(rowKeys(uri)).toEqual(['report'])
+  })
+
   it('does not warn when the bridge is not shared', async () => {
     const warnings: string[] = []
     const c = createCache({ type: 'keyv', store: new Map() })
