@@ -144,6 +144,7 @@ interface Statements {
   setKeepExpiry: Statement
   delete: Statement
   touch: Statement
+  deleteIfEquals: Statement
   clearBatch: Statement
   keysFirst: Statement
   keysNext: Statement
@@ -369,6 +370,7 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
       setKeepExpiry: d.prepare(`UPDATE ${q} SET value = ? WHERE key = ?`),
       delete: d.prepare(`DELETE FROM ${q} WHERE key = ? RETURNING expires_at`).pluck(),
       touch: d.prepare(`UPDATE ${q} SET expires_at = @expiresAt WHERE key = @key AND ${live}`),
+      deleteIfEquals: d.prepare(`DELETE FROM ${q} WHERE key = @key AND value = @value AND ${live}`),
       clearBatch: d.prepare(`DELETE FROM ${q} WHERE rowid IN (SELECT rowid FROM ${q} WHERE key >= ? AND key < ? LIMIT ?)`),
       keysFirst: d.prepare(`SELECT key FROM ${q} WHERE key >= @from AND key < @to AND ${live} ORDER BY key LIMIT ${KEYS_PAGE}`).pluck(),
       keysNext: d.prepare(`SELECT key FROM ${q} WHERE key > @from AND key < @to AND ${live} ORDER BY key LIMIT ${KEYS_PAGE}`).pluck(),
@@ -590,6 +592,10 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
     touch(key, expiresAt) {
       const s = statements()
       return attempt(() => s.touch.run({ key, expiresAt, now: now() }).changes === 1)
+    },
+    deleteIfEquals(key, value) {
+      const s = statements()
+      return attempt(() => s.deleteIfEquals.run({ key, value, now: now() }).changes === 1)
     },
     async clear(prefix) {
       const s = statements()

@@ -314,6 +314,20 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
 
     has: (key) => readLive(keyRef(key), 'key') !== undefined,
 
+    deleteIfEquals(key, value) {
+      const ref = keyRef(key)
+      return withLock(ref, () => {
+        const read = readLive(ref, 'whole', true)
+        if (read === undefined) return false
+        const stored = storedPayload(read.buf, read.header)
+        const same =
+          typeof stored === 'string' || typeof value === 'string'
+            ? stored === value
+            : Buffer.compare(Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength), Buffer.from(value.buffer, value.byteOffset, value.byteLength)) === 0
+        return same && unlinkQuiet(files.fileOf(ref.hash))
+      })
+    },
+
     touch(key, expiresAt) {
       const ref = keyRef(key)
       return withLock(ref, () => {

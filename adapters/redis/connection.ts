@@ -10,8 +10,8 @@ export interface Commands {
   exists(keys: string | string[]): Promise<number>
   unlink(keys: string | string[]): Promise<number>
   pExpire(key: string, ms: number): Promise<number>
-  evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
-  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
+  evalSha(sha: string, options: { keys: string[]; arguments: (string | Buffer)[] }): Promise<unknown>
+  eval(script: string, options: { keys: string[]; arguments: (string | Buffer)[] }): Promise<unknown>
   scan(cursor: string, options: { MATCH: string; COUNT: number }): Promise<{ cursor: string | number; keys: (string | Buffer)[] }>
   multi(): Multi
 }

@@ -9,7 +9,7 @@ import {
 import { CacheConfigError, CacheError } from '../../src/errors.js'
 import { parseDuration } from '../../src/duration.js'
 import { Connection, type Commands, type RedisAdapterOptions } from './connection.js'
-import { INCREMENT, PERSIST, type Script } from './scripts.js'
+import { DELETE_IF_EQUALS, INCREMENT, PERSIST, type Script } from './scripts.js'
 
 export type { RedisAdapterOptions } from './connection.js'
 
@@ -65,7 +65,7 @@ function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT')
 }
 
-function evalScript(client: Commands, script: Script, key: string, args: string[]): Promise<unknown> {
+function evalScript(client: Commands, script: Script, key: string, args: (string | Buffer)[]): Promise<unknown> {
   const options = { keys: [key], arguments: args }
   return client.evalSha(script.sha, options).catch((error: unknown) => {
     if (isNoScript(error)) return client.eval(script.lua, options)
@@ -212,6 +212,8 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
     },
 
     delete: (key) => send(() => client.unlink(key), (n) => n > 0),
+
+    deleteIfEquals: (key, value) => send(() => evalScript(client, DELETE_IF_EQUALS, key, [asArgument(value)]), (n) => Number(n) === 1),
 
     async deleteMany(keys) {
       const counts = await perSlot([...keys], (group) => client.unlink(group))

@@ -42,3 +42,9 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('PERSIST', KEYS[1])
 return 1
 `)
+
+/** `deleteIfEquals`: compare and delete in one atomic step, so a lease is released only by its holder. */
+export const DELETE_IF_EQUALS = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest'
 import { CacheTypeError } from '../errors.js'
-import type { Harness } from './harness.js'
+import type { ConformanceOptions, Harness } from './harness.js'
 
 export function atomicTests(h: () => Harness): void {
   it('add is true on an absent key and false on an existing one, leaving it unchanged', async () => {
@@ -76,5 +76,37 @@ export function atomicTests(h: () => Harness): void {
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => c.add('once', i)))
     expect(results.filter(Boolean)).toHaveLength(1)
     expect(await c.get('once')).toBe(results.indexOf(true))
+  })
+}
+
+/** The optional compare-and-delete leases are released with, on the adapter itself. */
+export function deleteIfEqualsTests(options: ConformanceOptions): void {
+  it('deleteIfEquals, where the adapter has it, deletes only a live entry holding exactly that value', async () => {
+    const realClock = options.capabilities.realClock
+    let t = Date.now()
+    const now = realClock ? Date.now : () => t
+    const adapter = await options.create({ now, threshold: options.threshold ?? 10_000, emit: () => {} })
+    try {
+      await adapter.ready?.()
+      if (adapter.deleteIfEquals === undefined) {
+        // Leases then fall back to read, compare, delete (src/lease.ts); nothing more to check here.
+        expect(adapter.deleteIfEquals).toBeUndefined()
+        return
+      }
+      const key = `ck-test:die:${Math.random().toString(36).slice(2)}`
+      await adapter.set(key, '"token-a"', null)
+      expect(await adapter.deleteIfEquals(key, '"token-b"')).toBe(false)
+      expect(await adapter.get(key)).toBeDefined()
+      expect(await adapter.deleteIfEquals(key, '"token-a"')).toBe(true)
+      expect(await adapter.get(key)).toBeUndefined()
+      expect(await adapter.deleteIfEquals(key, '"token-a"')).toBe(false)
+      if (!realClock) {
+        await adapter.set(key, '"token-a"', t + 1000)
+        t += 1000
+        expect(await adapter.deleteIfEquals(key, '"token-a"')).toBe(false)
+      }
+    } finally {
+      await adapter.close()
+    }
   })
 }

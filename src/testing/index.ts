@@ -8,7 +8,7 @@
  * It needs `vitest` (and `fast-check` for the model test) in the caller's devDependencies.
  */
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { atomicTests } from './atomic.js'
+import { atomicTests, deleteIfEqualsTests } from './atomic.js'
 import { basicTests } from './basics.js'
 import { Harness, type ConformanceOptions } from './harness.js'
 import { isolationTests } from './isolation.js'
@@ -54,7 +54,10 @@ export function runAdapterConformance(options: ConformanceOptions): void {
     })
     describe('values', () => valueTests(h))
     describe('basics', () => basicTests(h))
-    describe('add, inc, dec', () => atomicTests(h))
+    describe('add, inc, dec', () => {
+      atomicTests(h)
+      deleteIfEqualsTests(options)
+    })
     describe('TTL', () => ttlTests(h))
     describe('isolation', () => isolationTests(h))
     describe('limits', () => limitTests(h))
