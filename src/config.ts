@@ -1,3 +1,4 @@
+import type { KeyvStoreOption } from '../adapters/keyv.js'
 import { resolve as resolvePath } from 'node:path'
 import type { CacheAdapter } from './adapter.js'
 import type { SerializerOption } from './codec.js'
@@ -90,6 +91,19 @@ export interface AdapterOptions {
    * @default '10s'
    */
   lockStaleTimeout?: Duration
+  /**
+   * keyv: the Keyv store to use: a storage adapter (`new KeyvPostgres(...)`, `new KeyvSqlite(...)`,
+   * `new KeyvRedis(...)`), a Keyv instance (its store is used; Keyv's own serializer and namespace are
+   * bypassed), a `Map`, or `{ module, options }` to construct one (`{ module: '@keyv/sqlite', options:
+   * 'sqlite://app.db' }`), which JSON configs can carry. One store object serves one open cache.
+   */
+  store?: KeyvStoreOption
+  /**
+   * keyv: other processes use the same store. The capabilities say so, and `inc`/`add` warn once that
+   * they are atomic within one process only on this backend.
+   * @default false
+   */
+  shared?: boolean
   /**
    * redis: a client made by @redis/client (`createClient`, `createCluster` or `createSentinel`). cachekit
    * connects it if it is not open yet (and then closes it on `close()`); one already open stays yours to close.

@@ -133,6 +133,11 @@ export const ADAPTERS: readonly AdapterDefinition[] = [
       }
     },
   },
+  {
+    type: 'keyv',
+    options: { store: 'object', shared: 'boolean' },
+    load: async () => (await import('../adapters/keyv.js')).keyvAdapter as unknown as AdapterFactory<Record<string, unknown>>,
+  },
 ]
 
 /** The definition for a type or alias, or `undefined`. */

@@ -1,0 +1,61 @@
+/** Every adapter of the registry that can be loaded here, with a config that reaches it: for the Keyv tests. */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll } from 'vitest'
+import { ADAPTERS, type AdapterDefinition } from '../src/registry.js'
+import { REDIS_URL, serverAvailable } from './keyv-servers.js'
+
+/** A config reaching each backend, by the URL scheme its registry entry declares. */
+const BY_SCHEME: Record<string, (def: AdapterDefinition, dir: string) => Record<string, unknown>> = {
+  memory: () => ({ url: 'memory:' }),
+  file: (def, dir) => ({ url: `file:${join(dir, def.type)}` }),
+  sqlite: (def, dir) => ({ url: `sqlite:${join(dir, `${def.type}.sqlite`)}` }),
+  redis: () => ({ url: REDIS_URL }),
+}
+/** Backends without a URL of their own. */
+const BY_TYPE: Record<string, () => Record<string, unknown>> = {
+  keyv: () => ({ type: 'keyv', store: new Map() }),
+}
+/** Backends that cannot be a Keyv store, and why. */
+export const EXCLUDED: Readonly<Record<string, string>> = {
+  null: 'stores nothing by design, so no store test can pass',
+}
+
+/** A fresh config for `def` (files under `dir`), or undefined if this file has no recipe for it. */
+export function configFor(def: AdapterDefinition, dir: string): Record<string, unknown> | undefined {
+  const byType = BY_TYPE[def.type]
+  if (byType !== undefined) return byType()
+  const scheme = def.schemes?.find((s) => BY_SCHEME[s] !== undefined)
+  return scheme === undefined ? undefined : BY_SCHEME[scheme]?.(def, dir)
+}
+
+export interface Backend {
+  type: string
+  /** A new config reaching the backend: the same storage each call. */
+  config: () => Record<string, unknown>
+}
+
+/**
+ * The backends to test: not excluded, loadable (a missing driver skips loudly), and with their server up
+ * (Redis follows the skip-outside-CI rule). Call at the top level of a test file.
+ */
+export async function loadableBackends(label: string): Promise<Backend[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'cachekit-keyv-backends-'))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+  const needsRedis = (def: AdapterDefinition): boolean => def.schemes?.some((s) => s === 'redis' || s === 'rediss') === true
+  const redisUp = ADAPTERS.some(needsRedis) ? await serverAvailable('Redis') : false
+  const backends: Backend[] = []
+  for (const def of ADAPTERS) {
+    if (EXCLUDED[def.type] !== undefined || configFor(def, dir) === undefined) continue
+    if (needsRedis(def) && !redisUp) continue
+    try {
+      await def.load()
+    } catch (error) {
+      console.warn(`\n!!! SKIPPING ${label} for the ${def.type} adapter: it cannot be loaded here (${(error as Error).message}).\n`)
+      continue
+    }
+    backends.push({ type: def.type, config: () => configFor(def, dir) ?? {} })
+  }
+  return backends
+}
