@@ -43,6 +43,8 @@ interface Core {
   /** The adapter once its factory has run, ready or not: `close()` releases it either way. */
   built: CacheAdapter | undefined
   loading: Promise<CacheAdapter>
+  /** `loading` has settled (resolved or rejected). */
+  loaded: boolean
   readonly codec: Codec
   readonly now: () => number
   readonly inflight: Map<string, Promise<unknown>>
@@ -150,6 +152,7 @@ export class Cache {
       adapter: undefined,
       built: undefined,
       loading: Promise.resolve(undefined as unknown as CacheAdapter),
+      loaded: false,
       codec: resolveCodec(resolved.serializer),
       now: resolved.now,
       inflight: new Map(),
@@ -165,6 +168,8 @@ export class Cache {
         // (fail-open applies), and it works again when the backend comes up, without a restart.
         if (error instanceof CacheBackendError) core.adapter = adapter
         throw error
+      } finally {
+        core.loaded = true
       }
       core.adapter = adapter
       return adapter
@@ -182,11 +187,13 @@ export class Cache {
    */
   async ready(): Promise<void> {
     const core = this.#core()
+    const loaded = core.loaded
     try {
       await core.loading
     } catch (error) {
-      // The backend was unreachable at start-up; ask again, it may be up now.
-      if (core.adapter?.ready === undefined) throw error
+      // The backend was unreachable at start-up. A verdict reached while this call waited is fresh: report
+      // it (asking again would wait a second connect timeout). An older one may be stale: ask again.
+      if (!loaded || core.adapter?.ready === undefined) throw error
       await core.adapter.ready()
     }
   }

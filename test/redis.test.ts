@@ -5,6 +5,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createClient, RESP_TYPES } from '@redis/client'
@@ -105,6 +106,35 @@ describe.runIf(canRun)('redis: faults on a server of the test\'s own', () => {
     await eventually(async () => (await cache.set('k', 'back')) === true)
     expect(await cache.get('k')).toBe('back')
     await expect(cache.ready()).resolves.toBeUndefined()
+  })
+
+  it('a closed port: ready() rejects within connectTimeout, not a multiple of it; after close() nothing reconnects or keeps the process alive', async () => {
+    const port = await freePort()
+    const connectTimeout = 300
+    const resources = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r === 'TCPSocketWrap').length
+    const before = resources()
+    const cache = createCache({ type: 'redis', url: `redis://someone:s3cret@127.0.0.1:${port}`, keyPrefix: 't:', connectTimeout })
+    cache.on('error', () => {})
+    const first = await timed(() => cache.ready())
+    // Asked again once the first verdict is in: a fresh wait, again bounded by connectTimeout.
+    const again = await timed(() => cache.ready())
+    for (const r of [first, again]) {
+      expect(r.error).toBeInstanceOf(CacheBackendError)
+      // A bound, not a speed figure: it once took three connect timeouts (start-up, a poll, a second ask).
+      expect(r.ms).toBeLessThan(3 * connectTimeout)
+      expect((r.error as Error).message).toContain(`someone:***@127.0.0.1:${port}`)
+      expect((r.error as Error).message).not.toContain('s3cret')
+    }
+    await expect(cache.close()).resolves.toBeUndefined()
+    expect(resources()).toBeLessThanOrEqual(before)
+    // Something listens there now: a reconnect loop left behind would reach it (retries are at most ~1 s apart).
+    const attempts: Socket[] = []
+    const listener = createServer((socket) => attempts.push(socket))
+    await new Promise<void>((resolve) => listener.listen(port, '127.0.0.1', resolve))
+    await new Promise((r) => setTimeout(r, 1500))
+    for (const socket of attempts) socket.destroy()
+    await new Promise((resolve) => listener.close(resolve))
+    expect(attempts).toEqual([])
   })
 
   it('commands sent during start-up are not dropped', async () => {

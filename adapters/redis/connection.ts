@@ -229,21 +229,28 @@ export class Connection {
    * server when they cannot.
    */
   async ready(): Promise<void> {
-    if (!this.started) await this.starting
     if (this.isUp()) return
     if (this.#closed) throw new CacheBackendError(`${this.where}: the connection is closed.`)
-    // Poll rather than listen: a cluster or sentinel says "ready" differently from a client, and a poll
-    // leaves no listener behind however often ready() is called during an outage.
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(finish, this.connectTimeout)
-      const poll = setInterval(() => this.isUp() && finish(), 20)
-      function finish() {
-        clearTimeout(timer)
-        clearInterval(poll)
-        resolve()
-      }
-    })
+    // One budget for the whole call: the first connection attempt counts against it, so waiting for it
+    // and then polling never adds up to more than connectTimeout.
+    const deadline = performance.now() + this.connectTimeout
+    if (!this.started) await this.starting
+    const left = deadline - performance.now()
+    if (!this.isUp() && !this.#closed && left > 0) {
+      // Poll rather than listen: a cluster or sentinel says "ready" differently from a client, and a poll
+      // leaves no listener behind however often ready() is called during an outage.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(finish, left)
+        const poll = setInterval(() => (this.isUp() || this.#closed) && finish(), 20)
+        function finish() {
+          clearTimeout(timer)
+          clearInterval(poll)
+          resolve()
+        }
+      })
+    }
     if (this.isUp()) return
+    if (this.#closed) throw new CacheBackendError(`${this.where}: the connection is closed.`)
     const last = this.#lastError === undefined ? '' : `: ${this.#lastError.message}`
     throw new CacheBackendError(
       `Cannot reach ${this.where} within ${this.connectTimeout} ms (connectTimeout)${last}. ` +
