@@ -9,8 +9,9 @@ import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createClient, RESP_TYPES } from '@redis/client'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { BLOB_STRING } from '../adapters/redis/connection.js'
+import { Deadlines } from '../adapters/redis/deadlines.js'
 import { redisAdapter, scanPattern } from '../adapters/redis/index.js'
 import type { Cache } from '../src/cache.js'
 import { configFromEnv } from '../src/config.js'
@@ -198,6 +199,21 @@ describe.runIf(canRun)('redis: faults on a server of the test\'s own', () => {
       server.process?.kill('SIGCONT')
     }
     await eventually(async () => (await cache.get('k')) === 'v')
+  })
+
+  it('scripts the server has forgotten (SCRIPT FLUSH) are loaded again: inc, touch to no expiry and deleteIfEquals work', async () => {
+    const cache = open({})
+    await cache.ready()
+    expect(await cache.inc('n', 2)).toBe(2)
+    await cache.set('t', 'v', 60_000)
+    server.cli('SCRIPT', 'FLUSH')
+    expect(await cache.inc('n', 3)).toBe(5)
+    server.cli('SCRIPT', 'FLUSH')
+    expect(await cache.touch('t', 0)).toBe(true)
+    expect(server.cli('PTTL', 't:t').trim()).toBe('-1')
+    server.cli('SCRIPT', 'FLUSH')
+    await cache.set('s', 'x')
+    await expect(cache.inc('s')).rejects.toBeInstanceOf(CacheTypeError)
   })
 
   it('20 outages in a row: listener counts stay flat, memory stays bounded, it works after each', async () => {
@@ -412,6 +428,43 @@ describe.runIf(canRun && spawnSync('openssl', ['version']).status === 0)('redis 
     expect((error as Error).message).toContain(`rediss://127.0.0.1:${tlsPort}`)
     expect((error as Error).message).toMatch(/certificate/i)
     await cache.close()
+  })
+})
+
+describe('redis command timeouts (one sweep, no timer per command)', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('rejects what is pending after the timeout (never before), keeps nothing that settled, and stops its timer when idle', () => {
+    vi.useFakeTimers()
+    const deadlines = new Deadlines(800, () => new Error('timed out'))
+    const rejected: string[] = []
+    const send = (name: string) => {
+      const generation = deadlines.current()
+      return { generation, slot: generation.add((e) => rejected.push(`${name}: ${e.message}`)) }
+    }
+    const a = send('a')
+    const b = send('b')
+    b.generation.settle(b.slot)
+    vi.advanceTimersByTime(400)
+    const c = send('c')
+    vi.advanceTimersByTime(799) // a has waited 1199 ms, c 799 ms
+    expect(rejected).toEqual(['a: timed out'])
+    expect(deadlines.size).toBe(1)
+    a.generation.settle(a.slot) // a reply after the timeout changes nothing
+    vi.advanceTimersByTime(100 + 100) // c is past 800 ms, and at most 1/8 of it late
+    expect(rejected).toEqual(['a: timed out', 'c: timed out'])
+    expect(deadlines.size).toBe(0)
+    vi.advanceTimersByTime(1000)
+    expect(vi.getTimerCount()).toBe(0)
+    c.generation.settle(c.slot)
+    const d = send('d')
+    expect(vi.getTimerCount()).toBe(1)
+    d.generation.settle(d.slot)
+    vi.advanceTimersByTime(5000)
+    expect(rejected).toHaveLength(2)
+    expect(vi.getTimerCount()).toBe(0)
   })
 })
 

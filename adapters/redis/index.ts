@@ -9,6 +9,7 @@ import {
 import { CacheConfigError, CacheError } from '../../src/errors.js'
 import { parseDuration } from '../../src/duration.js'
 import { Connection, type Commands, type RedisAdapterOptions } from './connection.js'
+import { Deadlines } from './deadlines.js'
 import { DELETE_IF_EQUALS, INCREMENT, PERSIST, type Script } from './scripts.js'
 
 export type { RedisAdapterOptions } from './connection.js'
@@ -73,6 +74,20 @@ function evalScript(client: Commands, script: Script, key: string, args: (string
   })
 }
 
+/** The CacheTypeError every adapter gives for `increment` on a non-integer or past the safe range, or `error`. */
+function incrementError(key: string, delta: number, error: Error): Error {
+  const reply = (error.cause as Error | undefined)?.message ?? ''
+  const range = /CACHEKIT_RANGE (\S*)/.exec(reply)
+  try {
+    // addToPayload throws the exact CacheTypeError; Redis's own text never leaks.
+    if (range !== null) addToPayload(key, range[1], delta)
+    if (/not an integer|WRONGTYPE/.test(reply)) addToPayload(key, '', delta)
+  } catch (typeError) {
+    return typeError as Error
+  }
+  return error
+}
+
 /**
  * Redis (or Valkey): one server, a Cluster or Sentinel, through @keyv/redis and @redis/client. Shared by
  * every process and machine that reaches the same server; `add` and `increment` are atomic there; Redis
@@ -102,17 +117,25 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
     return new Error(`${where}: ${e?.message ?? String(error)}`, { cause: error })
   }
 
-  const timed = <R, T = R>(command: Promise<R>, map?: (reply: R) => T): Promise<T> =>
+  const deadlines = new Deadlines(commandTimeout, () => new Error(`${where} did not answer within ${commandTimeout} ms (commandTimeout)`))
+
+  /**
+   * The command's reply through `map`, or its error translated; rejects when no reply comes within
+   * `commandTimeout`, even for a command already written to a server that stopped answering.
+   */
+  const timed = <R, T = R>(command: Promise<R>, map?: (reply: R) => T, explain?: (error: Error) => Error): Promise<T> =>
+    // One wrapper promise, and no timer of its own (see Deadlines): this is every command's hot path.
     new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${where} did not answer within ${commandTimeout} ms (commandTimeout)`)), commandTimeout)
+      const generation = deadlines.current()
+      const slot = generation.add(reject)
       command.then(
         (reply) => {
-          clearTimeout(timer)
+          generation.settle(slot)
           resolve(map === undefined ? (reply as unknown as T) : map(reply))
         },
         (error: unknown) => {
-          clearTimeout(timer)
-          reject(translate(error))
+          generation.settle(slot)
+          reject(explain === undefined ? translate(error) : explain(translate(error)))
         },
       )
     })
@@ -121,16 +144,20 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
    * Send a command: at once when connected; after the first connection attempt while starting (so nothing
    * sent during start-up is dropped); never while down, when it fails at once instead of queueing.
    */
-  const send = <R, T = R>(command: () => Promise<R>, map?: (reply: R) => T): Promise<T> => {
-    if (conn.isUp()) return timed(command(), map)
+  const send = <R, T = R>(command: () => Promise<R>, map?: (reply: R) => T, explain?: (error: Error) => Error): Promise<T> => {
+    if (conn.isUp()) return timed(command(), map, explain)
     if (!conn.started) {
       return conn.starting.then(() => {
-        if (conn.isUp()) return timed(command(), map)
+        if (conn.isUp()) return timed(command(), map, explain)
         throw conn.downError()
       })
     }
     return Promise.reject(conn.downError())
   }
+
+  /** Run a script by its SHA, sending it whole (EVAL) when the server does not have it (NOSCRIPT). */
+  const script = <T>(s: Script, key: string, args: (string | Buffer)[], map: (reply: unknown) => T, explain?: (error: Error) => Error): Promise<T> =>
+    send(() => evalScript(client, s, key, args), map, explain)
 
   /** Milliseconds from now to `expiresAt`; at least 1, as Redis refuses a PX of 0. */
   const px = (expiresAt: number): number => Math.max(1, Math.ceil(expiresAt - now()))
@@ -197,23 +224,14 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
         (reply) => reply !== null,
       ),
 
-    async increment(key, delta, expiresAt) {
+    increment(key, delta, expiresAt) {
       const ttl = expiresAt === null ? '0' : String(px(expiresAt))
-      try {
-        return await send(() => evalScript(client, INCREMENT, key, [String(delta), ttl]), Number)
-      } catch (error) {
-        const reply = ((error as Error).cause as Error | undefined)?.message ?? ''
-        const range = /CACHEKIT_RANGE (\S*)/.exec(reply)
-        // addToPayload gives the exact CacheTypeError every adapter gives; Redis's own text never leaks.
-        if (range !== null) addToPayload(key, range[1], delta)
-        if (/not an integer|WRONGTYPE/.test(reply)) addToPayload(key, '', delta)
-        throw error
-      }
+      return script(INCREMENT, key, [String(delta), ttl], Number, (error) => incrementError(key, delta, error))
     },
 
     delete: (key) => send(() => client.unlink(key), (n) => n > 0),
 
-    deleteIfEquals: (key, value) => send(() => evalScript(client, DELETE_IF_EQUALS, key, [asArgument(value)]), (n) => Number(n) === 1),
+    deleteIfEquals: (key, value) => script(DELETE_IF_EQUALS, key, [asArgument(value)], (n) => Number(n) === 1),
 
     async deleteMany(keys) {
       const counts = await perSlot([...keys], (group) => client.unlink(group))
@@ -223,7 +241,7 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
     has: (key) => send(() => client.exists(key), (n) => n > 0),
 
     touch(key, expiresAt) {
-      if (expiresAt === null) return send(() => evalScript(client, PERSIST, key, []), (n) => Number(n) === 1)
+      if (expiresAt === null) return script(PERSIST, key, [], (n) => Number(n) === 1)
       return send(() => client.pExpire(key, px(expiresAt)), (n) => n === 1)
     },
 
@@ -262,6 +280,9 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
     // Redis expires keys itself.
     purgeExpired: () => 0,
 
-    close: () => conn.close(commandTimeout),
+    async close() {
+      await conn.close(commandTimeout)
+      deadlines.stop()
+    },
   }
 }
