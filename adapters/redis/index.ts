@@ -62,6 +62,12 @@ function orUndefined<T>(reply: T | null): T | undefined {
   return reply === null ? undefined : reply
 }
 
+// Reply maps, made once rather than as a closure per call on the hot path.
+const nothing = (): undefined => undefined
+const notNull = (reply: unknown): boolean => reply !== null
+const positive = (n: number): boolean => n > 0
+const isOne = (n: unknown): boolean => Number(n) === 1
+
 function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT')
 }
@@ -202,7 +208,7 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
       return all.map((k) => orUndefined(found.get(k) ?? null))
     },
 
-    set: (key, value, expiresAt) => send(() => client.set(key, asArgument(value), setOptions(expiresAt)), () => undefined),
+    set: (key, value, expiresAt) => send(() => client.set(key, asArgument(value), setOptions(expiresAt)), nothing),
 
     async setMany(entries: readonly AdapterEntry[]) {
       if (conn.isCluster) {
@@ -221,7 +227,7 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
     add: (key, value, expiresAt) =>
       send(
         () => client.set(key, asArgument(value), { ...setOptions(expiresAt), condition: 'NX' }),
-        (reply) => reply !== null,
+        notNull,
       ),
 
     increment(key, delta, expiresAt) {
@@ -229,20 +235,20 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
       return script(INCREMENT, key, [String(delta), ttl], Number, (error) => incrementError(key, delta, error))
     },
 
-    delete: (key) => send(() => client.unlink(key), (n) => n > 0),
+    delete: (key) => send(() => client.unlink(key), positive),
 
-    deleteIfEquals: (key, value) => script(DELETE_IF_EQUALS, key, [asArgument(value)], (n) => Number(n) === 1),
+    deleteIfEquals: (key, value) => script(DELETE_IF_EQUALS, key, [asArgument(value)], isOne),
 
     async deleteMany(keys) {
       const counts = await perSlot([...keys], (group) => client.unlink(group))
       return counts.reduce((a, b) => a + b, 0)
     },
 
-    has: (key) => send(() => client.exists(key), (n) => n > 0),
+    has: (key) => send(() => client.exists(key), positive),
 
     touch(key, expiresAt) {
-      if (expiresAt === null) return script(PERSIST, key, [], (n) => Number(n) === 1)
-      return send(() => client.pExpire(key, px(expiresAt)), (n) => n === 1)
+      if (expiresAt === null) return script(PERSIST, key, [], isOne)
+      return send(() => client.pExpire(key, px(expiresAt)), isOne)
     },
 
     async clear(prefix) {
