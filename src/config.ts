@@ -134,7 +134,8 @@ export interface AdapterOptions {
    */
   connectTimeout?: Duration
   /**
-   * redis: the longest any one command may take. A command that times out fails (a miss or `false` with
+   * redis: the longest any one command may take (it fails at most an eighth of this later, as one sweep
+   * checks every command's deadline). A command that times out fails (a miss or `false` with
    * `failOpen`; an error for `inc`, `dec` and `add`). While the server is down commands fail at once.
    * @default '1s'
    */
