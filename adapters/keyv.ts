@@ -446,6 +446,10 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     async has(key) {
       return isLive(await read(key))
     },
+    async expiresAt(key) {
+      const entry = await read(key)
+      return isLive(entry) ? entry.expiresAt : undefined
+    },
     touch: (key, expiresAt) =>
       exclusive(key, async () => {
         const entry = await read(key)

@@ -99,6 +99,7 @@ export function memoryAdapter(_options: MemoryAdapterOptions, context: AdapterCo
       return n
     },
     has: (key) => live(key) !== undefined,
+    expiresAt: (key) => live(key)?.expiresAt,
     touch(key, expiresAt) {
       const entry = live(key)
       if (entry === undefined) return false

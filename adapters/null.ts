@@ -22,6 +22,7 @@ export function nullAdapter(_options: NullAdapterOptions, _context: AdapterConte
     deleteMany: () => 0,
     has: () => false,
     touch: () => false,
+    expiresAt: () => undefined,
     clear: () => {},
     keys: () => [],
     purgeExpired: () => 0,

@@ -210,26 +210,19 @@ const ttl: Command = {
   optionHelp: [],
   args: [1, 1],
   run: (ctx) =>
-    withCache(ctx, async ({ cache, adapter }) => {
+    withCache(ctx, async ({ cache }) => {
       const key = ctx.args[0] as string
-      if (adapter.expiresAt === undefined) {
-        throw new CacheArgumentError(
-          `ttl: the ${adapter.name} backend cannot report a key's expiry yet (its adapter has no \`expiresAt\` method). ` +
-            '`get` still works; the expiry is kept and enforced.',
-        )
-      }
-      const expiresAt = await adapter.expiresAt(cache.keyPrefix + key)
-      if (expiresAt === undefined) {
+      const left = await cache.ttl(key)
+      if (left === undefined) {
         if (ctx.values.json === true) print(ctx, '', { key, hit: false })
         else process.stderr.write(`(miss) ${key}\n`)
         return MISS
       }
-      if (expiresAt === null) {
+      if (left === null) {
         print(ctx, 'never', { key, hit: true, ttlMs: null, expiresAt: null })
         return OK
       }
-      const left = Math.max(0, expiresAt - Date.now())
-      print(ctx, showMs(left), { key, hit: true, ttlMs: left, expiresAt: new Date(expiresAt).toISOString() })
+      print(ctx, showMs(left), { key, hit: true, ttlMs: left, expiresAt: new Date(Date.now() + left).toISOString() })
       return OK
     }),
 }

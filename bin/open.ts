@@ -1,15 +1,10 @@
-import type { AdapterEvent, Awaitable, CacheAdapter, ExpiresAt } from '../src/adapter.js'
+import type { AdapterEvent, Awaitable, CacheAdapter } from '../src/adapter.js'
 import { Cache } from '../src/cache.js'
 import { configFromEnv, EMBEDDED_DEFAULT, redactUrl, resolveConfig, type CacheConfig } from '../src/config.js'
 import { CacheConfigError } from '../src/errors.js'
 
-/**
- * Optional methods the CLI uses when an adapter has them. They are not (yet) part of the adapter contract:
- * `ttl` needs the stored expiry, which no contract method returns without changing it.
- */
+/** Optional methods the CLI uses when an adapter has them; not part of the adapter contract. */
 export interface AdapterExtras {
-  /** The absolute expiry of a live key, `null` for never, `undefined` for a miss. */
-  expiresAt?(key: string): Awaitable<ExpiresAt | undefined>
   /** Backend-specific figures for `stats` (sizes, row counts, server info). */
   stats?(): Awaitable<Record<string, unknown>>
 }

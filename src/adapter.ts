@@ -99,6 +99,8 @@ export interface CacheAdapter {
   has(key: string): Awaitable<boolean>
   /** Set a new expiry on a live key; false if the key is missing or expired. */
   touch(key: string, expiresAt: ExpiresAt): Awaitable<boolean>
+  /** The absolute expiry of a live key: `null` if it never expires, `undefined` if it is missing or expired. */
+  expiresAt(key: string): Awaitable<ExpiresAt | undefined>
   /** Delete every key that starts with `prefix`, and nothing else. An empty prefix means every key. */
   clear(prefix: string): Awaitable<void>
   /** Every live key that starts with `prefix`, full keys, in no particular order. */

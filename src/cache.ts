@@ -380,6 +380,26 @@ export class Cache {
   }
 
   /**
+   * How long `key` has left, in ms: `null` if it never expires, `undefined` if it is missing or expired
+   * (or, with fail-open, if the backend failed).
+   *
+   * @example await cache.ttl('session:1') // 299_412
+   */
+  async ttl(key: string): Promise<Milliseconds | null | undefined> {
+    checkKey(key)
+    const core = this.#core()
+    let expiresAt: ExpiresAt | undefined
+    try {
+      expiresAt = await (core.adapter ?? (await core.loading)).expiresAt(this.#full(core, key))
+    } catch (error) {
+      return this.#fail(core, 'ttl', key, error, undefined)
+    }
+    if (expiresAt === undefined || expiresAt === null) return expiresAt
+    // A backend with its own clock (Redis) reports by the wall clock; never a negative time left.
+    return Math.max(0, expiresAt - (core.adapter?.capabilities.realClock === true ? Date.now() : core.now()))
+  }
+
+  /**
    * Give a live entry a new TTL (default: `defaultTtl`).
    * @returns false if the key is missing or expired.
    */

@@ -314,6 +314,8 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
 
     has: (key) => readLive(keyRef(key), 'key') !== undefined,
 
+    expiresAt: (key) => readLive(keyRef(key), 'key')?.header.expiresAt,
+
     deleteIfEquals(key, value) {
       const ref = keyRef(key)
       return withLock(ref, () => {

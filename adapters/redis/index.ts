@@ -222,6 +222,9 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
 
     has: (key) => send(() => client.exists(key), (n) => n > 0),
 
+    // PTTL: -2 missing, -1 no expiry, else ms left by the server's clock.
+    expiresAt: (key) => send(() => client.pTTL(key), (ms) => (ms === -2 ? undefined : ms === -1 ? null : Date.now() + ms)),
+
     touch(key, expiresAt) {
       if (expiresAt === null) return send(() => evalScript(client, PERSIST, key, []), (n) => Number(n) === 1)
       return send(() => client.pExpire(key, px(expiresAt)), (n) => n === 1)
