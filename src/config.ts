@@ -340,6 +340,16 @@ function checkKind(name: string, value: unknown, kind: OptionKind): void {
   }
 }
 
+/** A duration option in milliseconds, or a `CacheConfigError` naming the option. */
+export function durationOption(value: Duration, option: string): Milliseconds {
+  try {
+    return parseDuration(value, `\`${option}\``, { option })
+  } catch (error) {
+    // parseDuration's message already names the option and the value.
+    throw new CacheConfigError((error as Error).message, { option, cause: error })
+  }
+}
+
 function asConfigError(error: unknown, option: string): never {
   if (error instanceof CacheConfigError) throw error
   if (error instanceof CacheError) throw new CacheConfigError(`Option \`${option}\`: ${error.message}`, { option, cause: error })
@@ -384,8 +394,11 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     if (name in COMMON_KINDS) {
       checkKind(name, value, COMMON_KINDS[name as keyof CommonOptions])
     } else if (name in adapterKinds) {
-      checkKind(name, value, adapterKinds[name] ?? 'any')
-      if (value !== undefined) adapterOptions[name] = value
+      const kind = adapterKinds[name] ?? 'any'
+      checkKind(name, value, kind)
+      if (value === undefined) continue
+      // Durations are parsed here, at init, so a bad one fails now; the adapter receives milliseconds.
+      adapterOptions[name] = kind === 'duration' ? durationOption(value as Duration, name) : value
     } else {
       const elsewhere = ADAPTERS.find((d) => name in d.options)
       const hint =
