@@ -106,7 +106,7 @@ describe('cachekit/hono and a response that never ends', () => {
       expect(keys).toEqual([])
     } finally {
       for (const t of timers) clearInterval(t)
-      server.closeAllConnections?.()
+      ;(server as import('node:http').Server).closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
       await cache.close()
     }
