@@ -1,6 +1,7 @@
 import type { KeyvStoreAdapter } from 'keyv'
 import {
   addToPayload,
+  samePayload,
   type AdapterContext,
   type AdapterEntry,
   type CacheAdapter,
@@ -446,6 +447,13 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     async has(key) {
       return isLive(await read(key))
     },
+    deleteIfEquals: (key, value) =>
+      exclusive(key, async () => {
+        const entry = await read(key)
+        if (!isLive(entry) || !samePayload(entry.value, value)) return false
+        await remove(key)
+        return true
+      }),
     async expiresAt(key) {
       const entry = await read(key)
       return isLive(entry) ? entry.expiresAt : undefined

@@ -23,6 +23,7 @@ export function nullAdapter(_options: NullAdapterOptions, _context: AdapterConte
     has: () => false,
     touch: () => false,
     expiresAt: () => undefined,
+    deleteIfEquals: () => false,
     clear: () => {},
     keys: () => [],
     purgeExpired: () => 0,

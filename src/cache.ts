@@ -287,6 +287,8 @@ export class Cache {
       return this.#fail(core, 'setMany', first, error, false)
     }
     core.stats.sets += batch.length
+    const emitter = this.#root.emitter
+    if (emitter.listenerCount('set') > 0) for (const [key] of pairs) emitter.emit('set', key)
     return true
   }
 
@@ -306,7 +308,10 @@ export class Cache {
     } catch (error) {
       return this.#fail(core, 'add', key, error)
     }
-    if (added) core.stats.sets++
+    if (added) {
+      core.stats.sets++
+      this.#root.emitter.emit('set', key)
+    }
     return added
   }
 

@@ -271,7 +271,8 @@ for (const backend of sharedBackends()) {
       await new Promise((r) => setTimeout(r, 50))
       const r = await on(['purge', '--json'])
       expect(r.code).toBe(0)
-      expect((JSON.parse(r.stdout) as { purged: number }).purged).toBeGreaterThanOrEqual(0)
+      // Redis expires entries itself, so there may be nothing left for purge to remove; the others must remove it.
+      expect((JSON.parse(r.stdout) as { purged: number }).purged).toBeGreaterThanOrEqual(backend.name === 'redis' ? 0 : 1)
       expect((await on(['get', 'fleeting'])).code).toBe(1)
     })
 
