@@ -1,4 +1,4 @@
-import type { AdapterEvent, CacheAdapter, ExpiresAt, Payload } from './adapter.js'
+import type { AdapterCapabilities, AdapterEvent, CacheAdapter, ExpiresAt, Payload } from './adapter.js'
 import { resolveCodec, type Codec } from './codec.js'
 import { configFromEnv, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, sameConfig, type CacheConfig, type ResolvedConfig } from './config.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
@@ -23,6 +23,8 @@ export const MAX_KEY_LENGTH = 65_536
 /** Counters since `init`, shared by a cache and its namespaces. */
 export interface CacheStats {
   type: string
+  /** What the backend can do; `undefined` until it is ready. */
+  capabilities: AdapterCapabilities | undefined
   keyPrefix: string
   hits: number
   misses: number
@@ -510,7 +512,13 @@ export class Cache {
   stats(): CacheStats {
     const core = this.#core()
     const { hits, misses } = core.stats
-    return { type: core.config.type, keyPrefix: this.keyPrefix, ...core.stats, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses) }
+    return {
+      type: core.config.type,
+      capabilities: core.adapter?.capabilities,
+      keyPrefix: this.keyPrefix,
+      ...core.stats,
+      hitRate: hits + misses === 0 ? 0 : hits / (hits + misses),
+    }
   }
 
   /** Listen to `'error'`, `'hit'`, `'miss'`, `'set'`, `'delete'`, `'corrupt'` or `'warning'`. */
