@@ -130,12 +130,14 @@ export interface AdapterOptions {
   /**
    * redis: how long `ready()` waits for the first connection (and each connection attempt may take) before
    * it rejects with a `CacheBackendError` naming the server. cachekit keeps reconnecting in the background.
+   * keyv: how long `ready()` waits for the store's first answer; the store stays open and works once it answers.
    * @default '5s'
    */
   connectTimeout?: Duration
   /**
    * redis: the longest any one command may take. A command that times out fails (a miss or `false` with
    * `failOpen`; an error for `inc`, `dec` and `add`). While the server is down commands fail at once.
+   * keyv: the same for each call to the Keyv store (each operation, and each step of a `clear()` or `keys()` scan).
    * @default '1s'
    */
   commandTimeout?: Duration
