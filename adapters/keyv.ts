@@ -1,13 +1,16 @@
 import type { KeyvStoreAdapter } from 'keyv'
 import {
   addToPayload,
+  samePayload,
   type AdapterContext,
   type AdapterEntry,
   type CacheAdapter,
   type ExpiresAt,
   type Payload,
 } from '../src/adapter.js'
-import { CacheBackendError, CacheConfigError } from '../src/errors.js'
+import { Deadlines, type Watch } from '../src/deadlines.js'
+import { parseDuration, type Duration, type Milliseconds } from '../src/duration.js'
+import { CacheBackendError, CacheConfigError, showKey } from '../src/errors.js'
 
 /**
  * A Keyv store described by plain data, for configs that cannot hold an object: a JSON file, or the child
@@ -46,7 +49,25 @@ export interface KeyvAdapterOptions {
    * @default false
    */
   shared?: boolean
+  /**
+   * How long `ready()` waits for the store's first answer before it rejects with a `CacheBackendError`.
+   * The store stays open, and later calls work once it answers.
+   * @default '5s'
+   */
+  connectTimeout?: Duration
+  /**
+   * The longest any one call to the store may take. A call that times out fails with a `CacheBackendError`
+   * naming the operation and the key (a miss or `false` with `failOpen`; an error for `inc`, `dec` and `add`).
+   * @default '1s'
+   */
+  commandTimeout?: Duration
 }
+
+/** Defaults of the keyv options (also in their TSDoc): the same as the redis backend's. */
+export const KEYV_DEFAULTS = {
+  connectTimeout: 5_000,
+  commandTimeout: 1_000,
+} as const
 
 /**
  * How often a store without its own expiry (`@keyv/sqlite`, `@keyv/postgres`, a `Map`) is swept of expired
@@ -54,9 +75,18 @@ export interface KeyvAdapterOptions {
  */
 export const KEYV_PURGE_INTERVAL_MS = 10 * 60_000
 
-/** How long `ready()` waits for the store's first answer: some stores (@keyv/redis) retry a refused connection forever. */
-export const KEYV_READY_TIMEOUT_MS = 10_000
-
+function timeoutOption(value: unknown, name: keyof typeof KEYV_DEFAULTS): Milliseconds {
+  if (value === undefined) return KEYV_DEFAULTS[name]
+  // resolveConfig hands over milliseconds; a factory called directly may still get '2s'.
+  let ms: Milliseconds
+  try {
+    ms = parseDuration(value as Duration, `\`${name}\``, { option: name })
+  } catch (error) {
+    throw new CacheConfigError((error as Error).message, { option: name, cause: error })
+  }
+  if (ms === 0) throw new CacheConfigError(`Option \`${name}\` must be more than 0: a call to the Keyv store must never wait forever.`, { option: name })
+  return ms
+}
 
 /** The part of a Keyv storage adapter the bridge uses. Every method may be sync (a `Map`) or async. */
 interface RawStore {
@@ -132,12 +162,37 @@ function unwrap(value: object): RawStore {
 
 /**
  * Close a store, forcing it shut (`disconnect(true)`) if it never answered: @keyv/redis still trying its
- * first connection would otherwise wait for that connection forever.
+ * first connection would otherwise wait for that connection forever. A store that does not close within
+ * `ms` (a server that stopped answering) is forced shut and left behind.
  */
-async function disconnect(store: RawStore, answered: boolean): Promise<void> {
+async function disconnect(store: RawStore, answered: boolean, ms: number): Promise<void> {
   if (typeof store.disconnect !== 'function') return
-  await (answered ? store.disconnect() : store.disconnect(true))
+  const closing = Promise.resolve(answered ? store.disconnect() : store.disconnect(true))
+  let timer: NodeJS.Timeout | undefined
+  const gaveUp = await Promise.race([closing.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, ms, true)))]).finally(() => clearTimeout(timer))
+  if (gaveUp) {
+    closing.catch(noop)
+    if (answered) {
+      try {
+        await Promise.resolve(store.disconnect(true)).catch(noop)
+      } catch {
+        // A store whose disconnect throws synchronously is as closed as it will get.
+      }
+    }
+  }
 }
+
+const noop = (): void => {}
+const isThenable = (value: unknown): value is PromiseLike<unknown> => typeof (value as { then?: unknown } | null)?.then === 'function'
+
+/** One operation's deadline (none on a `Map`) and the write it is waiting for, if any. */
+interface Op {
+  watch: Watch | undefined
+  write: { keys: readonly string[]; answer: PromiseLike<unknown> } | undefined
+}
+
+/** Thrown inside an operation that timed out when it would go on to call the store; nobody awaits it. */
+const ABANDONED = new CacheBackendError('The operation timed out before this call to the Keyv store, which was not sent.')
 
 /** A `Map` seen through the Keyv store interface, with an iterator. */
 function mapStore(map: Map<unknown, unknown>): RawStore {
@@ -208,6 +263,11 @@ function decodeEntry(raw: unknown): Entry | undefined {
  * `keyPrefix` included, no second prefix), which is why one store object serves one cache. `clear(prefix)`
  * and `keys(prefix)` read the store's iterator and touch only keys under `prefix`, never `store.clear()`.
  * The store is closed (`disconnect()`) with the cache. `threshold` cannot bound a Keyv store and is ignored.
+ *
+ * Never hangs: each operation fails after `commandTimeout` and `ready()` after `connectTimeout`, with a
+ * `CacheBackendError` naming the operation, the key and the timeout.
+ *
+ * @throws {CacheConfigError} for an invalid option.
  */
 export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext): CacheAdapter {
   const { now } = context
@@ -216,6 +276,8 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     throw new CacheConfigError('The keyv backend needs option `store`: a Keyv storage adapter, a Keyv instance, a Map, or { module, options }.', { option: 'store' })
   }
   const shared = options.shared ?? false
+  const connectTimeout = timeoutOption(options.connectTimeout, 'connectTimeout')
+  const commandTimeout = timeoutOption(options.commandTimeout, 'commandTimeout')
   if (shared && (option instanceof Map || (isKeyvInstance(option) && option.store instanceof Map))) {
     throw new CacheConfigError('Option `shared: true` does not fit a Map: a Map lives in one process. Use a database store (e.g. @keyv/postgres) or drop `shared`.', { option: 'shared' })
   }
@@ -226,6 +288,8 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
   /** The store has answered at least once; one that never did is closed without waiting for it. */
   let answered = false
   let timer: NodeJS.Timeout | undefined
+  /** The store is a `Map`, which answers at once: no timeouts to watch. */
+  let untimed = false
   const onError = (error: unknown): void => {
     context.emit({ type: 'error', error: error instanceof Error ? error : new Error(String(error)) })
   }
@@ -253,6 +317,7 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     if ('noNamespaceAffectsAll' in raw) tuned.noNamespaceAffectsAll = true
     raw.on?.('error', onError)
     store = map === undefined ? raw : mapStore(map)
+    untimed = map !== undefined
     if (typeof store.iterator === 'function' && (map !== undefined || raw.ttlSupport === false)) {
       timer = setInterval(() => {
         purgeExpired().catch(onError)
@@ -273,8 +338,74 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
   const ttlOf = (expiresAt: ExpiresAt): number | undefined => (expiresAt === null ? undefined : Math.max(1, Math.ceil(expiresAt - now())))
   const isLive = (entry: Entry | undefined): entry is Entry => entry !== undefined && (entry.expiresAt === null || entry.expiresAt > now())
 
-  const read = async (key: string): Promise<Entry | undefined> => {
-    const raw = await s().get(escapeKey(key))
+  // Timeouts. Each operation (its wait for the key's turn included) and each step of a scan gets
+  // `commandTimeout`, watched by one shared timer. An operation that timed out sends nothing more, and a
+  // write it had sent holds its keys (`late`) until the store answers it, so that a late answer cannot land
+  // after a newer write: later operations on those keys wait for it, within their own timeout.
+  const deadlines = new Deadlines(commandTimeout)
+  const late = new Map<string, Promise<void>>()
+
+  const timeoutError = (op: string, keys: string | readonly string[] | undefined): CacheBackendError => {
+    const key = typeof keys === 'string' ? keys : keys?.[0]
+    const what = typeof keys === 'string' || keys?.length === 1 ? ` of key ${showKey(key)}` : key === undefined ? '' : ` of ${keys?.length} keys (the first ${showKey(key)})`
+    return new CacheBackendError(
+      `The Keyv store did not answer ${op}${what} within ${commandTimeout} ms (commandTimeout). Check that the store's server is up and not blocked (a lock, a full disk), or raise \`commandTimeout\`.`,
+      key === undefined ? {} : { key },
+    )
+  }
+
+  const markLate = (keys: readonly string[], answer: PromiseLike<unknown>): void => {
+    const settled = Promise.resolve(answer).then(noop, noop)
+    for (const key of keys) {
+      const before = late.get(key)
+      const mark = before === undefined ? settled : Promise.all([before, settled]).then(noop)
+      late.set(key, mark)
+      void mark.then(() => {
+        if (late.get(key) === mark) late.delete(key)
+      })
+    }
+  }
+
+  /** Run one operation within `commandTimeout`. A `Map` answers at once and is not timed. */
+  const bounded = <T>(op: string, keys: string | readonly string[] | undefined, work: (o: Op) => Promise<T>): Promise<T> => {
+    if (untimed) return work({ watch: undefined, write: undefined })
+    return new Promise<T>((resolve, reject) => {
+      const o: Op = { watch: undefined, write: undefined }
+      const watch = deadlines.start(() => {
+        if (o.write !== undefined) markLate(o.write.keys, o.write.answer)
+        reject(timeoutError(op, keys))
+      })
+      o.watch = watch
+      work(o).then(
+        (value) => {
+          if (deadlines.end(watch)) resolve(value)
+        },
+        (error: unknown) => {
+          if (deadlines.end(watch)) reject(error)
+        },
+      )
+    })
+  }
+
+  /** Send a call of `o` to the store, unless `o` has timed out: then nobody waits for it, and the store is left alone. */
+  const send = <T>(o: Op, call: () => T): T => {
+    if (o.watch?.done === true) throw ABANDONED
+    return call()
+  }
+  const sendWrite = async (o: Op, keys: readonly string[], call: () => unknown): Promise<void> => {
+    const answer = send(o, call)
+    if (!isThenable(answer)) return
+    if (o.watch === undefined) return void (await answer)
+    o.write = { keys, answer }
+    try {
+      await answer
+    } finally {
+      o.write = undefined
+    }
+  }
+
+  const read = async (o: Op, key: string): Promise<Entry | undefined> => {
+    const raw = await send(o, () => s().get(escapeKey(key)))
     answered = true
     if (raw === undefined || raw === null) return undefined
     const entry = decodeEntry(raw)
@@ -283,26 +414,38 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     }
     return entry
   }
-  const write = async (key: string, value: Payload, expiresAt: ExpiresAt): Promise<void> => {
-    await s().set(escapeKey(key), encodeEntry(value, expiresAt), ttlOf(expiresAt))
+  const write = async (o: Op, key: string, value: Payload, expiresAt: ExpiresAt): Promise<void> => {
+    await sendWrite(o, [key], () => s().set(escapeKey(key), encodeEntry(value, expiresAt), ttlOf(expiresAt)))
     answered = true
   }
-  const remove = async (key: string): Promise<void> => {
-    await s().delete(escapeKey(key))
+  const remove = (o: Op, key: string): Promise<void> => sendWrite(o, [key], () => s().delete(escapeKey(key)))
+  const readMany = async (o: Op, keys: readonly string[]): Promise<unknown[]> => {
+    const st = s()
+    const escaped = keys.map(escapeKey)
+    return send(o, () => (typeof st.getMany === 'function' ? st.getMany(escaped) : Promise.all(escaped.map((k) => st.get(k)))))
   }
 
-  // One promise chain per key: add, increment, touch, set and delete of a key run one after another.
+  // One promise chain per key: add, increment, touch, set and delete of a key run one after another. The
+  // chain moves on when an operation ends or times out, never later.
   const chains = new Map<string, Promise<void>>()
-  const exclusive = <T>(key: string, fn: () => Promise<T>): Promise<T> => {
-    const run = (chains.get(key) ?? Promise.resolve()).then(fn)
-    const tail = run.then(
-      () => {},
-      () => {},
-    )
-    chains.set(key, tail)
-    void tail.then(() => {
-      if (chains.get(key) === tail) chains.delete(key)
+  const hold = (keys: readonly string[], run: Promise<unknown>): void => {
+    const tail = run.then(noop, noop)
+    for (const key of keys) {
+      chains.set(key, tail)
+      void tail.then(() => {
+        if (chains.get(key) === tail) chains.delete(key)
+      })
+    }
+  }
+  const exclusive = <T>(op: string, key: string, fn: (o: Op) => Promise<T>): Promise<T> => {
+    const before = chains.get(key)
+    const run = bounded(op, key, async (o) => {
+      if (before !== undefined) await before
+      const pending = late.size === 0 ? undefined : late.get(key)
+      if (pending !== undefined) await pending
+      return fn(o)
     })
+    hold([key], run)
     return run
   }
 
@@ -318,29 +461,51 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     }
   }
 
-  async function* entries(): AsyncGenerator<[string, Entry | undefined]> {
+  /** Every entry of the store; each step of its iterator gets `commandTimeout`. */
+  async function* entries(op: string): AsyncGenerator<[string, Entry | undefined]> {
     const st = s()
     if (typeof st.iterator !== 'function') {
       throw new CacheBackendError('This Keyv store has no iterator, so the keyv backend cannot list or clear keys by prefix on it.')
     }
-    for await (const [key, raw] of st.iterator(undefined)) {
-      if (typeof key === 'string') yield [unescapeKey(key), decodeEntry(raw)]
+    const source = st.iterator(undefined)
+    if (!(Symbol.asyncIterator in source)) {
+      for (const [key, raw] of source) if (typeof key === 'string') yield [unescapeKey(key), decodeEntry(raw)]
+      return
+    }
+    const it = source[Symbol.asyncIterator]()
+    let finished = false
+    try {
+      for (;;) {
+        const step = await bounded(op, undefined, async (o) => send(o, () => it.next()))
+        if (step.done === true) {
+          finished = true
+          return
+        }
+        const [key, raw] = step.value
+        if (typeof key === 'string') yield [unescapeKey(key), decodeEntry(raw)]
+      }
+    } finally {
+      // Not awaited: after a timeout the iterator is still waiting for the store.
+      if (!finished) void Promise.resolve(it.return?.()).catch(noop)
     }
   }
 
   /** Keys first, deletes after: some iterators page by offset and would skip rows deleted under them. */
-  const collect = async (match: (key: string, entry: Entry | undefined) => boolean): Promise<string[]> => {
+  const collect = async (op: string, match: (key: string, entry: Entry | undefined) => boolean): Promise<string[]> => {
     const found: string[] = []
-    for await (const [key, entry] of entries()) if (match(key, entry)) found.push(key)
+    for await (const [key, entry] of entries(op)) if (match(key, entry)) found.push(key)
     return found
   }
 
-  const deleteKeys = async (keys: string[]): Promise<void> => {
+  /** Deletes in batches of 500, each within `commandTimeout`. */
+  const deleteKeys = async (op: string, keys: readonly string[]): Promise<void> => {
     const st = s()
     for (let i = 0; i < keys.length; i += 500) {
-      const batch = keys.slice(i, i + 500).map(escapeKey)
-      if (typeof st.deleteMany === 'function') await st.deleteMany(batch)
-      else await Promise.all(batch.map((k) => st.delete(k)))
+      const batch = keys.slice(i, i + 500)
+      const escaped = batch.map(escapeKey)
+      await bounded(op, batch, (o) =>
+        sendWrite(o, batch, () => (typeof st.deleteMany === 'function' ? st.deleteMany(escaped) : Promise.all(escaped.map((k) => st.delete(k))))),
+      )
     }
   }
 
@@ -353,7 +518,7 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     inUse.delete(raw)
     try {
       const lastOfPool = !isPostgres(raw) || --openPostgresBridges === 0
-      if (!(raw instanceof Map) && lastOfPool) await disconnect(raw as RawStore, answered)
+      if (!(raw instanceof Map) && lastOfPool) await disconnect(raw as RawStore, answered, commandTimeout)
     } finally {
       ;(raw as RawStore).off?.('error', onError)
     }
@@ -361,10 +526,12 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
 
   async function purgeExpired(): Promise<number> {
     const t = now()
-    const expired = await collect((_key, entry) => entry !== undefined && entry.expiresAt !== null && entry.expiresAt <= t)
-    await deleteKeys(expired)
+    const expired = await collect('purgeExpired', (_key, entry) => entry !== undefined && entry.expiresAt !== null && entry.expiresAt <= t)
+    await deleteKeys('purgeExpired', expired)
     return expired.length
   }
+
+  const write1 = (op: string, key: string, value: Payload, expiresAt: ExpiresAt): Promise<void> => exclusive(op, key, (o) => write(o, key, value, expiresAt))
 
   return {
     name: 'keyv',
@@ -374,7 +541,7 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
       if (option instanceof Map) return
       let timer: NodeJS.Timeout | undefined
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${KEYV_READY_TIMEOUT_MS} ms`)), KEYV_READY_TIMEOUT_MS)
+        timer = setTimeout(() => reject(new Error(`no answer within ${connectTimeout} ms (connectTimeout)`)), connectTimeout)
       })
       try {
         // A first read surfaces a store that cannot connect now rather than at the first real call.
@@ -387,80 +554,92 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
         clearTimeout(timer)
       }
     },
-    async get(key) {
-      const entry = await read(key)
-      return isLive(entry) ? entry.value : undefined
-    },
-    async getMany(keys) {
-      const st = s()
-      const escaped = keys.map(escapeKey)
-      const raws = typeof st.getMany === 'function' ? await st.getMany(escaped) : await Promise.all(escaped.map((k) => st.get(k)))
-      return keys.map((_, i) => {
-        const raw = raws[i]
-        const entry = raw === undefined || raw === null ? undefined : decodeEntry(raw)
+    get: (key) =>
+      bounded('get', key, async (o) => {
+        const entry = await read(o, key)
         return isLive(entry) ? entry.value : undefined
-      })
-    },
-    set: (key, value, expiresAt) => exclusive(key, () => write(key, value, expiresAt)),
+      }),
+    getMany: (keys) =>
+      bounded('getMany', keys, async (o) => {
+        const raws = await readMany(o, keys)
+        return keys.map((_, i) => {
+          const raw = raws[i]
+          const entry = raw === undefined || raw === null ? undefined : decodeEntry(raw)
+          return isLive(entry) ? entry.value : undefined
+        })
+      }),
+    set: (key, value, expiresAt) => write1('set', key, value, expiresAt),
     async setMany(list: readonly AdapterEntry[]) {
       const st = s()
-      if (typeof st.setMany === 'function' && !list.some((e) => chains.has(e.key))) {
-        await st.setMany(list.map((e) => ({ key: escapeKey(e.key), value: encodeEntry(e.value, e.expiresAt), ttl: ttlOf(e.expiresAt) })))
+      if (typeof st.setMany === 'function' && !list.some((e) => chains.has(e.key) || late.has(e.key))) {
+        const keys = list.map((e) => e.key)
+        const entries = list.map((e) => ({ key: escapeKey(e.key), value: encodeEntry(e.value, e.expiresAt), ttl: ttlOf(e.expiresAt) }))
+        // The batch holds its keys' chains like any write, so a set of one of them waits for it.
+        const run = bounded('setMany', keys, (o) => sendWrite(o, keys, () => st.setMany?.(entries)))
+        hold(keys, run)
+        await run
         return
       }
-      await Promise.all(list.map((e) => exclusive(e.key, () => write(e.key, e.value, e.expiresAt))))
+      await Promise.all(list.map((e) => write1('setMany', e.key, e.value, e.expiresAt)))
     },
     add(key, value, expiresAt) {
       warnNotAtomic()
-      return exclusive(key, async () => {
-        if (isLive(await read(key))) return false
-        await write(key, value, expiresAt)
+      return exclusive('add', key, async (o) => {
+        if (isLive(await read(o, key))) return false
+        await write(o, key, value, expiresAt)
         return true
       })
     },
     increment(key, delta, expiresAt) {
       warnNotAtomic()
-      return exclusive(key, async () => {
-        const entry = await read(key)
+      return exclusive('increment', key, async (o) => {
+        const entry = await read(o, key)
         const live = isLive(entry) ? entry : undefined
         const result = addToPayload(key, live?.value, delta)
-        await write(key, String(result), live === undefined ? expiresAt : live.expiresAt)
+        await write(o, key, String(result), live === undefined ? expiresAt : live.expiresAt)
         return result
       })
     },
     delete: (key) =>
-      exclusive(key, async () => {
-        const entry = await read(key)
+      exclusive('delete', key, async (o) => {
+        const entry = await read(o, key)
         if (entry === undefined) return false
-        await remove(key)
+        await remove(o, key)
         return isLive(entry)
       }),
     async deleteMany(keys) {
-      const st = s()
-      const escaped = keys.map(escapeKey)
-      const raws = typeof st.getMany === 'function' ? await st.getMany(escaped) : await Promise.all(escaped.map((k) => st.get(k)))
+      const raws = await bounded('deleteMany', keys, (o) => readMany(o, keys))
       const live = raws.filter((raw) => isLive(raw === undefined || raw === null ? undefined : decodeEntry(raw))).length
-      await deleteKeys([...keys])
+      await deleteKeys('deleteMany', keys)
       return live
     },
-    async has(key) {
-      return isLive(await read(key))
-    },
+    has: (key) => bounded('has', key, async (o) => isLive(await read(o, key))),
+    deleteIfEquals: (key, value) =>
+      exclusive('deleteIfEquals', key, async (o) => {
+        const entry = await read(o, key)
+        if (!isLive(entry) || !samePayload(entry.value, value)) return false
+        await remove(o, key)
+        return true
+      }),
+    expiresAt: (key) =>
+      bounded('expiresAt', key, async (o) => {
+        const entry = await read(o, key)
+        return isLive(entry) ? entry.expiresAt : undefined
+      }),
     touch: (key, expiresAt) =>
-      exclusive(key, async () => {
-        const entry = await read(key)
+      exclusive('touch', key, async (o) => {
+        const entry = await read(o, key)
         if (!isLive(entry)) return false
-        await write(key, entry.value, expiresAt)
+        await write(o, key, entry.value, expiresAt)
         return true
       }),
     async clear(prefix) {
-      await deleteKeys(await collect((key) => key.startsWith(prefix)))
+      await deleteKeys('clear', await collect('clear', (key) => key.startsWith(prefix)))
     },
     async *keys(prefix) {
-      for await (const [key, entry] of entries()) if (key.startsWith(prefix) && isLive(entry)) yield key
+      for await (const [key, entry] of entries('keys')) if (key.startsWith(prefix) && isLive(entry)) yield key
     },
     purgeExpired,
     close: release,
   }
 }
-

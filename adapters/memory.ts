@@ -2,6 +2,7 @@ import cluster from 'node:cluster'
 import { LRUCache } from 'lru-cache'
 import {
   addToPayload,
+  samePayload,
   type AdapterContext,
   type AdapterEntry,
   type CacheAdapter,
@@ -99,6 +100,11 @@ export function memoryAdapter(_options: MemoryAdapterOptions, context: AdapterCo
       return n
     },
     has: (key) => live(key) !== undefined,
+    expiresAt: (key) => live(key)?.expiresAt,
+    deleteIfEquals(key, value) {
+      const entry = live(key)
+      return entry !== undefined && samePayload(entry.value, value) && store.delete(key)
+    },
     touch(key, expiresAt) {
       const entry = live(key)
       if (entry === undefined) return false

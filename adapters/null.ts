@@ -22,6 +22,8 @@ export function nullAdapter(_options: NullAdapterOptions, _context: AdapterConte
     deleteMany: () => 0,
     has: () => false,
     touch: () => false,
+    expiresAt: () => undefined,
+    deleteIfEquals: () => false,
     clear: () => {},
     keys: () => [],
     purgeExpired: () => 0,

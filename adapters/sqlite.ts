@@ -144,6 +144,7 @@ interface Statements {
   setKeepExpiry: Statement
   delete: Statement
   touch: Statement
+  expiresAt: Statement
   deleteIfEquals: Statement
   clearBatch: Statement
   keysFirst: Statement
@@ -344,6 +345,7 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
     return {
       get: d.prepare(`SELECT value FROM ${q} WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)`).pluck(),
       has: d.prepare(`SELECT 1 FROM ${q} WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)`).pluck(),
+      expiresAt: d.prepare(`SELECT expires_at FROM ${q} WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)`).pluck(),
       // An UPSERT rewrites the row in place: fewer pages touched than REPLACE's delete and insert.
       set: d.prepare(
         `INSERT INTO ${q} (key, value, expires_at) VALUES (?, ?, ?) ` +
@@ -592,6 +594,10 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
     touch(key, expiresAt) {
       const s = statements()
       return attempt(() => s.touch.run({ key, expiresAt, now: now() }).changes === 1)
+    },
+    expiresAt(key) {
+      const s = statements()
+      return attempt(() => s.expiresAt.get(key, now()) as ExpiresAt | undefined)
     },
     deleteIfEquals(key, value) {
       const s = statements()

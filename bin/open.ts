@@ -1,23 +1,9 @@
-import type { AdapterEvent, Awaitable, CacheAdapter, ExpiresAt } from '../src/adapter.js'
 import { Cache } from '../src/cache.js'
-import { configFromEnv, EMBEDDED_DEFAULT, redactUrl, resolveConfig, type CacheConfig } from '../src/config.js'
-import { CacheConfigError } from '../src/errors.js'
+import { configFromEnv, EMBEDDED_DEFAULT, redactUrl, type CacheConfig } from '../src/config.js'
 
-/**
- * Optional methods the CLI uses when an adapter has them. They are not (yet) part of the adapter contract:
- * `ttl` needs the stored expiry, which no contract method returns without changing it.
- */
-export interface AdapterExtras {
-  /** The absolute expiry of a live key, `null` for never, `undefined` for a miss. */
-  expiresAt?(key: string): Awaitable<ExpiresAt | undefined>
-  /** Backend-specific figures for `stats` (sizes, row counts, server info). */
-  stats?(): Awaitable<Record<string, unknown>>
-}
-
-/** An open cache for one CLI command, with its adapter at hand for what the Cache does not expose. */
+/** An open cache for one CLI command. */
 export interface Opened {
   cache: Cache
-  adapter: CacheAdapter & AdapterExtras
   /** Where the config came from and what it says, with any password hidden. */
   description: string
   close(): Promise<void>
@@ -36,38 +22,21 @@ export function cliConfig(url: string | undefined, env: NodeJS.ProcessEnv = proc
 }
 
 /**
- * Build the adapter from the config and a Cache over it. The CLI builds the adapter itself (the Cache keeps
- * its own private) so that `ttl` and `stats` can use adapter extras. Fail-open is off: an operator must see
- * a backend failure, not a miss.
+ * A cache for one CLI command, from the config the command uses. Fail-open is off: an operator must see a
+ * backend failure, not a miss. Warnings, corrupt entries and background errors go to `warn`.
  */
 export async function openCache(options: { url?: string; prefix?: string; warn: (message: string) => void }): Promise<Opened> {
   const { config, source } = cliConfig(options.url)
-  const resolved = resolveConfig(config)
-  const def = resolved.definition
-  if (def === undefined) throw new CacheConfigError(`No backend for type \`${resolved.type}\`.`, { option: 'type' })
-  const factory = await def.load()
-  const adapter = factory(resolved.adapterOptions, {
-    now: resolved.now,
-    threshold: resolved.threshold,
-    emit: (event: AdapterEvent) => {
-      if (event.type === 'warning') options.warn(event.message)
-      else if (event.type === 'corrupt') options.warn(`corrupt entry${event.key === undefined ? '' : ` ${event.key}`} removed: ${event.detail}`)
-      else options.warn(event.error.message)
-    },
-  }) as CacheAdapter & AdapterExtras
-  const cache = new Cache().init({
-    adapter,
-    keyPrefix: options.prefix ?? resolved.keyPrefix,
-    defaultTtl: resolved.defaultTtl,
-    serializer: resolved.serializer,
-    failOpen: false,
-  })
+  const base = typeof config === 'string' ? { url: config } : config
+  const cache = new Cache()
   cache.on('warning', options.warn)
+  cache.on('corrupt', (key, detail) => options.warn(`corrupt entry${key === undefined ? '' : ` ${key}`} removed: ${detail}`))
+  cache.on('error', (error) => options.warn(error.message))
+  cache.init({ ...base, ...(options.prefix === undefined ? {} : { keyPrefix: options.prefix }), failOpen: false })
   let closed = false
   return {
     cache,
-    adapter,
-    description: `${adapter.name} from ${source}`,
+    description: `${cache.stats().type} from ${source}`,
     async close() {
       if (closed) return
       closed = true

@@ -35,7 +35,8 @@ export interface AdapterCapabilities {
   shared: boolean
   /**
    * `add` and `increment` are atomic across every process sharing the backend. When false (a Keyv bridge),
-   * they are atomic within one process only, and the Cache warns when a shared backend lacks it.
+   * they are atomic within one process only: `getOrSet` takes no cross-process lease on such a backend, and
+   * the keyv bridge warns once when `inc` or `add` runs on a store marked shared.
    */
   atomic: boolean
   /**
@@ -49,7 +50,10 @@ export interface AdapterCapabilities {
 export interface AdapterContext {
   /** The clock for every expiry decision (ms since the epoch). */
   now: () => number
-  /** The most entries to keep (`0` means unbounded); adapters that cannot bound ignore it and say so. */
+  /**
+   * The most entries to keep (`0` means unbounded). The local backends (memory, filesystem, SQLite) enforce it;
+   * Redis and Keyv stores bound themselves (`maxmemory`, the store's own policy) and ignore it, as the README says.
+   */
   threshold: number
   /** Report a problem the caller should not see as an exception (a corrupt file removed, a warning). */
   emit: (event: AdapterEvent) => void
@@ -99,6 +103,8 @@ export interface CacheAdapter {
   has(key: string): Awaitable<boolean>
   /** Set a new expiry on a live key; false if the key is missing or expired. */
   touch(key: string, expiresAt: ExpiresAt): Awaitable<boolean>
+  /** The absolute expiry of a live key: `null` if it never expires, `undefined` if it is missing or expired. */
+  expiresAt(key: string): Awaitable<ExpiresAt | undefined>
   /** Delete every key that starts with `prefix`, and nothing else. An empty prefix means every key. */
   clear(prefix: string): Awaitable<void>
   /** Every live key that starts with `prefix`, full keys, in no particular order. */
@@ -143,4 +149,11 @@ export function addToPayload(key: string, current: Payload | undefined, delta: n
     throw new CacheTypeError(`Cannot increment ${showKey(key)}: ${base} + ${delta} is beyond the safe integer range. It was left as it was.`, { key })
   }
   return result
+}
+
+/** True if two payloads hold the same bytes (a string compares as its UTF-8 encoding). */
+export function samePayload(a: Payload, b: Payload): boolean {
+  if (typeof a === 'string' && typeof b === 'string') return a === b
+  const bytes = (p: Payload) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p.buffer, p.byteOffset, p.byteLength))
+  return bytes(a).equals(bytes(b))
 }

@@ -1,4 +1,4 @@
-import type { AdapterEvent, CacheAdapter, ExpiresAt, Payload } from './adapter.js'
+import type { AdapterCapabilities, AdapterEvent, CacheAdapter, ExpiresAt, Payload } from './adapter.js'
 import { resolveCodec, type Codec } from './codec.js'
 import { configFromEnv, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, sameConfig, type CacheConfig, type ResolvedConfig } from './config.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
@@ -23,6 +23,8 @@ export const MAX_KEY_LENGTH = 65_536
 /** Counters since `init`, shared by a cache and its namespaces. */
 export interface CacheStats {
   type: string
+  /** What the backend can do; `undefined` until it is ready. */
+  capabilities: AdapterCapabilities | undefined
   keyPrefix: string
   hits: number
   misses: number
@@ -294,6 +296,8 @@ export class Cache {
       return this.#fail(core, 'setMany', first, error, false)
     }
     core.stats.sets += batch.length
+    const emitter = this.#root.emitter
+    if (emitter.listenerCount('set') > 0) for (const [key] of pairs) emitter.emit('set', key)
     return true
   }
 
@@ -313,7 +317,10 @@ export class Cache {
     } catch (error) {
       return this.#fail(core, 'add', key, error)
     }
-    if (added) core.stats.sets++
+    if (added) {
+      core.stats.sets++
+      this.#root.emitter.emit('set', key)
+    }
     return added
   }
 
@@ -384,6 +391,26 @@ export class Cache {
     checkKey(key)
     checkDelta(delta, key)
     return this.inc(key, -delta, ttl)
+  }
+
+  /**
+   * How long `key` has left, in ms: `null` if it never expires, `undefined` if it is missing or expired
+   * (or, with fail-open, if the backend failed).
+   *
+   * @example await cache.ttl('session:1') // 299_412
+   */
+  async ttl(key: string): Promise<Milliseconds | null | undefined> {
+    checkKey(key)
+    const core = this.#core()
+    let expiresAt: ExpiresAt | undefined
+    try {
+      expiresAt = await (core.adapter ?? (await core.loading)).expiresAt(this.#full(core, key))
+    } catch (error) {
+      return this.#fail(core, 'ttl', key, error, undefined)
+    }
+    if (expiresAt === undefined || expiresAt === null) return expiresAt
+    // A backend with its own clock (Redis) reports by the wall clock; never a negative time left.
+    return Math.max(0, expiresAt - (core.adapter?.capabilities.realClock === true ? Date.now() : core.now()))
   }
 
   /**
@@ -492,7 +519,13 @@ export class Cache {
   stats(): CacheStats {
     const core = this.#core()
     const { hits, misses } = core.stats
-    return { type: core.config.type, keyPrefix: this.keyPrefix, ...core.stats, hitRate: hits + misses === 0 ? 0 : hits / (hits + misses) }
+    return {
+      type: core.config.type,
+      capabilities: core.adapter?.capabilities,
+      keyPrefix: this.keyPrefix,
+      ...core.stats,
+      hitRate: hits + misses === 0 ? 0 : hits / (hits + misses),
+    }
   }
 
   /** Listen to `'error'`, `'hit'`, `'miss'`, `'set'`, `'delete'`, `'corrupt'` or `'warning'`. */

@@ -130,6 +130,7 @@ export interface AdapterOptions {
   /**
    * redis: how long `ready()` waits for the first connection (and each connection attempt may take) before
    * it rejects with a `CacheBackendError` naming the server. cachekit keeps reconnecting in the background.
+   * keyv: how long `ready()` waits for the store's first answer; the store stays open and works once it answers.
    * @default '5s'
    */
   connectTimeout?: Duration
@@ -137,6 +138,7 @@ export interface AdapterOptions {
    * redis: the longest any one command may take (it fails at most an eighth of this later, as one sweep
    * checks every command's deadline). A command that times out fails (a miss or `false` with
    * `failOpen`; an error for `inc`, `dec` and `add`). While the server is down commands fail at once.
+   * keyv: the same for each call to the Keyv store (each operation, and each step of a `clear()` or `keys()` scan).
    * @default '1s'
    */
   commandTimeout?: Duration
@@ -341,6 +343,16 @@ function checkKind(name: string, value: unknown, kind: OptionKind): void {
   }
 }
 
+/** A duration option in milliseconds, or a `CacheConfigError` naming the option. */
+export function durationOption(value: Duration, option: string): Milliseconds {
+  try {
+    return parseDuration(value, `\`${option}\``, { option })
+  } catch (error) {
+    // parseDuration's message already names the option and the value.
+    throw new CacheConfigError((error as Error).message, { option, cause: error })
+  }
+}
+
 function asConfigError(error: unknown, option: string): never {
   if (error instanceof CacheConfigError) throw error
   if (error instanceof CacheError) throw new CacheConfigError(`Option \`${option}\`: ${error.message}`, { option, cause: error })
@@ -385,8 +397,11 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     if (name in COMMON_KINDS) {
       checkKind(name, value, COMMON_KINDS[name as keyof CommonOptions])
     } else if (name in adapterKinds) {
-      checkKind(name, value, adapterKinds[name] ?? 'any')
-      if (value !== undefined) adapterOptions[name] = value
+      const kind = adapterKinds[name] ?? 'any'
+      checkKind(name, value, kind)
+      if (value === undefined) continue
+      // Durations are parsed here, at init, so a bad one fails now; the adapter receives milliseconds.
+      adapterOptions[name] = kind === 'duration' ? durationOption(value as Duration, name) : value
     } else {
       const elsewhere = ADAPTERS.find((d) => name in d.options)
       const hint =

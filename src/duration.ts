@@ -52,7 +52,7 @@ export function parseDuration(input: Duration, what = 'duration', context: Cache
   }
   if (!Number.isFinite(ms) || ms < 0) {
     throw new CacheArgumentError(
-      `Invalid ${what} ${String(input)}: it must be a finite number of milliseconds >= 0 (0 means never expire).`,
+      `Invalid ${what} ${String(input)}: it must be a finite number of milliseconds >= 0${/ttl/i.test(what) ? ' (0 means never expire)' : ''}.`,
       context,
     )
   }

@@ -164,6 +164,13 @@ function checkOptions(name: string, options: MemoizeOptions<never[], never>): vo
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) {
     throw new CacheConfigError('memoize: `name` must be a non-empty string.', { option: 'name' })
   }
+  // The TTL and lease options, checked now rather than on the first call.
+  try {
+    resolveGetOrSetOptions(name, { ttl: options.ttl, ...(options.lease === undefined ? {} : { lease: options.lease }) })
+  } catch (error) {
+    const option = (error as { option?: string }).option ?? 'ttl'
+    throw new CacheConfigError(`memoize(${name}): ${(error as Error).message.replace(/ of getOrSet\([^)]*\)/, '')}`, { option, cause: error })
+  }
 }
 
 /**

@@ -135,7 +135,7 @@ export const ADAPTERS: readonly AdapterDefinition[] = [
   },
   {
     type: 'keyv',
-    options: { store: 'object', shared: 'boolean' },
+    options: { store: 'object', shared: 'boolean', connectTimeout: 'duration', commandTimeout: 'duration' },
     load: async () => (await import('../adapters/keyv.js')).keyvAdapter as unknown as AdapterFactory<Record<string, unknown>>,
   },
 ]

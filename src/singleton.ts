@@ -7,7 +7,7 @@ type Global = typeof globalThis & { [KEY]?: Cache }
 
 /**
  * The process-wide cache. It lives on `globalThis` under `Symbol.for('cachekit')`, so two copies of the
- * package (ESM and CJS, or a dev server's module reload) share one cache and one connection.
+ * package (two versions in node_modules, or a dev server's module reload) share one cache and one connection.
  *
  * @example
  * // bootstrap file

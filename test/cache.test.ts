@@ -193,7 +193,11 @@ describe('events, stats and the clock', () => {
     await c.get('a')
     await c.delete('a')
     expect(seen).toEqual(['miss a', 'set a', 'hit a', 'delete a'])
-    expect(c.stats()).toMatchObject({ type: 'memory', keyPrefix: 'ev:', hits: 1, misses: 1, sets: 1, deletes: 1, errors: 0, hitRate: 0.5 })
+    await c.add('b', 1)
+    await c.add('b', 2)
+    await c.setMany([['c', 1], ['d', 2]])
+    expect(seen.slice(4)).toEqual(['set b', 'set c', 'set d'])
+    expect(c.stats()).toMatchObject({ type: 'memory', keyPrefix: 'ev:', hits: 1, misses: 1, sets: 4, deletes: 1, errors: 0, hitRate: 0.5 })
   })
 
   it('an injected clock decides expiry: no sleeping', async () => {

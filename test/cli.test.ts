@@ -235,16 +235,7 @@ for (const backend of sharedBackends()) {
     it('ttl reports the time left, "never", and a miss', async (t) => {
       if (!usable) return t.skip()
       await Promise.all([on(['set', 'short', 'x', '--ttl', '1h']), on(['set', 'forever', 'x', '--ttl', '0'])])
-      const opened = await openCache({ url, prefix, warn: () => {} })
-      const supported = typeof opened.adapter.expiresAt === 'function'
-      await opened.close()
       const [short, forever, miss] = await Promise.all([on(['ttl', 'short', '--json']), on(['ttl', 'forever', '--json']), on(['ttl', 'absent'])])
-      if (!supported) {
-        // The adapter contract has no way to read an expiry yet: the CLI says so instead of guessing.
-        expect(short.code).toBe(2)
-        expect(short.stderr).toContain('cannot report a key\'s expiry')
-        return
-      }
       expect(short.code).toBe(0)
       const left = (JSON.parse(short.stdout) as { ttlMs: number }).ttlMs
       expect(left).toBeGreaterThan(50 * 60_000)
@@ -280,7 +271,8 @@ for (const backend of sharedBackends()) {
       await new Promise((r) => setTimeout(r, 50))
       const r = await on(['purge', '--json'])
       expect(r.code).toBe(0)
-      expect((JSON.parse(r.stdout) as { purged: number }).purged).toBeGreaterThanOrEqual(0)
+      // Redis expires entries itself, so there may be nothing left for purge to remove; the others must remove it.
+      expect((JSON.parse(r.stdout) as { purged: number }).purged).toBeGreaterThanOrEqual(backend.name === 'redis' ? 0 : 1)
       expect((await on(['get', 'fleeting'])).code).toBe(1)
     })
 

@@ -44,6 +44,13 @@ describe('config validation', () => {
     expect(configError(() => createCache({ type: 'memory', now: 5 as never })).option).toBe('now')
   })
 
+  it("a backend's duration options are parsed at init, not later", () => {
+    const e = configError(() => createCache({ type: 'sqlite', path: ':memory:', busyTimeout: '5 parsecs' }))
+    expect(e.option).toBe('busyTimeout')
+    expect(e.message).toContain('5 parsecs')
+    expect(configError(() => createCache({ type: 'filesystem', dir: '.cache/x', purgeInterval: -1 })).option).toBe('purgeInterval')
+  })
+
   it('a non-object, non-string config is refused', () => {
     configError(() => createCache(42 as never))
     configError(() => createCache(null as never))

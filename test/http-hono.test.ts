@@ -2,9 +2,9 @@ import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { setCookie } from 'hono/cookie'
-import { describe } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { cached } from '../src/http/hono.js'
-import { cache as singleton } from '../src/singleton.js'
+import { cache as singleton, createCache } from '../src/singleton.js'
 import { BINARY, httpSuite, type Runs } from './http-shared.js'
 
 describe('cachekit/hono on a real @hono/node-server', () => {
@@ -69,4 +69,46 @@ describe('cachekit/hono on a real @hono/node-server', () => {
       close: () => new Promise<void>((resolve) => server.close(() => resolve())),
     }
   }, singleton)
+})
+
+describe('cachekit/hono and a response that never ends', () => {
+  it('an event stream is passed through unbuffered and never stored', async () => {
+    const cache = createCache('memory:')
+    let runs = 0
+    const timers: NodeJS.Timeout[] = []
+    const app = new Hono()
+    app.get('/events', cached({ cache, ttl: '1m' }), (c) => {
+      runs++
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('data: first\n\n'))
+          // It never closes: a reader must get the first event without waiting for an end.
+          timers.push(setInterval(() => controller.enqueue(new TextEncoder().encode('data: tick\n\n')), 50))
+        },
+      })
+      return c.body(stream, 200, { 'content-type': 'text/event-stream' })
+    })
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
+    await new Promise<void>((resolve) => (server.listening ? resolve() : server.once('listening', resolve)))
+    const { port } = server.address() as AddressInfo
+    try {
+      for (let i = 0; i < 2; i++) {
+        const abort = new AbortController()
+        const res = await fetch(`http://127.0.0.1:${port}/events`, { signal: abort.signal })
+        const reader = res.body!.getReader()
+        const { value } = await reader.read()
+        expect(new TextDecoder().decode(value)).toContain('data: first')
+        abort.abort()
+      }
+      expect(runs).toBe(2)
+      const keys: string[] = []
+      for await (const k of cache.keys()) keys.push(k)
+      expect(keys).toEqual([])
+    } finally {
+      for (const t of timers) clearInterval(t)
+      ;(server as import('node:http').Server).closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await cache.close()
+    }
+  })
 })

@@ -116,6 +116,13 @@ describe('memoize', () => {
     expect(() => c.memoize(function named() {}, { ttl: 1, tll: 2 } as never)).toThrow(/unknown option `tll`/)
   })
 
+  it('throws CacheConfigError at memoize time for a bad ttl, naming the function and the value', () => {
+    const c = newCache()
+    expect(() => c.memoize(function report() {}, { ttl: 'bogus' })).toThrow(CacheConfigError)
+    expect(() => c.memoize(function report() {}, { ttl: 'bogus' })).toThrow(/memoize\(report\).*"bogus"/)
+    expect(() => c.memoize(function report() {}, { ttl: -1 })).toThrow(CacheConfigError)
+  })
+
   it('works when memoized before init (module-level memoize, init at start-up)', async () => {
     const c = new Cache()
     const { fn, calls } = counted((n: number) => n * 2)

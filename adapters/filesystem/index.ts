@@ -19,7 +19,7 @@
  */
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { addToPayload, type AdapterContext, type CacheAdapter, type ExpiresAt, type Payload } from '../../src/adapter.js'
+import { addToPayload, samePayload, type AdapterContext, type CacheAdapter, type ExpiresAt, type Payload } from '../../src/adapter.js'
 import { parseDuration, type Duration } from '../../src/duration.js'
 import { CacheBackendError, CacheConfigError, CacheError } from '../../src/errors.js'
 import { encodeEntry, ENTRY_NAME, keyRef, sameKey, SHARD_NAME, storedKey, storedPayload, withExpiry, type KeyRef } from './format.js'
@@ -314,17 +314,14 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
 
     has: (key) => readLive(keyRef(key), 'key') !== undefined,
 
+    expiresAt: (key) => readLive(keyRef(key), 'key')?.header.expiresAt,
+
     deleteIfEquals(key, value) {
       const ref = keyRef(key)
       return withLock(ref, () => {
         const read = readLive(ref, 'whole', true)
         if (read === undefined) return false
-        const stored = storedPayload(read.buf, read.header)
-        const same =
-          typeof stored === 'string' || typeof value === 'string'
-            ? stored === value
-            : Buffer.compare(Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength), Buffer.from(value.buffer, value.byteOffset, value.byteLength)) === 0
-        return same && unlinkQuiet(files.fileOf(ref.hash))
+        return samePayload(storedPayload(read.buf, read.header), value) && unlinkQuiet(files.fileOf(ref.hash))
       })
     },
 

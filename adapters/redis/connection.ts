@@ -10,6 +10,7 @@ export interface Commands {
   exists(keys: string | string[]): Promise<number>
   unlink(keys: string | string[]): Promise<number>
   pExpire(key: string, ms: number): Promise<number>
+  pTTL(key: string): Promise<number>
   evalSha(sha: string, options: { keys: string[]; arguments: (string | Buffer)[] }): Promise<unknown>
   eval(script: string, options: { keys: string[]; arguments: (string | Buffer)[] }): Promise<unknown>
   scan(cursor: string, options: { MATCH: string; COUNT: number }): Promise<{ cursor: string | number; keys: (string | Buffer)[] }>

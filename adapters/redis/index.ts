@@ -246,6 +246,9 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
 
     has: (key) => send(() => client.exists(key), positive),
 
+    // PTTL: -2 missing, -1 no expiry, else ms left by the server's clock.
+    expiresAt: (key) => send(() => client.pTTL(key), (ms) => (ms === -2 ? undefined : ms === -1 ? null : Date.now() + ms)),
+
     touch(key, expiresAt) {
       if (expiresAt === null) return script(PERSIST, key, [], isOne)
       return send(() => client.pExpire(key, px(expiresAt)), isOne)

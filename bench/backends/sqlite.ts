@@ -7,13 +7,15 @@ import { tempDir } from './tmp.js'
 
 /**
  * better-sqlite3 with prepared statements, WAL and synchronous=NORMAL (as cachekit's adapter): values as
- * JSON text, an expires_at column checked on read, an UPSERT ... RETURNING increment.
+ * JSON text, an expires_at column checked on read and indexed (as any table whose expired rows get purged
+ * needs, and as cachekit's is), an UPSERT ... RETURNING increment.
  */
 function raw(file: string): Contestant {
   const db = new Database(file)
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = NORMAL')
   db.exec('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER)')
+  db.exec('CREATE INDEX IF NOT EXISTS kv_expires_at ON kv (expires_at) WHERE expires_at IS NOT NULL')
   const select = db.prepare<[string], { value: string; expires_at: number | null }>('SELECT value, expires_at FROM kv WHERE key = ?')
   const upsert = db.prepare('INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at')
   const increment = db.prepare<[string, number], { value: string }>(

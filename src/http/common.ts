@@ -105,11 +105,20 @@ export function storableHeaders(headers: Iterable<readonly [string, string]>): [
  * never with `Cache-Control: private` or `no-store`; then whatever `responseFilter` says.
  */
 export function mayStore(response: CachedResponse, filter: (r: CachedResponse) => boolean): boolean {
-  for (const [name, value] of response.headers) {
+  return headersMayStore(response.headers) && filter(response)
+}
+
+/**
+ * The part of {@link mayStore} that needs no body: checked before a body is read, so that a response that
+ * will not be stored (a cookie, `no-store`, an event stream) is never buffered.
+ */
+export function headersMayStore(headers: CachedResponse['headers']): boolean {
+  for (const [name, value] of headers) {
     if (name === 'set-cookie') return false
     if (name === 'cache-control' && /(^|[\s,])(private|no-store)(\s*(=|,|$))/i.test(value)) return false
+    if (name === 'content-type' && /^text\/event-stream/i.test(value)) return false
   }
-  return filter(response)
+  return true
 }
 
 /**

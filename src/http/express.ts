@@ -3,7 +3,7 @@
  * @module cachekit/express
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { type CachedOptions, type CachedResponse, mayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, resolveCachedOptions, storableHeaders } from './common.js'
+import { type CachedOptions, type CachedResponse, headersMayStore, mayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, resolveCachedOptions, storableHeaders } from './common.js'
 
 export { deleteCached, type CachedOptions, type CachedResponse, type DeleteCachedOptions } from './common.js'
 export { canonicalQuery, httpCacheKey, type HttpKeyParts } from './keys.js'
@@ -59,6 +59,15 @@ function send(res: Response, hit: CachedResponse, head: boolean, xCache: boolean
 
 type Chunk = string | Uint8Array
 
+function headerList(res: Response): [string, string][] {
+  const headers: [string, string][] = []
+  for (const [name, value] of Object.entries(res.getHeaders())) {
+    if (value === undefined) continue
+    for (const v of Array.isArray(value) ? value : [value]) headers.push([name, String(v)])
+  }
+  return headers
+}
+
 /**
  * Collect what the handler writes and, when it ends the response, store it before the last bytes leave:
  * the next request then finds the entry (one cache write of latency, on misses only).
@@ -83,9 +92,13 @@ function capture(res: Response, store: (response: CachedResponse) => Promise<voi
     return (writeHead as (...a: unknown[]) => Response).apply(this, message === undefined ? [status] : [status, message])
   } as Response['writeHead']
 
+  // Decided at the first write, when the headers are known: a response that will not be stored (an event
+  // stream, a cookie, no-store) is passed through without keeping its bytes.
+  let collecting: boolean | undefined
   const write = res.write
   res.write = function (this: Response, chunk: Chunk, ...rest: unknown[]) {
-    if (chunk !== undefined && chunk !== null) chunks.push(toBuffer(chunk, typeof rest[0] === 'string' ? (rest[0] as BufferEncoding) : undefined))
+    collecting ??= headersMayStore(headerList(this))
+    if (collecting && chunk !== undefined && chunk !== null) chunks.push(toBuffer(chunk, typeof rest[0] === 'string' ? (rest[0] as BufferEncoding) : undefined))
     return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest)
   } as Response['write']
 
@@ -94,11 +107,8 @@ function capture(res: Response, store: (response: CachedResponse) => Promise<voi
     const chunk = typeof args[0] === 'function' ? undefined : (args[0] as Chunk | undefined | null)
     if (chunk !== undefined && chunk !== null) chunks.push(toBuffer(chunk, typeof args[1] === 'string' ? (args[1] as BufferEncoding) : undefined))
     res.end = end
-    const headers: [string, string][] = []
-    for (const [name, value] of Object.entries(this.getHeaders())) {
-      if (value === undefined) continue
-      for (const v of Array.isArray(value) ? value : [value]) headers.push([name, String(v)])
-    }
+    if (collecting === false) return (end as (...a: unknown[]) => Response).apply(this, args)
+    const headers = headerList(this)
     const body = Buffer.concat(chunks)
     const response: CachedResponse = { status: this.statusCode, headers: storableHeaders(headers), body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) }
     // A failed store is the cache's concern (fail-open emits 'error'); the response goes out regardless.

@@ -3,7 +3,7 @@
  * @module cachekit/hono
  */
 import type { Context, MiddlewareHandler } from 'hono'
-import { type CachedOptions, type CachedResponse, mayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, resolveCachedOptions, storableHeaders } from './common.js'
+import { type CachedOptions, type CachedResponse, headersMayStore, mayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, resolveCachedOptions, storableHeaders } from './common.js'
 
 export { deleteCached, type CachedOptions, type CachedResponse, type DeleteCachedOptions } from './common.js'
 export { canonicalQuery, httpCacheKey, type HttpKeyParts } from './keys.js'
@@ -42,12 +42,12 @@ export function cached(options: CachedOptions<Context> = {}): MiddlewareHandler 
     // Express does, so both behave alike.
     if (method === 'GET') {
       const res = c.res
-      const response: CachedResponse = {
-        status: res.status,
-        headers: storableHeaders(res.headers),
-        body: new Uint8Array(await res.clone().arrayBuffer()),
+      const headers = storableHeaders(res.headers)
+      // Read the body only for a response that may be stored: never a stream or a response with a cookie.
+      if (headersMayStore(headers) && (options.responseFilter !== undefined || res.status === 200)) {
+        const response: CachedResponse = { status: res.status, headers, body: new Uint8Array(await res.clone().arrayBuffer()) }
+        if (mayStore(response, opts.responseFilter)) await cache.set(key, response, opts.ttl)
       }
-      if (mayStore(response, opts.responseFilter)) await cache.set(key, response, opts.ttl)
     }
     if (opts.xCache) c.header('X-Cache', 'MISS')
   }

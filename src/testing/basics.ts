@@ -59,6 +59,20 @@ export function basicTests(h: () => Harness): void {
     expect(await c.touch('missing', 1000)).toBe(false)
   })
 
+  it('ttl reports the time left, null for never, undefined for a miss', async () => {
+    const hh = h()
+    const c = await hh.cache()
+    await c.set('short', 1, hh.shortTtl)
+    await c.set('forever', 1, 0)
+    const left = await c.ttl('short')
+    expect(left).toBeGreaterThan(0)
+    expect(left).toBeLessThanOrEqual(hh.shortTtl)
+    expect(await c.ttl('forever')).toBeNull()
+    expect(await c.ttl('missing')).toBeUndefined()
+    await hh.elapse(hh.shortTtl)
+    expect(await c.ttl('short')).toBeUndefined()
+  })
+
   it('keys lists the live keys under the prefix, without it', async () => {
     const c = await h().cache()
     await c.setMany([['a', 1], ['b:c', 2], ['d', 3]])

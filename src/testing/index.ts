@@ -3,7 +3,11 @@
  *
  * @example
  * import { runAdapterConformance } from 'cachekit/testing'
- * runAdapterConformance({ name: 'memory', create: (ctx) => memoryAdapter({}, ctx) })
+ * runAdapterConformance({
+ *   name: 'memory',
+ *   create: (ctx) => memoryAdapter({}, ctx),
+ *   capabilities: { shared: false, atomic: true, realClock: false },
+ * })
  *
  * It needs `vitest` (and `fast-check` for the model test) in the caller's devDependencies.
  */
@@ -25,8 +29,9 @@ export { runInProcesses, type ProcessJob } from './processes.js'
 
 /**
  * Register the conformance suite for one adapter. Capability flags change what runs: `shared` adds the
- * multi-process tests, `realClock` makes TTL tests wait in real time, `atomic` adds the in-process
- * concurrency tests (every adapter cachekit ships is atomic within a process).
+ * multi-process tests (set in one process, read in another), `shared` with `atomic` adds 8 processes
+ * racing `inc` and `add`, and `realClock` makes TTL tests wait in real time. The in-process concurrency
+ * tests run for every adapter: each must be atomic within one process.
  */
 export function runAdapterConformance(options: ConformanceOptions): void {
   describe(`adapter conformance: ${options.name}`, () => {

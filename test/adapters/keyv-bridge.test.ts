@@ -10,7 +10,7 @@ import Database from 'better-sqlite3'
 import Keyv from 'keyv'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import { CacheBackendError, CacheConfigError, createCache, type Cache } from '../../src/index.js'
-import { KEYV_PURGE_INTERVAL_MS, KEYV_READY_TIMEOUT_MS } from '../../adapters/keyv.js'
+import { KEYV_DEFAULTS, KEYV_PURGE_INTERVAL_MS } from '../../adapters/keyv.js'
 import { FakeClock } from '../../src/testing/index.js'
 import { REDIS_URL, serverAvailable } from '../keyv-servers.js'
 import { freePort, haveRedisServer, RedisServer } from '../support/redis.js'
@@ -323,19 +323,19 @@ if (await serverAvailable('Redis')) {
       }
     })
 
-    it('ready() gives up after KEYV_READY_TIMEOUT_MS on a store that retries forever, and close() stops it', async () => {
+    it('ready() gives up after connectTimeout (default 5 s) on a store that retries forever, and close() stops it', async () => {
       vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
       const store = new KeyvRedis('redis://127.0.0.1:1')
       const c = createCache({ type: 'keyv', store })
       c.on('error', () => {})
       const outcome = c.ready().then(() => undefined, (e: unknown) => e)
       // The cache asks twice: at start-up, and again in ready() in case the backend came up meanwhile.
-      await vi.advanceTimersByTimeAsync(KEYV_READY_TIMEOUT_MS)
-      await vi.advanceTimersByTimeAsync(KEYV_READY_TIMEOUT_MS)
+      await vi.advanceTimersByTimeAsync(KEYV_DEFAULTS.connectTimeout)
+      await vi.advanceTimersByTimeAsync(KEYV_DEFAULTS.connectTimeout)
       const error = await outcome
       vi.useRealTimers()
       expect(error).toBeInstanceOf(CacheBackendError)
-      expect((error as Error).message).toMatch(/no answer within 10000 ms/)
+      expect((error as Error).message).toMatch(/no answer within 5000 ms \(connectTimeout\)/)
       expect(store.client.isOpen).toBe(true)
       await c.close()
       // The bridge released the store: its connection attempts stopped, and another cache may take it.
