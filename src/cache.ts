@@ -1,6 +1,6 @@
 import type { AdapterCapabilities, AdapterEvent, CacheAdapter, ExpiresAt, Payload } from './adapter.js'
 import { resolveCodec, type Codec } from './codec.js'
-import { configFromEnv, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, sameConfig, type CacheConfig, type ResolvedConfig } from './config.js'
+import { configDifferences, configFromEnv, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, type CacheConfig, type ResolvedConfig } from './config.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import {
   CacheArgumentError,
@@ -122,15 +122,18 @@ export class Cache {
     const resolved = resolveConfig(config === undefined ? (fromEnv ?? EMBEDDED_DEFAULT) : config)
     const root = this.#root
     if (root.core !== null) {
-      if (sameConfig(root.core.config, resolved)) return this
+      const differ = configDifferences(root.core.config, resolved)
+      if (differ.length === 0) return this
       throw new CacheConfigError(
-        `The cache is already initialized with a different config (type \`${root.core.config.type}\`). ` +
-          'Call `await cache.close()` first to change it.',
+        `The cache is already initialized with a different config (${differ.map((d) => `\`${d}\``).join(', ')} differ). ` +
+          'Call `await cache.close()` first to change it. Objects such as a store or a client must be the same object to count as equal.',
+        { option: differ[0] },
       )
     }
-    if (config === undefined && fromEnv === undefined) {
+    const embedded = resolved.type === EMBEDDED_DEFAULT.type && resolved.adapterOptions.path === EMBEDDED_DEFAULT.path
+    if (config === undefined && embedded) {
       root.emitter.warnOnce(
-        `no config and no CACHE_* variables: using the embedded default, ${describeEmbeddedDefault()}, shared by every process ` +
+        `no backend configured (no config, no CACHE_URL or CACHE_TYPE): using the embedded default, ${describeEmbeddedDefault()}, shared by every process ` +
           'on this machine that starts in this folder. Pass a config to `cache.init()` or set CACHE_URL to choose another backend.',
       )
     }
@@ -161,7 +164,13 @@ export class Cache {
       stats: { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 },
     }
     core.loading = (async () => {
-      const adapter = resolved.adapter ?? (await loadFactory(resolved))(resolved.adapterOptions, context)
+      const given = resolved.adapter
+      const adapter =
+        given === undefined
+          ? (await loadFactory(resolved))(resolved.adapterOptions, context)
+          : typeof given === 'function'
+            ? given(context)
+            : given
       core.built = adapter
       try {
         await adapter.ready?.()

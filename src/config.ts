@@ -1,6 +1,6 @@
 import type { KeyvStoreOption } from '../adapters/keyv.js'
 import { resolve as resolvePath } from 'node:path'
-import type { CacheAdapter } from './adapter.js'
+import type { AdapterContext, CacheAdapter } from './adapter.js'
 import type { SerializerOption } from './codec.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import { CacheConfigError, CacheError } from './errors.js'
@@ -13,8 +13,13 @@ export interface CommonOptions {
    * is given, or when `url` says it.
    */
   type?: string
-  /** A ready-made adapter (one of `adapters/`, or your own implementing `CacheAdapter`). */
-  adapter?: CacheAdapter
+  /**
+   * Your own backend instead of `type`: a function that builds it from the cache's context (its clock,
+   * `threshold` and event channel, so that `now` reaches it), or an adapter you have already built.
+   *
+   * @example createCache({ adapter: (context) => myAdapter({ url }, context) })
+   */
+  adapter?: CacheAdapter | ((context: AdapterContext) => CacheAdapter)
   /**
    * The TTL of entries written without one. `0` means never expire.
    * @default '5m'
@@ -214,7 +219,7 @@ export function describeEmbeddedDefault(): string {
 /** A config after validation: every common option resolved, adapter options apart. */
 export interface ResolvedConfig {
   type: string
-  adapter: CacheAdapter | undefined
+  adapter: CacheAdapter | ((context: AdapterContext) => CacheAdapter) | undefined
   definition: AdapterDefinition | undefined
   adapterOptions: Record<string, unknown>
   defaultTtl: Milliseconds
@@ -227,7 +232,7 @@ export interface ResolvedConfig {
 
 const COMMON_KINDS: Record<keyof CommonOptions, OptionKind> = {
   type: 'string',
-  adapter: 'object',
+  adapter: 'any',
   defaultTtl: 'duration',
   keyPrefix: 'string',
   threshold: 'number',
@@ -373,7 +378,7 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     )
   }
   const input = config as Record<string, unknown>
-  const adapter = input.adapter as CacheAdapter | undefined
+  const adapter = input.adapter as ResolvedConfig['adapter']
   let def: AdapterDefinition | undefined
   if (typeof input.type === 'string') def = definitionFor(input.type, 'type')
   else if (input.type !== undefined) checkKind('type', input.type, 'string')
@@ -385,8 +390,11 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     )
   }
   if (adapter !== undefined) {
-    if (typeof adapter !== 'object' || adapter === null || typeof (adapter as Partial<CacheAdapter>).get !== 'function') {
-      throw new CacheConfigError('Option `adapter` must be an object implementing CacheAdapter (get, set, add, increment, ...).', { option: 'adapter' })
+    if (typeof adapter !== 'function' && (typeof adapter !== 'object' || adapter === null || typeof (adapter as Partial<CacheAdapter>).get !== 'function')) {
+      throw new CacheConfigError(
+        'Option `adapter` must be a function `(context) => CacheAdapter` or an object implementing CacheAdapter (get, set, add, increment, ...).',
+        { option: 'adapter' },
+      )
     }
   }
 
@@ -411,12 +419,17 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
       throw new CacheConfigError(`Unknown cache option \`${name}\`.${hint}`, { option: name })
     }
   }
-  if (typeof input.url === 'string' && def?.fromUrl !== undefined) {
+  if (typeof input.url === 'string' && def !== undefined) {
+    let fromUrl: Record<string, unknown> = {}
     try {
-      Object.assign(adapterOptions, def.fromUrl(input.url))
+      fromUrl = def.fromUrl?.(input.url) ?? {}
     } catch (error) {
       asConfigError(error, 'url')
     }
+    Object.assign(adapterOptions, fromUrl)
+    // A URL that became options (`sqlite:./a.db` is `{ path }`), or that only names the type (`memory:`), is
+    // not kept as well: `'memory:'` and `{ type: 'memory' }` are the same config.
+    if (Object.keys(fromUrl).length > 0 || def.fromUrl === undefined) delete adapterOptions.url
   }
 
   let defaultTtl: Milliseconds = DEFAULTS.defaultTtl
@@ -441,7 +454,7 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
   }
 
   return {
-    type: def?.type ?? adapter?.name ?? 'custom',
+    type: def?.type ?? (typeof adapter === 'object' ? adapter.name : undefined) ?? 'custom',
     adapter,
     definition: def,
     adapterOptions,
@@ -454,15 +467,23 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
   }
 }
 
-/** True if two resolved configs would build the same cache (functions compared by identity). */
-export function sameConfig(a: ResolvedConfig, b: ResolvedConfig): boolean {
-  const { definition: _a, ...restA } = a
-  const { definition: _b, ...restB } = b
-  return deepEqual(restA, restB)
+/**
+ * The options in which two resolved configs differ; none means they build the same cache. Functions are
+ * equal when their source is (a dev server's reload re-creates them); other objects (a store, a client)
+ * must be the same object.
+ */
+export function configDifferences(a: ResolvedConfig, b: ResolvedConfig): string[] {
+  const differ: string[] = []
+  const common = ['type', 'adapter', 'defaultTtl', 'keyPrefix', 'threshold', 'failOpen', 'serializer', 'now'] as const
+  for (const name of common) if (!deepEqual(a[name], b[name])) differ.push(name)
+  const names = new Set([...Object.keys(a.adapterOptions), ...Object.keys(b.adapterOptions)])
+  for (const name of names) if (!deepEqual(a.adapterOptions[name], b.adapterOptions[name])) differ.push(name)
+  return differ
 }
 
 function deepEqual(a: unknown, b: unknown): boolean {
   if (Object.is(a, b)) return true
+  if (typeof a === 'function' && typeof b === 'function') return a.toString() === b.toString()
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
   if (Array.isArray(a) !== Array.isArray(b)) return false
   if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false
@@ -521,10 +542,10 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
         `Variables of several backends are set (${implied.map((d) => d.type).join(', ')}): set CACHE_TYPE to choose one.`,
         { option: 'CACHE_TYPE' },
       )
-    } else {
-      throw new CacheConfigError('CACHE_* variables are set but no backend is: set CACHE_URL or CACHE_TYPE (e.g. CACHE_TYPE=memory).', { option: 'CACHE_TYPE' })
     }
     if (def !== undefined) config.type = def.type
+    // Only common variables (CACHE_KEY_PREFIX, CACHE_DEFAULT_TTL, ...): they apply to the embedded default.
+    else Object.assign(config, EMBEDDED_DEFAULT)
   }
   for (const [variable, option] of Object.entries(def?.env ?? {})) {
     const v = get(variable)

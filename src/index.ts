@@ -25,6 +25,7 @@ export {
 } from './errors.js'
 export type { CacheEventName, CacheEvents, CacheListener, ErrorInfo } from './events.js'
 export { jsonCodec, v8Codec, type Codec, type SerializerOption } from './codec.js'
+export { addToPayload, parseIntegerPayload, samePayload } from './adapter.js'
 export type {
   AdapterCapabilities,
   AdapterContext,

@@ -127,10 +127,21 @@ describe('the singleton', () => {
     cache.init({ type: 'memory', keyPrefix: 'app:' })
     expect(await cache.get('k')).toBe(1)
     expect(() => cache.init({ type: 'memory', keyPrefix: 'other:' })).toThrow(CacheConfigError)
-    expect(() => cache.init({ type: 'memory', keyPrefix: 'other:' })).toThrow(/close/)
+    expect(() => cache.init({ type: 'memory', keyPrefix: 'other:' })).toThrow(/`keyPrefix` differ.*close/)
+    // The same config written as a URL is equal.
+    cache.init({ url: 'memory:', keyPrefix: 'app:' })
     await cache.close()
     cache.init({ type: 'memory', keyPrefix: 'other:' })
     expect(await cache.get('k')).toBeUndefined()
+  })
+
+  it('functions re-created by a module reload count as equal; another store object does not', async () => {
+    const codec = () => ({ encode: (v: unknown) => JSON.stringify(v), decode: (p: unknown) => JSON.parse(String(p)) as unknown })
+    cache.init({ type: 'memory', serializer: codec() })
+    cache.init({ type: 'memory', serializer: codec() })
+    await cache.close()
+    cache.init({ type: 'keyv', store: new Map() })
+    expect(() => cache.init({ type: 'keyv', store: new Map() })).toThrow(/`store` differ.*same object/)
   })
 
   it('a namespace made before init works once the cache is initialized', async () => {
@@ -227,6 +238,23 @@ describe('events, stats and the clock', () => {
     c2.on('error', () => events.push('error'))
     expect(await c2.get(adapterKey)).toBeUndefined()
     expect(events).toEqual(['corrupt k', 'error'])
+  })
+})
+
+describe('your own adapter', () => {
+  it('a factory gets the cache context, so the injected clock reaches it', async () => {
+    const { memoryAdapter } = await import('../adapters/memory.js')
+    const clock = new FakeClock()
+    const c = createCache({ adapter: (context) => memoryAdapter({}, context), now: clock.now })
+    open.push(c)
+    await c.set('k', 1, '1m')
+    clock.advance(60_000)
+    expect(await c.get('k')).toBeUndefined()
+    expect(c.stats().type).toBe('custom')
+  })
+
+  it('anything else as adapter is refused, naming the option', () => {
+    expect(() => createCache({ adapter: 42 as never })).toThrow(/`adapter` must be a function/)
   })
 })
 

@@ -124,13 +124,22 @@ describe('configFromEnv', () => {
       [{ CACHE_TYPE: 'memory', CACHE_FAIL_OPEN: 'maybe' }, 'CACHE_FAIL_OPEN'],
       [{ CACHE_TYPE: 'memroy' }, 'CACHE_TYPE'],
       [{ CACHE_URL: 'ftp://x' }, 'CACHE_URL'],
-      [{ CACHE_KEY_PREFIX: 'x:' }, 'CACHE_TYPE'],
     ]
     for (const [env, variable] of cases) {
       const e = configError(() => configFromEnv(env))
       expect(e.option).toBe(variable)
       expect(e.message).toContain(variable)
     }
+  })
+
+  it('common variables alone apply to the embedded default, and a bad one is still named', () => {
+    expect(configFromEnv({ CACHE_KEY_PREFIX: 'app:', CACHE_DEFAULT_TIMEOUT: '60' })).toEqual({
+      type: 'sqlite',
+      path: '.cache/cachekit.sqlite',
+      keyPrefix: 'app:',
+      defaultTtl: 60_000,
+    })
+    expect(configError(() => configFromEnv({ CACHE_DEFAULT_TIMEOUT: 'abc' })).option).toBe('CACHE_DEFAULT_TIMEOUT')
   })
 
   it('a misspelled type in CACHE_TYPE gets a suggestion', () => {
