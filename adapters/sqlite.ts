@@ -199,15 +199,16 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
   let timer: NodeJS.Timeout | undefined
   let writesSinceCheck = 0
   let background: Promise<unknown> | undefined
+  /** Why the database could not be opened: every later call says so, not merely that it is not open. */
+  let openError: unknown
 
-  const statements = (): Statements => {
-    if (st !== undefined) return st
-    throw new CacheBackendError(closed ? `${where} is closed.` : `The sqlite adapter was used before \`ready()\` resolved.`)
+  const notOpen = (): never => {
+    if (closed) throw new CacheBackendError(`${where} is closed.`)
+    if (openError !== undefined) throw openError
+    throw new CacheBackendError(`The sqlite adapter was used before \`ready()\` resolved.`)
   }
-  const transactions = (): Transactions => {
-    if (tx !== undefined) return tx
-    throw new CacheBackendError(closed ? `${where} is closed.` : `The sqlite adapter was used before \`ready()\` resolved.`)
-  }
+  const statements = (): Statements => st ?? notOpen()
+  const transactions = (): Transactions => tx ?? notOpen()
 
   /** Wait out SQLITE_BUSY a second time, without blocking the event loop, before calling it a failure. */
   async function retryBusy<T>(op: () => T, first: unknown): Promise<T> {
@@ -473,46 +474,57 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
     while (!closed && threshold > 0 && (await attempt(enforceBound)) > 0) await new Promise((r) => setImmediate(r))
   }
 
+  /** Open the file, check it is cachekit's (or new), and prepare the statements. */
+  const openDatabase = async (): Promise<void> => {
+    const opened = open()
+    try {
+      const deadline = Date.now() + busyTimeout
+      for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+        try {
+          checkSchema(opened)
+          if (!memory) {
+            // Persistent in the file; every process then reads while one writes.
+            const mode = opened.pragma('journal_mode = WAL', { simple: true })
+            if (mode !== 'wal') emit({ type: 'warning', message: `${where} could not use WAL (journal mode is ${String(mode)}): readers and writers will block each other.` })
+          }
+          break
+        } catch (error) {
+          if (!isBusy(error) || Date.now() > deadline) throw error
+          await sleep(delay)
+        }
+      }
+      // Durable across a process crash; a power loss may lose the last commits, which a cache can afford.
+      opened.pragma('synchronous = NORMAL')
+      st = prepare(opened)
+      tx = transact(opened, st)
+    } catch (error) {
+      opened.close()
+      if (error instanceof CacheError) throw error
+      const code = (error as { code?: string }).code
+      if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+        throw new CacheConfigError(`Option \`path\`: ${file} is not a usable SQLite database (${(error as Error).message}); it was left as it is. Point \`path\` to a file of its own.`, { option: 'path', cause: error })
+      }
+      throw new CacheBackendError(`Cannot use ${where}: ${(error as Error).message}.`, { cause: error })
+    }
+    db = opened
+    if (purgeInterval > 0) {
+      timer = setInterval(scheduleBackground, purgeInterval)
+      timer.unref()
+    }
+  }
+
   return {
     name: 'sqlite',
     capabilities: { shared: !memory, atomic: true, realClock: false },
 
     async ready() {
       if (db !== undefined) return
-      const opened = open()
       try {
-        const deadline = Date.now() + busyTimeout
-        for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
-          try {
-            checkSchema(opened)
-            if (!memory) {
-              // Persistent in the file; every process then reads while one writes.
-              const mode = opened.pragma('journal_mode = WAL', { simple: true })
-              if (mode !== 'wal') emit({ type: 'warning', message: `${where} could not use WAL (journal mode is ${String(mode)}): readers and writers will block each other.` })
-            }
-            break
-          } catch (error) {
-            if (!isBusy(error) || Date.now() > deadline) throw error
-            await sleep(delay)
-          }
-        }
-        // Durable across a process crash; a power loss may lose the last commits, which a cache can afford.
-        opened.pragma('synchronous = NORMAL')
-        st = prepare(opened)
-        tx = transact(opened, st)
+        await openDatabase()
+        openError = undefined
       } catch (error) {
-        opened.close()
-        if (error instanceof CacheError) throw error
-        const code = (error as { code?: string }).code
-        if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
-          throw new CacheConfigError(`Option \`path\`: ${file} is not a usable SQLite database (${(error as Error).message}); it was left as it is. Point \`path\` to a file of its own.`, { option: 'path', cause: error })
-        }
-        throw new CacheBackendError(`Cannot use ${where}: ${(error as Error).message}.`, { cause: error })
-      }
-      db = opened
-      if (purgeInterval > 0) {
-        timer = setInterval(scheduleBackground, purgeInterval)
-        timer.unref()
+        openError = error
+        throw error
       }
     },
 

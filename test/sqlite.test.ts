@@ -510,3 +510,26 @@ describe('sqlite: the embedded default', () => {
     expect(statSync(join(cwd, '.cache')).mode & 0o777).toBe(0o700)
   }, 60_000)
 })
+
+describe('sqlite: a file that cannot be opened', () => {
+  it('every later call reports why, not merely that the adapter is not ready', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cachekit-sqlite-open-'))
+    try {
+      // A regular file where a folder of the path must be: the database can never be created there.
+      writeFileSync(join(dir, 'blocker'), 'not a folder')
+      const c = createCache({ type: 'sqlite', path: join(dir, 'blocker', 'cache.sqlite') })
+      const errors: string[] = []
+      c.on('error', (error) => errors.push(error.message))
+      const failure = await c.ready().then(() => undefined, (e: unknown) => e as Error)
+      expect(failure).toBeInstanceOf(Error)
+      expect(failure?.message).toContain('blocker')
+      expect(await c.set('k', 1)).toBe(false)
+      expect(errors).toHaveLength(1)
+      expect(errors[0]).toContain('blocker')
+      expect(errors[0]).not.toContain('before `ready()`')
+      await c.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
