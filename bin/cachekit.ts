@@ -68,7 +68,9 @@ async function main(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({ args: argv, options: { ...GLOBAL_OPTIONS, ...command.options }, allowPositionals: true, strict: true })
   } catch (error) {
-    return fail(`${command.name}: ${(error as Error).message} Run \`cachekit ${command.name} --help\`.`)
+    // Node's own text runs on with advice about '--' that ends mid-quote; its first sentence says it all.
+    const reason = ((error as Error).message.split(/\.\s/)[0] ?? 'bad arguments').replace(/\.$/, '')
+    return fail(`${command.name}: ${reason}. Run \`cachekit ${command.name} --help\`.`)
   }
   if (parsed.values.help === true) {
     process.stdout.write(`${commandHelp(command)}\n`)

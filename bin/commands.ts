@@ -134,7 +134,7 @@ const get: Command = {
 
 const set: Command = {
   name: 'set',
-  usage: 'set <key> <value> [--ttl <d>]',
+  usage: 'set <key> <value|-> [--ttl <d>] [--string]',
   summary: 'store a value (JSON if it parses, else text)',
   description: [
     'Store <value> at <key>. The value is parsed as JSON when it can be (5 is an integer that `inc` can count',

@@ -255,7 +255,7 @@ export class Connection {
     const last = this.#lastError === undefined ? '' : `: ${this.#lastError.message}`
     throw new CacheBackendError(
       `Cannot reach ${this.where} within ${this.connectTimeout} ms (connectTimeout)${last}. ` +
-        'Check that the server is running and the URL is right; cachekit keeps retrying in the background.',
+        'Check that the server is running and the URL is right; an open cache keeps reconnecting in the background until it is closed.',
       { cause: this.#lastError },
     )
   }
