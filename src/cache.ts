@@ -235,6 +235,11 @@ export class Cache {
   /** The value at `key`, or `undefined` on a miss (or a backend failure, with `failOpen`). */
   async get<T = unknown>(key: string): Promise<T | undefined> {
     checkKey(key)
+    return this.#read<T>(key, true)
+  }
+
+  /** A `get` that counts and reports a miss only when `countMiss` (getOrSet's first look does not). */
+  async #read<T>(key: string, countMiss: boolean): Promise<T | undefined> {
     const core = this.#core()
     const full = this.#full(core, key)
     let payload: Payload | undefined
@@ -243,6 +248,7 @@ export class Cache {
     } catch (error) {
       return this.#fail(core, 'get', key, error, undefined)
     }
+    if (payload === undefined && !countMiss) return undefined
     return this.#decodeHit<T>(core, key, payload)
   }
 
@@ -452,6 +458,13 @@ export class Cache {
     checkKey(key)
     if (typeof factory !== 'function') throw new CacheArgumentError(`getOrSet(${showKey(key)}): the factory must be a function.`, { key })
     const resolved = resolveGetOrSetOptions(key, options)
+    // The hot path, a fresh hit, is one read: without grace the value at the key is all there is to read.
+    // A miss is not counted here: the single-flight reads again (a value stored meanwhile is found), and
+    // that read counts it once.
+    if (resolved.grace === 0) {
+      const hit = await this.#read<T>(key, false)
+      if (hit !== undefined) return hit
+    }
     const internals = await this[INTERNALS]()
     return computeOnce(this, internals, getOrSetSlot<T>(this, internals, key, resolved), factory, resolved)
   }

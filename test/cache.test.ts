@@ -184,6 +184,13 @@ describe('getOrSet in one process', () => {
     expect(await c.getOrSet('k', () => 'ok')).toBe('ok')
   })
 
+  it('counts one miss for a computed value and one hit for a cached one', async () => {
+    const c = memory()
+    await c.getOrSet('k', () => 'v')
+    await c.getOrSet('k', () => 'other')
+    expect(c.stats()).toMatchObject({ misses: 1, hits: 1, sets: 1 })
+  })
+
   it('an undefined result is returned but not stored', async () => {
     const c = memory()
     expect(await c.getOrSet('k', () => undefined)).toBeUndefined()
