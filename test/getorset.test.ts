@@ -12,6 +12,7 @@ import { INTERNALS } from '../src/internals.js'
 import { LEASE_SUFFIX, tryLease } from '../src/lease.js'
 import { ADAPTERS, type AdapterDefinition } from '../src/registry.js'
 import { createCache } from '../src/singleton.js'
+import { FakeClock } from '../src/testing/harness.js'
 import { runInProcesses } from '../src/testing/processes.js'
 import { pingRedis, REDIS_URL } from './support/redis.js'
 
@@ -20,9 +21,10 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((c) => c.close()))
 })
 
-function clock(start = 1_700_000_000_000) {
-  let t = start
-  return { now: () => t, advance: (ms: number) => void (t += ms) }
+function clock(start = 1_700_000_000_000): FakeClock {
+  const c = new FakeClock()
+  c.t = start
+  return c
 }
 
 function track(c: Cache): Cache {

@@ -8,15 +8,17 @@ import { CacheArgumentError, CacheConfigError, type CacheError } from '../src/er
 import { canonicalEncode, hashArgs } from '../src/keys-canonical.js'
 import { parameterNames, type Memoized } from '../src/memoize.js'
 import { createCache } from '../src/singleton.js'
+import { FakeClock } from '../src/testing/harness.js'
 
 const open: Cache[] = []
 afterEach(async () => {
   await Promise.all(open.splice(0).map((c) => c.close()))
 })
 
-function clock(start = 1_700_000_000_000) {
-  let t = start
-  return { now: () => t, advance: (ms: number) => void (t += ms) }
+function clock(start = 1_700_000_000_000): FakeClock {
+  const c = new FakeClock()
+  c.t = start
+  return c
 }
 
 function newCache(now = clock().now): Cache {
