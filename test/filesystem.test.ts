@@ -363,7 +363,8 @@ describe('filesystem: config', () => {
     expect(resolveConfig({ type: 'FileSystemCache', dir: '/tmp/x' }).type).toBe('filesystem')
     expect(resolveConfig({ type: 'file' }).type).toBe('filesystem')
     expect(resolveConfig({ type: 'fs' }).type).toBe('filesystem')
-    expect(resolveConfig('file:./cache-here').adapterOptions).toEqual({ url: 'file:./cache-here', dir: './cache-here' })
+    // The URL becomes the option it names, and is not kept beside it: 'file:./x' and { dir: './x' } are one config.
+    expect(resolveConfig('file:./cache-here').adapterOptions).toEqual({ dir: './cache-here' })
     expect(resolveConfig('file:///var/cache/app').adapterOptions.dir).toBe('/var/cache/app')
     expect(resolveConfig('file:/var/cache/app').adapterOptions.dir).toBe('/var/cache/app')
     expect(configFromEnv({ CACHE_DIR: '/tmp/cache-env' })).toMatchObject({ type: 'filesystem', dir: '/tmp/cache-env' })
