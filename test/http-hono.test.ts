@@ -79,11 +79,23 @@ describe('cachekit/hono and a response that never ends', () => {
     const app = new Hono()
     app.get('/events', cached({ cache, ttl: '1m' }), (c) => {
       runs++
+      let timer: NodeJS.Timeout | undefined
       const stream = new ReadableStream<Uint8Array>({
         start(controller) {
           controller.enqueue(new TextEncoder().encode('data: first\n\n'))
           // It never closes: a reader must get the first event without waiting for an end.
-          timers.push(setInterval(() => controller.enqueue(new TextEncoder().encode('data: tick\n\n')), 50))
+          timer = setInterval(() => {
+            try {
+              controller.enqueue(new TextEncoder().encode('data: tick\n\n'))
+            } catch {
+              clearInterval(timer) // closed under us: the client has gone
+            }
+          }, 50)
+          timers.push(timer)
+        },
+        // The client went away: stop producing.
+        cancel() {
+          clearInterval(timer)
         },
       })
       return c.body(stream, 200, { 'content-type': 'text/event-stream' })
