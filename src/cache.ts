@@ -657,7 +657,8 @@ export class Cache {
     } catch (error) {
       core.stats.misses++
       core.stats.errors++
-      const e = error instanceof CacheError ? error : new CacheSerializationError(String(error), { cause: error })
+      const reason = (error as Error)?.message ?? String(error)
+      const e = new CacheSerializationError(`The entry at ${showKey(key)} cannot be read, so it is a miss: ${reason}`, { key, cause: error })
       this.#root.emitter.emit('corrupt', key, e.message)
       this.#root.emitter.emitError(e, { op: 'get', key })
       return undefined

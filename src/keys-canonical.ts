@@ -115,7 +115,3 @@ export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('base64url')
 }
 
-/** The hash that identifies a list of arguments: SHA-256 of their canonical encoding. */
-export function hashArgs(args: readonly unknown[]): string {
-  return sha256(canonicalEncode(args, 'arguments'))
-}

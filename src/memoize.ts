@@ -65,7 +65,10 @@ interface MemoInfo {
 }
 
 const infos = new WeakMap<object, MemoInfo>()
-/** Which function first took a name, to warn when two different functions share one. */
+/**
+ * Which function first took a name, by the name's full key (so per key prefix: two caches with different
+ * prefixes never share entries), to warn when two different functions share one.
+ */
 const names = new Map<string, string>()
 
 const KEY_PREFIX = 'memoize:'
@@ -179,8 +182,9 @@ function checkOptions(name: string, options: MemoizeOptions<never[], never>): vo
  */
 function claimName(internals: CacheInternals, name: string, fn: (...args: never[]) => unknown): void {
   const source = Function.prototype.toString.call(fn)
-  const previous = names.get(name)
-  if (previous === undefined) names.set(name, source)
+  const slot = internals.fullKey(KEY_PREFIX + name)
+  const previous = names.get(slot)
+  if (previous === undefined) names.set(slot, source)
   else if (previous !== source) {
     internals.warnOnce(`two different functions are memoized under the name "${name}", so they share cached results. Give one of them \`name\`.`)
   }
