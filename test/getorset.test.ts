@@ -21,11 +21,7 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((c) => c.close()))
 })
 
-function clock(start = 1_700_000_000_000): FakeClock {
-  const c = new FakeClock()
-  c.t = start
-  return c
-}
+const clock = (start = 1_700_000_000_000): FakeClock => new FakeClock(start)
 
 function track(c: Cache): Cache {
   open.push(c)

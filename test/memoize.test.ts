@@ -15,11 +15,7 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((c) => c.close()))
 })
 
-function clock(start = 1_700_000_000_000): FakeClock {
-  const c = new FakeClock()
-  c.t = start
-  return c
-}
+const clock = (start = 1_700_000_000_000): FakeClock => new FakeClock(start)
 
 function newCache(now = clock().now): Cache {
   const c = createCache({ type: 'memory', now, defaultTtl: '1m' })

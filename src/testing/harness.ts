@@ -31,7 +31,7 @@ export interface ConformanceOptions {
 
 /** A controllable clock: starts at the real time, moves only when told. */
 export class FakeClock {
-  t = Date.now()
+  constructor(public t: number = Date.now()) {}
   readonly now = (): number => this.t
   advance(ms: number): void {
     this.t += ms
