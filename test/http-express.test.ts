@@ -1,9 +1,8 @@
-import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { describe } from 'vitest'
 import { cached } from '../src/http/express.js'
 import { cache as singleton } from '../src/singleton.js'
-import { BINARY, httpSuite, type Runs } from './http-shared.js'
+import { BINARY, httpSuite, served, type Runs } from './http-shared.js'
 
 describe('cachekit/express on a real Express 5 server', () => {
   httpSuite(async (cache) => {
@@ -57,13 +56,6 @@ describe('cachekit/express on a real Express 5 server', () => {
     app.get('/singleton', cached({ ttl: '1m' }), (_req, res) => {
       res.send(String(ran('singleton')))
     })
-    const server = app.listen(0, '127.0.0.1')
-    await new Promise<void>((resolve) => server.once('listening', resolve))
-    const { port } = server.address() as AddressInfo
-    return {
-      url: `http://127.0.0.1:${port}`,
-      runs,
-      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-    }
+    return { ...(await served(app.listen(0, '127.0.0.1'))), runs }
   }, singleton)
 })

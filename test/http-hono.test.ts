@@ -1,11 +1,11 @@
-import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { setCookie } from 'hono/cookie'
 import { describe, expect, it } from 'vitest'
 import { cached } from '../src/http/hono.js'
 import { cache as singleton, createCache } from '../src/singleton.js'
-import { BINARY, httpSuite, type Runs } from './http-shared.js'
+import { BINARY, httpSuite, served, type Runs } from './http-shared.js'
 
 describe('cachekit/hono on a real @hono/node-server', () => {
   httpSuite(async (cache) => {
@@ -60,14 +60,7 @@ describe('cachekit/hono on a real @hono/node-server', () => {
     app.get('/forced', cached({ cache, forcedUpdate: (c) => c.req.header('x-refresh') === '1' }), (c) => c.text(String(ran('forced'))))
     app.get('/unless', cached({ cache, unless: (c) => c.req.header('x-bypass') === '1' }), (c) => c.text(String(ran('unless'))))
     app.get('/singleton', cached({ ttl: '1m' }), (c) => c.text(String(ran('singleton'))))
-    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
-    await new Promise<void>((resolve) => (server.listening ? resolve() : server.once('listening', resolve)))
-    const { port } = server.address() as AddressInfo
-    return {
-      url: `http://127.0.0.1:${port}`,
-      runs,
-      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-    }
+    return { ...(await served(serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as Server)), runs }
   }, singleton)
 })
 
@@ -100,13 +93,12 @@ describe('cachekit/hono and a response that never ends', () => {
       })
       return c.body(stream, 200, { 'content-type': 'text/event-stream' })
     })
-    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
-    await new Promise<void>((resolve) => (server.listening ? resolve() : server.once('listening', resolve)))
-    const { port } = server.address() as AddressInfo
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as Server
+    const { url, close } = await served(server)
     try {
       for (let i = 0; i < 2; i++) {
         const abort = new AbortController()
-        const res = await fetch(`http://127.0.0.1:${port}/events`, { signal: abort.signal })
+        const res = await fetch(`${url}/events`, { signal: abort.signal })
         const reader = res.body!.getReader()
         const { value } = await reader.read()
         expect(new TextDecoder().decode(value)).toContain('data: first')
@@ -118,8 +110,8 @@ describe('cachekit/hono and a response that never ends', () => {
       expect(keys).toEqual([])
     } finally {
       for (const t of timers) clearInterval(t)
-      ;(server as import('node:http').Server).closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeAllConnections()
+      await close()
       await cache.close()
     }
   })

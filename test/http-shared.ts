@@ -3,6 +3,8 @@
  * (see ROUTES) on a real server listening on a free port, and this suite fetches from it.
  */
 import { randomBytes } from 'node:crypto'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { Cache } from '../src/cache.js'
 import { createCache } from '../src/singleton.js'
@@ -31,6 +33,16 @@ export interface App {
   url: string
   runs: Runs
   close(): Promise<void>
+}
+
+/** A server that was told to listen on a free port, once it does: its URL and a close that waits. */
+export async function served(server: Server): Promise<{ url: string; close(): Promise<void> }> {
+  if (!server.listening) await new Promise<void>((resolve) => server.once('listening', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
 }
 
 export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cache): void {
