@@ -1,5 +1,5 @@
 /**
- * The seeds' app, correct across workers: `npm start`.
+ * A counter shared by every worker, correct across processes: `npm start`.
  *
  * Several `node:cluster` workers share one port. Each keeps a counter with `cache.inc`, which is atomic on
  * every shared backend, so 100 concurrent clients see 1..100 whichever worker answers them. With
@@ -7,6 +7,7 @@
  *
  * Environment: PORT (default 3000; 0 picks a free port), HOST (default 127.0.0.1), WORKERS (default: the
  * number of cores, at least 2), and the cache's CACHE_* variables (default: the embedded SQLite file).
+ * More in README.md beside this file.
  */
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
