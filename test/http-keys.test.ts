@@ -87,7 +87,6 @@ describe('the key of a request-target as received (pure)', () => {
     // A raw path may hold `#` (Node passes it through): it must not end where a varying entry's suffix begins.
     const lang = [['accept-language', 'en']] as const
     const withVary = httpCacheKey({ path: '/x', vary: lang })
-    expect(httpCacheKey({ path: '/x' + withVary.slice('view//x'.length) })).not.toBe(withVary)
     expect(httpCacheKey({ path: '/x' + withVary.slice('view//x'.length).replace(/^\?/, '') })).not.toBe(withVary)
     const varied = requestTargetKey('/x', { vary: [['accept-language', 'en']] })
     const suffix = varied.slice('view//x'.length)
@@ -126,7 +125,11 @@ describe('the key of a request-target as received (pure)', () => {
     expect(requestTargetKey('/s?b=2&a=1')).toBe(requestTargetKey('/s?b=2&a=1'))
     expect(requestTargetKey('/s?a=1&b=2')).toBe(requestTargetKey('/s?b=2&a=1'))
     expect(requestTargetKey('/x', { vary: [['Accept', 'a']] })).toBe(`view//x?#${sha(JSON.stringify([['accept', 'a']]))}`)
-    fc.assert(fc.property(target, (t) => expect(requestTargetKey(t)).toBe(requestTargetKey(t))))
+    fc.assert(
+      fc.property(target, (t) => {
+        expect(requestTargetKey(t)).toBe(requestTargetKey(t))
+      }),
+    )
   })
 
   it('refuses a path holding a query, naming it (pass the query as `query`)', () => {

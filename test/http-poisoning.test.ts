@@ -32,6 +32,7 @@ const ATTACKS: Attack[] = [
   { name: '%2e%2e segments', target: '/search/<script>x<%2Fscript>/%2e%2e/%2e%2e/price', victim: '/price', dotSegments: true },
   { name: 'mixed %2E%2e and .%2E segments', target: '/search/<script>x<%2Fscript>/%2E%2e/.%2E/price', victim: '/price', dotSegments: true },
   { name: '//host', target: '//evil.example/report', victim: '/report', dotSegments: false },
+  { name: 'absolute-form', target: 'http://evil.example/search/<script>x<%2Fscript>/../../price', victim: '/price', dotSegments: true },
 ]
 
 /**
@@ -71,7 +72,9 @@ function passThrough(app: Hono): Server {
   return createServer((req, res) => {
     const headers = new Headers()
     for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value)
-    const request = { method: req.method ?? 'GET', url: `http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, headers } as unknown as Request
+    const target = req.url ?? '/'
+    const url = target.startsWith('/') ? `http://${req.headers.host ?? 'localhost'}${target}` : target
+    const request = { method: req.method ?? 'GET', url, headers } as unknown as Request
     void (async () => {
       const response = await app.fetch(request)
       res.writeHead(response.status, Object.fromEntries(response.headers))

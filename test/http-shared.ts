@@ -192,6 +192,8 @@ export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cach
     await get('/json?page=1&sort=asc')
     expect(app.runs.json).toBe(run + 1)
     expect(await deleteCached('/json', '?nothing=here', { cache })).toBe(false)
+    // A query inside the path never matched an entry: it is refused, naming the fix.
+    await expect(deleteCached('/json?page=1&sort=asc', undefined, { cache })).rejects.toThrow(/holds a `\?`; pass the query string as `query`/)
   })
 
   it('uses the cache singleton when no cache is given', async () => {
