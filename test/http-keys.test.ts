@@ -1,7 +1,10 @@
+import { createHash } from 'node:crypto'
+import fc from 'fast-check'
+import { getPath } from 'hono/utils/url'
 import { describe, expect, it } from 'vitest'
-import { CacheConfigError } from '../src/errors.js'
+import { CacheArgumentError, CacheConfigError } from '../src/errors.js'
 import { mayStore, notModified, resolveCachedOptions, storableHeaders, type CachedResponse } from '../src/http/common.js'
-import { canonicalQuery, httpCacheKey } from '../src/http/keys.js'
+import { canonicalQuery, httpCacheKey, requestTargetKey, requestTargetOf, splitRequestTarget } from '../src/http/keys.js'
 
 describe('httpCacheKey (pure)', () => {
   it('is view/ + path by default, and hashes a sorted query', () => {
@@ -28,6 +31,110 @@ describe('httpCacheKey (pure)', () => {
     expect(en).not.toBe(httpCacheKey({ path: '/x', vary: [['accept-language', 'fr']] }))
     expect(en).toBe(httpCacheKey({ path: '/x', vary: [['accept-language', 'en']] }))
     expect(httpCacheKey({ path: '/x', vary: [['a', '1'], ['b', '2']] })).toBe(httpCacheKey({ path: '/x', vary: [['b', '2'], ['a', '1']] }))
+  })
+})
+
+/** Every character Node's HTTP parser lets through in a request-target (0x21 to 0x7e; checked over a socket). */
+const targetChar = fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c))
+/** Request-targets built mostly from the characters that matter to routers, so that collisions would show. */
+const target = fc
+  .array(fc.oneof({ weight: 4, arbitrary: fc.constantFrom('/', '.', '..', '%2e', '%2E', '%2F', '%', '?', '#', '\\', 'a', 'b', '=', '&', ';') }, { weight: 1, arbitrary: targetChar }), { maxLength: 12 })
+  .map((parts) => '/' + parts.join(''))
+
+describe('the key of a request-target as received (pure)', () => {
+  it('keeps the path exactly as received: no dot segment resolved, nothing decoded, //host kept', () => {
+    expect(splitRequestTarget('/search/<script>x<%2Fscript>/../../price?q=1')).toEqual(['/search/<script>x<%2Fscript>/../../price', 'q=1'])
+    expect(splitRequestTarget('/a/%2e%2e/%2E./price')).toEqual(['/a/%2e%2e/%2E./price', ''])
+    expect(splitRequestTarget('//evil.example/report')).toEqual(['//evil.example/report', ''])
+    expect(splitRequestTarget('http://evil.example/report?x')).toEqual(['http://evil.example/report', 'x'])
+    expect(splitRequestTarget('/a?b?c')).toEqual(['/a', 'b?c'])
+    expect(splitRequestTarget('/x#f?q')).toEqual(['/x#f', 'q'])
+    expect(splitRequestTarget('/x?')).toEqual(['/x', ''])
+    expect(requestTargetKey('/search/<script>x<%2Fscript>/../../price')).toBe('view//search/<script>x<%2Fscript>/../../price')
+    expect(requestTargetKey('//evil.example/report')).toBe('view///evil.example/report')
+  })
+
+  it('reads the request-target of a URL string where Hono reads its path, without new URL()', () => {
+    expect(requestTargetOf('http://127.0.0.1:8080/a/../b?x=1')).toBe('/a/../b?x=1')
+    expect(requestTargetOf('http://h//evil.example/report')).toBe('//evil.example/report')
+    expect(requestTargetOf('https://h/')).toBe('/')
+    // Where Hono's router starts and stops reading: the same characters, never decoded here.
+    for (const url of ['http://h/a/../b?c#d', 'http://h:1//x/./y', 'http://h/p#q?r', 'http://h/']) {
+      const [path] = splitRequestTarget(requestTargetOf(url))
+      expect(path.split('#')[0], url).toBe(getPath({ url } as Request))
+    }
+  })
+
+  it('an attack never gets the key of the route it aims at', () => {
+    const pairs: [string, string][] = [
+      ['/search/<script>x<%2Fscript>/../../price', '/price'],
+      ['/search/x/%2e%2e/%2e%2e/price', '/price'],
+      ['/search/x/%2E%2e/.%2E/price', '/price'],
+      ['/search/x/..%2F..%2Fprice', '/price'],
+      ['//evil.example/report', '/report'],
+      ['http://evil.example/report', '/report'],
+      ['/report/', '/report'],
+      ['/report;x', '/report'],
+      ['/report#x', '/report'],
+    ]
+    for (const [attack, victim] of pairs) {
+      expect(requestTargetKey(attack), attack).not.toBe(requestTargetKey(victim))
+      expect(requestTargetKey(attack, { vary: [['accept-language', 'en']] }), attack).not.toBe(requestTargetKey(victim, { vary: [['accept-language', 'en']] }))
+    }
+  })
+
+  it('a path holding what looks like a key suffix never takes the key of another entry', () => {
+    // A raw path may hold `#` (Node passes it through): it must not end where a varying entry's suffix begins.
+    const lang = [['accept-language', 'en']] as const
+    const withVary = httpCacheKey({ path: '/x', vary: lang })
+    expect(httpCacheKey({ path: '/x' + withVary.slice('view//x'.length).replace(/^\?/, '') })).not.toBe(withVary)
+    const varied = requestTargetKey('/x', { vary: [['accept-language', 'en']] })
+    const suffix = varied.slice('view//x'.length)
+    expect(requestTargetKey('/x' + suffix)).not.toBe(varied)
+    expect(requestTargetKey('/x' + suffix.replace(/^\?/, ''))).not.toBe(varied)
+    const queried = requestTargetKey('/x?a=1')
+    expect(requestTargetKey('/x' + queried.slice('view//x'.length).replace('?', '#'))).not.toBe(queried)
+  })
+
+  it('two request-targets share a key only if their raw paths are equal and their queries canonically equal', () => {
+    const options = fc.constantFrom({}, { queryString: false }, { vary: [['accept', 'text/html']] as [string, string][] }, { vary: [] })
+    fc.assert(
+      fc.property(target, target, options, (a, b, opts) => {
+        const [pathA, queryA] = splitRequestTarget(a)
+        const [pathB, queryB] = splitRequestTarget(b)
+        const same = pathA === pathB && (opts.queryString === false || canonicalQuery(queryA) === canonicalQuery(queryB))
+        expect(requestTargetKey(a, opts) === requestTargetKey(b, opts)).toBe(same)
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
+  it('targets that Hono routes to different paths never share a key', () => {
+    fc.assert(
+      fc.property(target, target, (a, b) => {
+        const routed = (t: string) => getPath({ url: `http://h${t}` } as Request)
+        if (routed(a) !== routed(b)) expect(requestTargetKey(a)).not.toBe(requestTargetKey(b))
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
+  it('the same target always gives the same key, in any process (no state, a fixed hash)', () => {
+    const sha = (text: string) => createHash('sha256').update(text).digest('base64url')
+    expect(requestTargetKey('/s?b=2&a=1')).toBe(`view//s?${sha('a=1&b=2')}`)
+    expect(requestTargetKey('/s?b=2&a=1')).toBe(requestTargetKey('/s?b=2&a=1'))
+    expect(requestTargetKey('/s?a=1&b=2')).toBe(requestTargetKey('/s?b=2&a=1'))
+    expect(requestTargetKey('/x', { vary: [['Accept', 'a']] })).toBe(`view//x?#${sha(JSON.stringify([['accept', 'a']]))}`)
+    fc.assert(
+      fc.property(target, (t) => {
+        expect(requestTargetKey(t)).toBe(requestTargetKey(t))
+      }),
+    )
+  })
+
+  it('refuses a path holding a query, naming it (pass the query as `query`)', () => {
+    expect(() => httpCacheKey({ path: '/json?x=1' })).toThrow(CacheArgumentError)
+    expect(() => httpCacheKey({ path: '/json?x=1' })).toThrow(/`path`.*\/json\?x=1.*`query`/)
   })
 })
 

@@ -2,7 +2,7 @@ import type { Cache } from '../cache.js'
 import { parseDuration, type Duration } from '../duration.js'
 import { CacheConfigError } from '../errors.js'
 import { cache as singleton } from '../singleton.js'
-import { HTTP_KEY_PREFIX, httpCacheKey } from './keys.js'
+import { HTTP_KEY_PREFIX, httpCacheKey, requestTargetKey } from './keys.js'
 
 /** A response as it is cached: what a later request gets back, byte for byte. */
 export interface CachedResponse {
@@ -136,14 +136,15 @@ export function notModified(hit: CachedResponse, ifNoneMatch: string | undefined
 /** The headers a 304 keeps (RFC 9110 15.4.5): the validators and what caches need. */
 export const NOT_MODIFIED_HEADERS = new Set(['etag', 'cache-control', 'content-location', 'expires', 'vary', 'last-modified'])
 
-/** The key of a request. @internal */
-export function requestKey<Req>(opts: ResolvedCached<Req>, path: string, search: string, header: (name: string) => string | undefined): string {
-  return httpCacheKey({
-    path,
-    query: search,
+/**
+ * The key of a request, from its request-target exactly as received (see {@link requestTargetKey}): the
+ * text the router matched, never a normalized URL that could name another route. @internal
+ */
+export function requestKey<Req>(opts: ResolvedCached<Req>, target: string, header: (name: string) => string | undefined): string {
+  return requestTargetKey(target, {
     keyPrefix: opts.keyPrefix,
     queryString: opts.queryString,
-    vary: opts.vary.map((name) => [name, header(name) ?? ''] as const),
+    vary: opts.vary.length === 0 ? undefined : opts.vary.map((name) => [name, header(name) ?? ''] as const),
   })
 }
 
@@ -160,10 +161,13 @@ export interface DeleteCachedOptions {
 }
 
 /**
- * Remove the cached response of `path` (and `query`, if the middleware keys on it).
+ * Remove the cached response of `path` (and `query`, if the middleware keys on it). The key holds the path
+ * as clients send it, so pass it percent-encoded as on the request line (`/caf%C3%A9`); another spelling
+ * of the same route (`/users/7/`, `/users/%37`) is another entry.
  * @example await deleteCached('/users/7')
  * @example await deleteCached('/search', { q: 'cats' }, { cache: pages })
  * @returns true if an entry was removed.
+ * @throws {CacheArgumentError} if `path` holds a `?` (pass the query as `query`).
  */
 export async function deleteCached(path: string, query?: string | URLSearchParams | Record<string, string | readonly string[]>, options: DeleteCachedOptions = {}): Promise<boolean> {
   const key = httpCacheKey({

@@ -6,7 +6,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { type CachedOptions, type CachedResponse, headersMayStore, mayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, resolveCachedOptions, storableHeaders } from './common.js'
 
 export { deleteCached, type CachedOptions, type CachedResponse, type DeleteCachedOptions } from './common.js'
-export { canonicalQuery, httpCacheKey, type HttpKeyParts } from './keys.js'
+export { canonicalQuery, httpCacheKey, requestTargetKey, type HttpKeyParts, type RequestTargetKeyOptions } from './keys.js'
 
 /**
  * A middleware that caches the handler's response (status, headers, body) and serves it to later requests
@@ -25,8 +25,9 @@ export function cached(options: CachedOptions<Request> = {}): RequestHandler {
   async function handle(req: Request, res: Response, next: NextFunction): Promise<void> {
     if ((req.method !== 'GET' && req.method !== 'HEAD') || (await opts.unless?.(req)) === true) return next()
     const cache = opts.cache()
-    const url = new URL(req.originalUrl, 'http://localhost')
-    const key = requestKey(opts, url.pathname, url.search, (name) => req.get(name))
+    // The request-target as received, which the router matched: `new URL()` would resolve `..` and
+    // `%2e%2e` and read `//host/x` as a host, and so store one route's page under another's key.
+    const key = requestKey(opts, req.originalUrl, (name) => req.get(name))
     if ((await opts.forcedUpdate?.(req)) !== true) {
       const hit = await cache.get<CachedResponse>(key)
       if (hit !== undefined) return send(res, hit, req.method === 'HEAD', opts.xCache, notModified(hit, req.get('if-none-match')))

@@ -4,9 +4,10 @@
  */
 import type { Context, MiddlewareHandler } from 'hono'
 import { type CachedOptions, type CachedResponse, headersMayStore, mayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, resolveCachedOptions, storableHeaders } from './common.js'
+import { requestTargetOf } from './keys.js'
 
 export { deleteCached, type CachedOptions, type CachedResponse, type DeleteCachedOptions } from './common.js'
-export { canonicalQuery, httpCacheKey, type HttpKeyParts } from './keys.js'
+export { canonicalQuery, httpCacheKey, requestTargetKey, type HttpKeyParts, type RequestTargetKeyOptions } from './keys.js'
 
 /**
  * A middleware that caches the handler's response (status, headers, body) and serves it to later requests
@@ -23,8 +24,9 @@ export function cached(options: CachedOptions<Context> = {}): MiddlewareHandler 
     const method = c.req.method
     if ((method !== 'GET' && method !== 'HEAD') || (await opts.unless?.(c)) === true) return next()
     const cache = opts.cache()
-    const url = new URL(c.req.url)
-    const key = requestKey(opts, url.pathname, url.search, (name) => c.req.header(name))
+    // The path Hono's router read, as text: parsing `c.req.url` again with `new URL()` would resolve the `..`
+    // a runtime may have left in it (and cost a parse per request).
+    const key = requestKey(opts, requestTargetOf(c.req.url), (name) => c.req.header(name))
     if ((await opts.forcedUpdate?.(c)) !== true) {
       const hit = await cache.get<CachedResponse>(key)
       if (hit !== undefined) {
