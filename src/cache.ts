@@ -10,6 +10,8 @@ import {
   CacheError,
   CacheNotInitializedError,
   CacheSerializationError,
+  CacheTypeError,
+  incrementTypeError,
   showKey,
 } from './errors.js'
 import { CacheEmitter, type CacheEventName, type CacheListener } from './events.js'
@@ -85,6 +87,15 @@ function loneSurrogate(what: string, text: string, context: { key?: string } = {
       `merging distinct keys, so cache keys must be well-formed Unicode. ${WELL_FORMED_FIX}`,
     context,
   )
+}
+
+/**
+ * An adapter's CacheTypeError names the full key (prefix and namespaces included); the caller should read its
+ * own. Built from the adapter's `refusal`, or else by quoting the caller's key where the message quotes the full one.
+ */
+function callersTypeError(error: CacheTypeError, key: string, full: string): CacheTypeError {
+  if (error.refusal !== undefined) return incrementTypeError(key, error.refusal)
+  return new CacheTypeError(error.message.split(showKey(full)).join(showKey(key)), { key, cause: error })
 }
 
 function checkDelta(delta: unknown, key: string): asserts delta is number {
@@ -409,6 +420,7 @@ export class Cache {
     try {
       return await (core.adapter ?? (await core.loading)).increment(this.#full(core, key), delta, expiresAt)
     } catch (error) {
+      if (error instanceof CacheTypeError) throw callersTypeError(error, key, this.#full(core, key))
       return this.#fail(core, 'inc', key, error)
     }
   }

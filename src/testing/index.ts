@@ -21,7 +21,7 @@ import { limitTests } from './limits.js'
 import { modelTests } from './model.js'
 import { processTests } from './processes.js'
 import { ttlTests } from './ttl.js'
-import { unicodeKeyTests } from './unicode-keys.js'
+import { keyTests } from './keys.js'
 import { valueTests } from './values.js'
 
 export { FakeClock, Harness, type ConformanceOptions } from './harness.js'
@@ -66,7 +66,7 @@ export function runAdapterConformance(options: ConformanceOptions): void {
     })
     describe('TTL', () => ttlTests(h))
     describe('isolation', () => isolationTests(h))
-    describe('unicode keys', () => unicodeKeyTests(h))
+    describe('keys', () => keyTests(h))
     describe('limits', () => limitTests(h))
     describe('model', () => modelTests(h))
     describe('lifecycle', () => lifecycleTests(h))

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest'
 import type { Cache } from '../cache.js'
-import { CacheArgumentError } from '../errors.js'
+import { CacheArgumentError, CacheTypeError } from '../errors.js'
 import type { Harness } from './harness.js'
 
 /** Keys with a lone surrogate: Redis and SQLite would store each of them as U+FFFD, merging them. */
@@ -14,7 +14,11 @@ async function listed(c: Cache): Promise<string[]> {
   return keys.sort()
 }
 
-export function unicodeKeyTests(h: () => Harness): void {
+/**
+ * Keys as the caller wrote them: lone surrogates refused (every backend would store them differently),
+ * astral keys and prefixes kept apart, and errors that name the caller's key, never the cache's prefix.
+ */
+export function keyTests(h: () => Harness): void {
   it('refuses a key with a lone surrogate on every method, with a CacheArgumentError naming it, and writes nothing', async () => {
     const c = await h().cache()
     for (const key of LONE) {
@@ -82,5 +86,31 @@ export function unicodeKeyTests(h: () => Harness): void {
     expect(await listed(c)).toEqual([...model.keys()].sort())
     for (const [full, p] of model) expect(await c.get(full), full).toBe(p)
     expect(model.size).toBe(4 * names.length)
+  })
+
+  it("a CacheTypeError from inc/dec names the caller's key, not the cache's prefix", async () => {
+    const c = await h().cache()
+    const ns = c.namespace('ns:')
+    for (const view of [c, ns]) {
+      await view.set('word', 'text')
+      await view.set('most', Number.MAX_SAFE_INTEGER)
+      await view.set('least', Number.MIN_SAFE_INTEGER)
+      const calls: [() => Promise<number>, string, RegExp][] = [
+        [() => view.inc('word'), 'word', /Cannot increment "word": its value is not an integer/],
+        [() => view.dec('word', 2), 'word', /Cannot increment "word": its value is not an integer/],
+        [() => view.inc('most'), 'most', /Cannot increment "most": 9007199254740991 \+ 1 is beyond the safe integer range/],
+        [() => view.dec('least'), 'least', /Cannot increment "least": -9007199254740991 \+ -1 is beyond the safe integer range/],
+      ]
+      for (const [call, key, message] of calls) {
+        const error = await call().then(() => undefined, (e: unknown) => e)
+        expect(error).toBeInstanceOf(CacheTypeError)
+        expect((error as CacheTypeError).key).toBe(key)
+        expect((error as Error).message).toMatch(message)
+        expect((error as Error).message).not.toContain(view.keyPrefix)
+        expect((error as Error).message).not.toContain('ck-test:')
+      }
+      expect(await view.get('word')).toBe('text')
+      expect(await view.get('most')).toBe(Number.MAX_SAFE_INTEGER)
+    }
   })
 }
