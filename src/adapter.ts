@@ -1,4 +1,4 @@
-import { CacheTypeError, showKey } from './errors.js'
+import { incrementTypeError } from './errors.js'
 /**
  * The adapter contract: what every backend in `adapters/` implements.
  *
@@ -141,13 +141,9 @@ export function parseIntegerPayload(value: Payload): number | undefined {
  */
 export function addToPayload(key: string, current: Payload | undefined, delta: number): number {
   const base = current === undefined ? 0 : parseIntegerPayload(current)
-  if (base === undefined) {
-    throw new CacheTypeError(`Cannot increment ${showKey(key)}: its value is not an integer. It was left as it was.`, { key })
-  }
+  if (base === undefined) throw incrementTypeError(key, { base, delta })
   const result = base + delta
-  if (!Number.isSafeInteger(result)) {
-    throw new CacheTypeError(`Cannot increment ${showKey(key)}: ${base} + ${delta} is beyond the safe integer range. It was left as it was.`, { key })
-  }
+  if (!Number.isSafeInteger(result)) throw incrementTypeError(key, { base, delta })
   return result
 }
 

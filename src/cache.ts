@@ -10,12 +10,15 @@ import {
   CacheError,
   CacheNotInitializedError,
   CacheSerializationError,
+  CacheTypeError,
+  incrementTypeError,
   showKey,
 } from './errors.js'
 import { CacheEmitter, type CacheEventName, type CacheListener } from './events.js'
 import { computeOnce, getOrSetSlot, resolveGetOrSetOptions, type GetOrSetOptions } from './getorset.js'
 import { INTERNALS, type CacheInternals } from './internals.js'
 import { deleteMemoized, memoize, memoized, type Memoized, type MemoizedDecorator, type MemoizeOptions } from './memoize.js'
+import { describeLoneSurrogate, isWellFormed, WELL_FORMED_FIX } from './well-formed.js'
 
 /** The longest key accepted, in UTF-16 code units (the prefix not counted). */
 export const MAX_KEY_LENGTH = 65_536
@@ -74,6 +77,25 @@ function checkKey(key: unknown): asserts key is string {
   if (key.length > MAX_KEY_LENGTH) {
     throw new CacheArgumentError(`The key ${showKey(key)} is ${key.length} characters long; keys are limited to ${MAX_KEY_LENGTH}. Hash long keys first.`, { key })
   }
+  if (!isWellFormed(key)) throw loneSurrogate(`The key ${showKey(key)}`, key, { key })
+}
+
+/** Redis and SQLite would store a lone surrogate as U+FFFD, merging distinct keys: every backend refuses it. */
+function loneSurrogate(what: string, text: string, context: { key?: string } = {}): CacheArgumentError {
+  return new CacheArgumentError(
+    `${what} contains a lone surrogate (${describeLoneSurrogate(text)}), which has no UTF-8 form: Redis and SQLite would store it as U+FFFD, ` +
+      `merging distinct keys, so cache keys must be well-formed Unicode. ${WELL_FORMED_FIX}`,
+    context,
+  )
+}
+
+/**
+ * An adapter's CacheTypeError names the full key (prefix and namespaces included); the caller should read its
+ * own. Built from the adapter's `refusal`, or else by quoting the caller's key where the message quotes the full one.
+ */
+function callersTypeError(error: CacheTypeError, key: string, full: string): CacheTypeError {
+  if (error.refusal !== undefined) return incrementTypeError(key, error.refusal)
+  return new CacheTypeError(error.message.split(showKey(full)).join(showKey(key)), { key, cause: error })
 }
 
 function checkDelta(delta: unknown, key: string): asserts delta is number {
@@ -229,6 +251,7 @@ export class Cache {
     if (typeof prefix !== 'string' || prefix.length === 0) {
       throw new CacheArgumentError(`A namespace must be a non-empty string, not ${JSON.stringify(prefix)}.`)
     }
+    if (!isWellFormed(prefix)) throw loneSurrogate(`The namespace prefix ${showKey(prefix)}`, prefix)
     return new Cache(this.#root, this.#prefix + prefix)
   }
 
@@ -397,6 +420,7 @@ export class Cache {
     try {
       return await (core.adapter ?? (await core.loading)).increment(this.#full(core, key), delta, expiresAt)
     } catch (error) {
+      if (error instanceof CacheTypeError) throw callersTypeError(error, key, this.#full(core, key))
       return this.#fail(core, 'inc', key, error)
     }
   }

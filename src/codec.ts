@@ -49,6 +49,29 @@ class Refusal extends Error {
 const V8_HINT = " Use `serializer: 'v8'` to store it, or convert it first."
 
 /**
+ * The most decimal digits of a BigInt, both ways: parsing decimal text takes time that grows faster than
+ * its length (18 ms for 100,000 digits, 385 ms for a million), so a crafted payload must not choose it.
+ */
+const MAX_BIGINT_DIGITS = 100_000
+let maxBigIntValue: bigint | undefined
+/** 10^100000 - 1, built on first use (3 ms) so that a cache without BigInts never pays for it. */
+function maxBigInt(): bigint {
+  maxBigIntValue ??= 10n ** BigInt(MAX_BIGINT_DIGITS) - 1n
+  return maxBigIntValue
+}
+
+const hasOwn = Object.prototype.hasOwnProperty
+
+/**
+ * Give `obj` the own data member `key`. A plain assignment would do, except for `__proto__`: assigned, it
+ * sets the prototype instead of adding a member, so a value's own `__proto__` would be lost.
+ */
+function defineMember(obj: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true })
+  else obj[key] = value
+}
+
+/**
  * Walk a value once: true if it needs the rich encoding, throws a {@link Refusal} on what no encoding can
  * store. Objects deeper than `CYCLE_CHECK_DEPTH` are re-walked with cycle tracking, so the common shallow
  * value does not pay for a `Set` of ancestors.
@@ -74,6 +97,8 @@ function needsRich(value: unknown, depth: number, ancestors: Set<object> | null)
     case 'number':
       return !Number.isFinite(value)
     case 'bigint':
+      if ((value < 0n ? -value : value) > maxBigInt()) throw new Refusal(`a BigInt of more than ${MAX_BIGINT_DIGITS} digits`, V8_HINT)
+      return true
     case 'undefined':
       return true
     case 'function':
@@ -180,50 +205,99 @@ function tag(value: unknown): unknown {
   if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value
   const out: Record<string, unknown> = {}
   for (const k in value) {
-    if (!Object.prototype.hasOwnProperty.call(value, k)) continue
+    if (!hasOwn.call(value, k)) continue
     const v = (value as Record<string, unknown>)[k]
-    if (v !== undefined) out[k] = tag(v)
+    if (v !== undefined) defineMember(out, k, tag(v))
   }
-  return TAG in out ? { [TAG]: 'Object', v: out } : out
+  return hasOwn.call(out, TAG) ? { [TAG]: 'Object', v: out } : out
 }
 
+function malformed(t: string): never {
+  throw new CacheSerializationError(`A stored payload has a malformed ${t} (its "v" is not what cachekit writes); was it written by another program?`)
+}
+
+const NON_FINITE = new Set(['NaN', 'Infinity', '-Infinity'])
+
+/**
+ * Decode, in place, the tree `JSON.parse` made from a rich payload. Its objects are fresh and ours, and each
+ * of their members is an own data property (JSON.parse defines them), so assigning a decoded value to one
+ * replaces that member's value, `__proto__` included: no payload can choose a prototype. Anything that is
+ * not a form cachekit writes is a {@link CacheSerializationError}.
+ */
 function untag(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value
-  if (Array.isArray(value)) return value.map(untag)
+  if (Array.isArray(value)) {
+    untagItems(value)
+    return value
+  }
   const obj = value as Record<string, unknown>
   const t = obj[TAG]
-  if (typeof t === 'string') {
-    const v = obj.v
-    switch (t) {
-      case 'Number':
-        return Number(v)
-      case 'BigInt':
-        return BigInt(v as string)
-      case 'undefined':
-        return undefined
-      case 'Date':
-        return new Date(v === null ? Number.NaN : (v as number))
-      case 'Buffer':
-        return Buffer.from(v as string, 'base64')
-      case 'Uint8Array':
-        return new Uint8Array(Buffer.from(v as string, 'base64'))
-      case 'Map':
-        return new Map((v as [unknown, unknown][]).map(([k, x]) => [untag(k), untag(x)]))
-      case 'Set':
-        return new Set((v as unknown[]).map(untag))
-      case 'Object': {
-        const inner = v as Record<string, unknown>
-        const out: Record<string, unknown> = {}
-        for (const k of Object.keys(inner)) out[k] = untag(inner[k])
-        return out
-      }
-      default:
-        throw new CacheSerializationError(`A stored payload has an unknown type tag ${JSON.stringify(t)}.`)
-    }
+  if (typeof t !== 'string') {
+    untagMembers(obj)
+    return obj
   }
-  const out: Record<string, unknown> = {}
-  for (const k of Object.keys(obj)) out[k] = untag(obj[k])
-  return out
+  const v = obj.v
+  switch (t) {
+    case 'Number':
+      return typeof v === 'string' && NON_FINITE.has(v) ? Number(v) : malformed(t)
+    case 'BigInt':
+      return typeof v === 'string' && /^-?\d+$/.test(v) && v.length - (v[0] === '-' ? 1 : 0) <= MAX_BIGINT_DIGITS ? BigInt(v) : malformed(t)
+    case 'undefined':
+      return undefined
+    case 'Date':
+      return v === null ? new Date(Number.NaN) : typeof v === 'number' ? new Date(v) : malformed(t)
+    case 'Buffer':
+      return typeof v === 'string' ? Buffer.from(v, 'base64') : malformed(t)
+    case 'Uint8Array':
+      return typeof v === 'string' ? new Uint8Array(Buffer.from(v, 'base64')) : malformed(t)
+    case 'Map': {
+      if (!Array.isArray(v)) malformed(t)
+      const map = new Map<unknown, unknown>()
+      for (const pair of v as unknown[]) {
+        if (!Array.isArray(pair) || pair.length !== 2) malformed(t)
+        map.set(untag(pair[0]), untag(pair[1]))
+      }
+      return map
+    }
+    case 'Set': {
+      if (!Array.isArray(v)) malformed(t)
+      const set = new Set<unknown>()
+      for (const item of v as unknown[]) set.add(untag(item))
+      return set
+    }
+    case 'Object':
+      // An object with a `$t` member of its own: its members are decoded, its `$t` is not a tag.
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) malformed(t)
+      untagMembers(v as Record<string, unknown>)
+      return v
+    default:
+      throw new CacheSerializationError(`A stored payload has an unknown type tag ${JSON.stringify(t.slice(0, 40))}.`)
+  }
+}
+
+function untagItems(items: unknown[]): void {
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]
+    if (typeof item === 'object' && item !== null) items[i] = untag(item)
+  }
+}
+
+function untagMembers(obj: Record<string, unknown>): void {
+  for (const k of Object.keys(obj)) {
+    const member = obj[k]
+    if (typeof member === 'object' && member !== null) obj[k] = untag(member)
+  }
+}
+
+/** A rich payload's value; a stack overflow on a crafted nesting depth is a named error too. */
+function decodeRich(text: string): unknown {
+  const tree = parseJson(text)
+  try {
+    return untag(tree)
+  } catch (error) {
+    if (error instanceof CacheSerializationError) throw error
+    throw new CacheSerializationError(`A stored payload cannot be decoded: ${(error as Error)?.message ?? String(error)}`, { cause: error })
+  }
 }
 
 function parseJson(text: string): unknown {
@@ -251,7 +325,7 @@ export const jsonCodec: Codec = {
   },
   decode(payload) {
     const text = toText(payload)
-    return text.charCodeAt(0) === 126 /* ~ */ ? untag(parseJson(text.slice(1))) : parseJson(text)
+    return text.charCodeAt(0) === 126 /* ~ */ ? decodeRich(text.slice(1)) : parseJson(text)
   },
 }
 

@@ -5,6 +5,7 @@ import type { SerializerOption } from './codec.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import { CacheConfigError, CacheError } from './errors.js'
 import { ADAPTERS, findAdapter, type AdapterDefinition, type OptionKind } from './registry.js'
+import { describeLoneSurrogate, isWellFormed, WELL_FORMED_FIX } from './well-formed.js'
 
 /** Options every cache has, whatever its backend. */
 export interface CommonOptions {
@@ -459,12 +460,21 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     definition: def,
     adapterOptions,
     defaultTtl,
-    keyPrefix: (input.keyPrefix as string | undefined) ?? DEFAULTS.keyPrefix,
+    keyPrefix: checkKeyPrefix((input.keyPrefix as string | undefined) ?? DEFAULTS.keyPrefix),
     threshold,
     failOpen: (input.failOpen as boolean | undefined) ?? DEFAULTS.failOpen,
     serializer,
     now: (input.now as (() => number) | undefined) ?? DEFAULTS.now,
   }
+}
+
+/** A lone surrogate in the prefix would merge keys on Redis and SQLite, as in a key (see `src/well-formed.ts`). */
+function checkKeyPrefix(prefix: string): string {
+  if (isWellFormed(prefix)) return prefix
+  throw new CacheConfigError(
+    `Option \`keyPrefix\` (${JSON.stringify(prefix)}) contains a lone surrogate (${describeLoneSurrogate(prefix)}), which Redis and SQLite would store as U+FFFD. ${WELL_FORMED_FIX}`,
+    { option: 'keyPrefix' },
+  )
 }
 
 /**

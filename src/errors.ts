@@ -63,11 +63,30 @@ export class CacheSerializationError extends CacheError {
   }
 }
 
+/** Why `increment` refused: the integer it found (`undefined`: the value is not one) and the delta. */
+export interface IncrementRefusal {
+  base: number | undefined
+  delta: number
+}
+
 /** `inc`/`dec` met a value that is not an integer, or the result would not be a safe integer. */
 export class CacheTypeError extends CacheError {
-  constructor(message: string, context: CacheErrorContext = {}) {
+  /**
+   * What the adapter found, so that the Cache (which knows its prefix) can say it with the caller's key:
+   * an adapter only sees full keys.
+   */
+  readonly refusal?: IncrementRefusal
+
+  constructor(message: string, context: CacheErrorContext & { refusal?: IncrementRefusal } = {}) {
     super(message, 'CACHE_TYPE', context)
+    if (context.refusal !== undefined) this.refusal = context.refusal
   }
+}
+
+/** The CacheTypeError for an increment of `key` refused for `refusal`, in the words every backend uses. */
+export function incrementTypeError(key: string, refusal: IncrementRefusal): CacheTypeError {
+  const why = refusal.base === undefined ? 'its value is not an integer' : `${refusal.base} + ${refusal.delta} is beyond the safe integer range`
+  return new CacheTypeError(`Cannot increment ${showKey(key)}: ${why}. It was left as it was.`, { key, refusal })
 }
 
 /** The backend failed: unreachable, timed out, or answered with an error. */

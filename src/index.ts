@@ -22,6 +22,7 @@ export {
   CacheSerializationError,
   CacheTypeError,
   type CacheErrorCode,
+  type IncrementRefusal,
 } from './errors.js'
 export type { CacheEventName, CacheEvents, CacheListener, ErrorInfo } from './events.js'
 export { jsonCodec, v8Codec, type Codec, type SerializerOption } from './codec.js'

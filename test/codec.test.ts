@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { jsonCodec, v8Codec } from '../src/codec.js'
-import { createCache } from '../src/index.js'
+import { CacheSerializationError, createCache } from '../src/index.js'
 import { VALUE_TABLE } from '../src/testing/index.js'
 
 describe('the json codec', () => {
@@ -96,5 +96,138 @@ describe('a custom codec', () => {
     expect(await c.get('n')).toBe(2)
     expect(calls).toEqual(['encode', 'decode'])
     await c.close()
+  })
+})
+
+describe('crafted payloads (written by another program)', () => {
+  const decode = (text: string) => jsonCodec.decode(text) as Record<string, unknown>
+
+  it('a __proto__ member never becomes the prototype: it stays an own data property', () => {
+    for (const text of ['~{"__proto__":{"isAdmin":true},"a":1}', '{"__proto__":{"isAdmin":true},"a":1}']) {
+      const back = decode(text)
+      expect(Object.getPrototypeOf(back)).toBe(Object.prototype)
+      expect(back.isAdmin).toBeUndefined()
+      expect(Object.getOwnPropertyDescriptor(back, '__proto__')?.value).toEqual({ isAdmin: true })
+      expect(back.a).toBe(1)
+    }
+  })
+
+  it('nested forms too: inside objects, arrays, Maps, Sets and the Object tag', () => {
+    const evil = '{"__proto__":{"isAdmin":true}}'
+    const payloads = [
+      `~{"x":{"y":${evil}}}`,
+      `~[1,${evil}]`,
+      `~{"$t":"Map","v":[["k",${evil}],[${evil},1]]}`,
+      `~{"$t":"Set","v":[${evil}]}`,
+      `~{"$t":"Object","v":{"$t":"x","__proto__":{"isAdmin":true}}}`,
+      `~{"$t":"Object","v":{"$t":"x","in":${evil}}}`,
+    ]
+    for (const text of payloads) {
+      const seen: object[] = []
+      const walk = (v: unknown): void => {
+        if (typeof v !== 'object' || v === null) return
+        seen.push(v)
+        if (v instanceof Map) {
+          for (const [k, x] of v) {
+            walk(k)
+            walk(x)
+          }
+        }
+        else if (v instanceof Set) for (const x of v) walk(x)
+        else for (const k of Object.keys(v)) walk((v as Record<string, unknown>)[k])
+      }
+      walk(jsonCodec.decode(text))
+      const plain = seen.filter((o) => !(o instanceof Map || o instanceof Set || Array.isArray(o)))
+      expect(plain.length, text).toBeGreaterThan(0)
+      for (const o of plain) {
+        expect(Object.getPrototypeOf(o), text).toBe(Object.prototype)
+        if (!Object.hasOwn(o, 'isAdmin')) expect((o as { isAdmin?: unknown }).isAdmin, text).toBeUndefined()
+      }
+      expect(plain.some((o) => Object.hasOwn(o, '__proto__')), text).toBe(true)
+    }
+    expect(({} as { isAdmin?: unknown }).isAdmin).toBeUndefined()
+  })
+
+  it('malformed tag forms are a CacheSerializationError, never a TypeError or SyntaxError', () => {
+    for (const inner of [
+      '{"$t":"Map","v":5}',
+      '{"$t":"Map","v":[5]}',
+      '{"$t":"Map","v":[[1]]}',
+      '{"$t":"Map"}',
+      '{"$t":"Set","v":null}',
+      '{"$t":"Set","v":"abc"}',
+      '{"$t":"BigInt","v":"abc"}',
+      '{"$t":"BigInt","v":"0x10"}',
+      '{"$t":"BigInt","v":1}',
+      '{"$t":"Buffer","v":5}',
+      '{"$t":"Uint8Array","v":{}}',
+      '{"$t":"Date","v":"2024-01-01"}',
+      '{"$t":"Number","v":"5"}',
+      '{"$t":"Object","v":null}',
+      '{"$t":"Object","v":[1]}',
+      '{"$t":"Object","v":1}',
+      '{"$t":"toString"}',
+      '{"$t":"__proto__"}',
+    ]) {
+      for (const text of [`~${inner}`, `~[${inner}]`, `~{"a":${inner}}`]) {
+        expect(() => jsonCodec.decode(text), text).toThrow(CacheSerializationError)
+      }
+    }
+  })
+
+  it('a payload nested too deeply for the walk is a CacheSerializationError', () => {
+    const depth = 200_000
+    expect(() => jsonCodec.decode(`~${'['.repeat(depth)}${']'.repeat(depth)}`)).toThrow(CacheSerializationError)
+  })
+})
+
+describe('an own __proto__ member of a value', () => {
+  const withProto = (proto: unknown, rest: Record<string, unknown>): Record<string, unknown> => {
+    const o: Record<string, unknown> = { ...rest }
+    Object.defineProperty(o, '__proto__', { value: proto, enumerable: true, writable: true, configurable: true })
+    return o
+  }
+  const ownProto = (o: unknown) => Object.getOwnPropertyDescriptor(o, '__proto__')?.value
+
+  it('is kept beside a rich type, and decodes as an own member', () => {
+    for (const value of [
+      withProto(1, { when: new Date(0) }),
+      withProto({ a: 1 }, { ids: new Set([1]) }),
+      withProto(new Date(5), {}),
+      JSON.parse('{"__proto__":1}') as Record<string, unknown>,
+    ]) {
+      const back = jsonCodec.decode(jsonCodec.encode(value)) as Record<string, unknown>
+      expect(Object.getPrototypeOf(back)).toBe(Object.prototype)
+      expect(Object.hasOwn(back, '__proto__')).toBe(true)
+      expect(ownProto(back)).toEqual(ownProto(value))
+      expect(back).toStrictEqual(value)
+    }
+  })
+
+  it('beside a $t key (the Object tag) too', () => {
+    const value = withProto({ x: 1n }, { $t: 'Date' })
+    const back = jsonCodec.decode(jsonCodec.encode(value)) as Record<string, unknown>
+    expect(Object.getPrototypeOf(back)).toBe(Object.prototype)
+    expect(ownProto(back)).toEqual({ x: 1n })
+    expect(back.$t).toBe('Date')
+  })
+
+  it('inside a Map and a Set', () => {
+    const value = new Map<unknown, unknown>([[withProto(2, { k: 1n }), new Set([withProto(3, { big: 2n })])]])
+    const back = jsonCodec.decode(jsonCodec.encode(value)) as Map<unknown, Set<unknown>>
+    const [k, set] = [...back][0] ?? []
+    expect(ownProto(k)).toBe(2)
+    expect(ownProto([...(set ?? [])][0])).toBe(3)
+  })
+})
+
+describe('BigInt size', () => {
+  it('a BigInt of more than 100,000 digits is refused both ways, so a crafted one cannot stall a read', () => {
+    const most = 10n ** 100_000n - 1n
+    expect(jsonCodec.decode(jsonCodec.encode(most))).toBe(most)
+    expect(jsonCodec.decode(jsonCodec.encode(-most))).toBe(-most)
+    expect(() => jsonCodec.encode(most + 1n)).toThrow(/BigInt of more than 100000 digits.*serializer: 'v8'/)
+    expect(() => jsonCodec.encode([-most - 1n])).toThrow(CacheSerializationError)
+    expect(() => jsonCodec.decode(`~{"$t":"BigInt","v":"${'9'.repeat(100_001)}"}`)).toThrow(CacheSerializationError)
   })
 })

@@ -19,8 +19,10 @@ import { isolationTests } from './isolation.js'
 import { lifecycleTests } from './lifecycle.js'
 import { limitTests } from './limits.js'
 import { modelTests } from './model.js'
+import { craftedPayloadTests } from './payloads.js'
 import { processTests } from './processes.js'
 import { ttlTests } from './ttl.js'
+import { keyTests } from './keys.js'
 import { valueTests } from './values.js'
 
 export { FakeClock, Harness, type ConformanceOptions } from './harness.js'
@@ -65,6 +67,8 @@ export function runAdapterConformance(options: ConformanceOptions): void {
     })
     describe('TTL', () => ttlTests(h))
     describe('isolation', () => isolationTests(h))
+    describe('keys', () => keyTests(h))
+    describe('crafted payloads', () => craftedPayloadTests(h))
     describe('limits', () => limitTests(h))
     describe('model', () => modelTests(h))
     describe('lifecycle', () => lifecycleTests(h))
