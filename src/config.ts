@@ -43,6 +43,15 @@ export interface CommonOptions {
    */
   failOpen?: boolean
   /**
+   * The longest one call (`get`, `set`, `getOrSet`, a memoized call, ...) waits for the backend: every
+   * command it sends shares this one deadline, and the factory's (or memoized function's) own time does not
+   * count. A call that reaches it, or whose command fails, sends nothing more and goes on as on a backend
+   * failure (with `failOpen`, `getOrSet` returns the factory's value without storing it). On backends that
+   * time their commands (Redis, the keyv bridge) one command never waits longer than this either.
+   * @default the backend's `commandTimeout` (Redis, keyv: '1s'); none on the local backends
+   */
+  operationTimeout?: Duration
+  /**
    * How values become payloads: `'json'` (JSON plus Date, Map, Set, BigInt, Buffer), `'v8'` (structured
    * clone), or `{ encode, decode }`. Integers are stored as decimal text with every serializer.
    * @default 'json'
@@ -226,6 +235,8 @@ export interface ResolvedConfig {
   keyPrefix: string
   threshold: number
   failOpen: boolean
+  /** `undefined`: the backend's own `commandTimeout`, if it has one. */
+  operationTimeout: Milliseconds | undefined
   serializer: SerializerOption
   now: () => number
 }
@@ -237,6 +248,7 @@ const COMMON_KINDS: Record<keyof CommonOptions, OptionKind> = {
   keyPrefix: 'string',
   threshold: 'number',
   failOpen: 'boolean',
+  operationTimeout: 'duration',
   serializer: 'any',
   now: 'function',
 }
@@ -440,6 +452,16 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
       asConfigError(error, 'defaultTtl')
     }
   }
+  let operationTimeout: Milliseconds | undefined
+  if (input.operationTimeout !== undefined) {
+    operationTimeout = durationOption(input.operationTimeout as Duration, 'operationTimeout')
+    if (operationTimeout === 0) {
+      throw new CacheConfigError(
+        "Option `operationTimeout` must be more than 0: a call must never wait forever. Leave it out to use the backend's `commandTimeout`.",
+        { option: 'operationTimeout' },
+      )
+    }
+  }
   const threshold = (input.threshold as number | undefined) ?? DEFAULTS.threshold
   if (!Number.isSafeInteger(threshold) || threshold < 0) {
     throw new CacheConfigError(`Option \`threshold\` must be an integer >= 0 (0 means unbounded), not ${threshold}.`, { option: 'threshold' })
@@ -462,6 +484,7 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     keyPrefix: (input.keyPrefix as string | undefined) ?? DEFAULTS.keyPrefix,
     threshold,
     failOpen: (input.failOpen as boolean | undefined) ?? DEFAULTS.failOpen,
+    operationTimeout,
     serializer,
     now: (input.now as (() => number) | undefined) ?? DEFAULTS.now,
   }
@@ -474,7 +497,7 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
  */
 export function configDifferences(a: ResolvedConfig, b: ResolvedConfig): string[] {
   const differ: string[] = []
-  const common = ['type', 'adapter', 'defaultTtl', 'keyPrefix', 'threshold', 'failOpen', 'serializer', 'now'] as const
+  const common = ['type', 'adapter', 'defaultTtl', 'keyPrefix', 'threshold', 'failOpen', 'operationTimeout', 'serializer', 'now'] as const
   for (const name of common) if (!deepEqual(a[name], b[name])) differ.push(name)
   const names = new Set([...Object.keys(a.adapterOptions), ...Object.keys(b.adapterOptions)])
   for (const name of names) if (!deepEqual(a.adapterOptions[name], b.adapterOptions[name])) differ.push(name)
