@@ -153,6 +153,7 @@ export interface AdapterOptions {
    * checks every command's deadline). A command that times out fails (a miss or `false` with
    * `failOpen`; an error for `inc`, `dec` and `add`). While the server is down commands fail at once.
    * keyv: the same for each call to the Keyv store (each operation, and each step of a `clear()` or `keys()` scan).
+   * The commands of one `getOrSet` or memoized call share one deadline, this unless `operationTimeout` is set.
    * @default '1s'
    */
   commandTimeout?: Duration

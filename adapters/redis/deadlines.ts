@@ -77,7 +77,7 @@ export class Deadlines {
     return this.#sooner(ms, current)
   }
 
-  /** A generation for commands with `ms` left: rejected after at least `ms`, and at most a period more. */
+  /** A generation for commands with `ms` left: rejected after at least `ms`, and less than two periods more. */
   #sooner(ms: number, current: Generation): Generation {
     const expires = this.#sweep + Math.max(1, Math.ceil(ms / this.#period)) + 1
     if (expires >= current.expires) return current
