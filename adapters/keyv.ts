@@ -277,7 +277,10 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
   }
   const shared = options.shared ?? false
   const connectTimeout = timeoutOption(options.connectTimeout, 'connectTimeout')
-  const commandTimeout = timeoutOption(options.commandTimeout, 'commandTimeout')
+  // A call's deadline (`operationTimeout`) bounds each of its operations too.
+  const ownTimeout = timeoutOption(options.commandTimeout, 'commandTimeout')
+  const commandTimeout = Math.min(ownTimeout, context.operationTimeout ?? Infinity)
+  const timeoutName = commandTimeout < ownTimeout ? 'operationTimeout' : 'commandTimeout'
   if (shared && (option instanceof Map || (isKeyvInstance(option) && option.store instanceof Map))) {
     throw new CacheConfigError('Option `shared: true` does not fit a Map: a Map lives in one process. Use a database store (e.g. @keyv/postgres) or drop `shared`.', { option: 'shared' })
   }
@@ -349,7 +352,7 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     const key = typeof keys === 'string' ? keys : keys?.[0]
     const what = typeof keys === 'string' || keys?.length === 1 ? ` of key ${showKey(key)}` : key === undefined ? '' : ` of ${keys?.length} keys (the first ${showKey(key)})`
     return new CacheBackendError(
-      `The Keyv store did not answer ${op}${what} within ${commandTimeout} ms (commandTimeout). Check that the store's server is up and not blocked (a lock, a full disk), or raise \`commandTimeout\`.`,
+      `The Keyv store did not answer ${op}${what} within ${commandTimeout} ms (${timeoutName}). Check that the store's server is up and not blocked (a lock, a full disk), or raise \`${timeoutName}\`.`,
       key === undefined ? {} : { key },
     )
   }
@@ -536,6 +539,7 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
   return {
     name: 'keyv',
     capabilities: { shared, atomic: false, realClock: false },
+    commandTimeout,
     async ready() {
       if (store === undefined && isSpec(option)) open(await storeFromSpec(option))
       if (option instanceof Map) return

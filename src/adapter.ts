@@ -1,3 +1,4 @@
+import type { Milliseconds } from './duration.js'
 import { incrementTypeError } from './errors.js'
 /**
  * The adapter contract: what every backend in `adapters/` implements.
@@ -63,6 +64,11 @@ export interface AdapterContext {
    * driver decodes text faster (Redis) may return strings.
    */
   bytes?: boolean
+  /**
+   * The cache's `operationTimeout`, when set: an adapter that times its commands (Redis, the keyv bridge)
+   * never lets one command wait longer than this, nor than its own `commandTimeout`.
+   */
+  operationTimeout?: Milliseconds
 }
 
 /** Something an adapter wants the Cache to report through its events. */
@@ -75,20 +81,31 @@ export type AdapterEvent =
  * A backend. Every key is the full key (prefix included); every method may answer synchronously or with
  * a promise. Errors of the backend are thrown as they come: the Cache wraps them in `CacheBackendError`
  * and applies fail-open.
+ *
+ * The methods that one `getOrSet` or memoized call may use several times (`get`, `getMany`, `set`, `add`,
+ * `delete`, `deleteIfEquals`) take an optional last argument `timeout`: what is left of that call's
+ * deadline, in ms, given only when it is less than a whole command timeout. An adapter that times its
+ * commands fails the command once it has passed; the others may ignore it (the Cache sends nothing more
+ * once a call's deadline has passed).
  */
 export interface CacheAdapter {
   /** A short name for messages and stats, e.g. `'memory'`, `'redis'`. */
   readonly name: string
   readonly capabilities: AdapterCapabilities
+  /**
+   * On an adapter that times its commands: the longest one command waits, which is then the deadline of a
+   * whole call unless the cache's `operationTimeout` says otherwise. Absent on the local backends.
+   */
+  readonly commandTimeout?: Milliseconds
   /** Resolves when commands can run; rejects (with a `CacheBackendError`) when the backend is unreachable. */
   ready?(): Promise<void>
-  get(key: string): Awaitable<Payload | undefined>
+  get(key: string, timeout?: Milliseconds): Awaitable<Payload | undefined>
   /** One answer per key, in order; `undefined` for a miss. */
-  getMany(keys: readonly string[]): Awaitable<(Payload | undefined)[]>
-  set(key: string, value: Payload, expiresAt: ExpiresAt): Awaitable<void>
+  getMany(keys: readonly string[], timeout?: Milliseconds): Awaitable<(Payload | undefined)[]>
+  set(key: string, value: Payload, expiresAt: ExpiresAt, timeout?: Milliseconds): Awaitable<void>
   setMany(entries: readonly AdapterEntry[]): Awaitable<void>
   /** Store only if absent or expired; true if stored. Atomic on the backend when `capabilities.atomic`. */
-  add(key: string, value: Payload, expiresAt: ExpiresAt): Awaitable<boolean>
+  add(key: string, value: Payload, expiresAt: ExpiresAt, timeout?: Milliseconds): Awaitable<boolean>
   /**
    * Add `delta` to the integer stored as decimal text at `key` and return the result. A missing (or
    * expired) key starts at 0 and gets `expiresAt`; an existing key keeps its expiry. A value that is not
@@ -97,7 +114,7 @@ export interface CacheAdapter {
    */
   increment(key: string, delta: number, expiresAt: ExpiresAt): Awaitable<number>
   /** True if the key existed (and was not expired). */
-  delete(key: string): Awaitable<boolean>
+  delete(key: string, timeout?: Milliseconds): Awaitable<boolean>
   /** How many of the keys existed. */
   deleteMany(keys: readonly string[]): Awaitable<number>
   has(key: string): Awaitable<boolean>
@@ -115,7 +132,7 @@ export interface CacheAdapter {
    * delete, which is safe except for a lease that expires in that very instant (see `src/lease.ts`).
    * SQLite: `DELETE ... WHERE key = ? AND value = ?`; Redis: a one-line Lua script; filesystem: under its lock.
    */
-  deleteIfEquals?(key: string, value: Payload): Awaitable<boolean>
+  deleteIfEquals?(key: string, value: Payload, timeout?: Milliseconds): Awaitable<boolean>
   /** Remove expired entries now; returns how many were removed (when the backend can tell). */
   purgeExpired(): Awaitable<number>
   /** Release connections, timers and handles. Called once. */

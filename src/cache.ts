@@ -1,4 +1,5 @@
 import type { AdapterCapabilities, AdapterEvent, CacheAdapter, ExpiresAt, Payload } from './adapter.js'
+import { Budget } from './budget.js'
 import { resolveCodec, type Codec } from './codec.js'
 import { configDifferences, configFromEnv, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, type CacheConfig, type ResolvedConfig } from './config.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
@@ -164,6 +165,7 @@ export class Cache {
       now: resolved.now,
       threshold: resolved.threshold,
       bytes: resolved.serializer !== 'json',
+      ...(resolved.operationTimeout === undefined ? {} : { operationTimeout: resolved.operationTimeout }),
       emit: (event: AdapterEvent) => {
         if (event.type === 'warning') emitter.warnOnce(event.message)
         else if (event.type === 'corrupt') emitter.emit('corrupt', event.key, event.detail)
@@ -261,31 +263,38 @@ export class Cache {
     return this.#read<T>(key, true)
   }
 
-  /** A `get` that counts and reports a miss only when `countMiss` (getOrSet's first look does not). */
-  async #read<T>(key: string, countMiss: boolean): Promise<T | undefined> {
+  /**
+   * A `get` that counts and reports a miss only when `countMiss` (getOrSet's first look does not), as one
+   * command of a call with a deadline when `budget` is given.
+   */
+  async #read<T>(key: string, countMiss: boolean, budget?: Budget): Promise<T | undefined> {
     const core = this.#core()
     const full = this.#full(core, key)
     let payload: Payload | undefined
     try {
-      payload = await (core.adapter ?? (await core.loading)).get(full)
+      payload = await (core.adapter ?? (await core.loading)).get(full, budget?.timeout('get', key))
     } catch (error) {
-      return this.#fail(core, 'get', key, error, undefined)
+      return this.#failIn(budget, core, 'get', key, error, undefined)
     }
     if (payload === undefined && !countMiss) return undefined
     return this.#decodeHit<T>(core, key, payload)
   }
 
   /** Values in the order of `keys`; `undefined` for each miss. */
-  async getMany<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]> {
+  getMany<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]> {
+    return this.#readMany(keys, undefined)
+  }
+
+  async #readMany<T>(keys: readonly string[], budget: Budget | undefined): Promise<(T | undefined)[]> {
     const core = this.#core()
     if (!Array.isArray(keys)) throw new CacheArgumentError('getMany takes an array of keys.')
     if (keys.length === 0) return []
     keys.forEach(checkKey)
     let payloads: (Payload | undefined)[]
     try {
-      payloads = await (core.adapter ?? (await core.loading)).getMany(keys.map((k) => this.#full(core, k)))
+      payloads = await (core.adapter ?? (await core.loading)).getMany(keys.map((k) => this.#full(core, k)), budget?.timeout('getMany', keys[0]))
     } catch (error) {
-      return this.#fail(core, 'getMany', keys[0], error, keys.map(() => undefined))
+      return this.#failIn(budget, core, 'getMany', keys[0], error, keys.map(() => undefined))
     }
     return keys.map((key, i) => this.#decodeHit<T>(core, key, payloads[i]))
   }
@@ -295,15 +304,19 @@ export class Cache {
    * @returns true if stored; false if the backend failed and `failOpen` is on.
    * @throws {CacheArgumentError} for an empty key, `undefined` or a bad TTL; {@link CacheSerializationError} for a value that cannot be encoded.
    */
-  async set(key: string, value: unknown, ttl?: Duration): Promise<boolean> {
+  set(key: string, value: unknown, ttl?: Duration): Promise<boolean> {
+    return this.#write(key, value, ttl, undefined)
+  }
+
+  async #write(key: string, value: unknown, ttl: Duration | undefined, budget: Budget | undefined): Promise<boolean> {
     checkKey(key)
     const core = this.#core()
     const payload = this.#encode(core, key, value)
     const expiresAt = this.#expiresAt(core, key, ttl)
     try {
-      await (core.adapter ?? (await core.loading)).set(this.#full(core, key), payload, expiresAt)
+      await (core.adapter ?? (await core.loading)).set(this.#full(core, key), payload, expiresAt, budget?.timeout('set', key))
     } catch (error) {
-      return this.#fail(core, 'set', key, error, false)
+      return this.#failIn(budget, core, 'set', key, error, false)
     }
     core.stats.sets++
     this.#root.emitter.emit('set', key)
@@ -344,16 +357,20 @@ export class Cache {
    * @returns true if this call stored it.
    * @throws {CacheBackendError} on a backend failure, whatever `failOpen` says.
    */
-  async add(key: string, value: unknown, ttl?: Duration): Promise<boolean> {
+  add(key: string, value: unknown, ttl?: Duration): Promise<boolean> {
+    return this.#add(key, value, ttl, undefined)
+  }
+
+  async #add(key: string, value: unknown, ttl: Duration | undefined, budget: Budget | undefined): Promise<boolean> {
     checkKey(key)
     const core = this.#core()
     const payload = this.#encode(core, key, value)
     const expiresAt = this.#expiresAt(core, key, ttl)
     let added: boolean
     try {
-      added = await (core.adapter ?? (await core.loading)).add(this.#full(core, key), payload, expiresAt)
+      added = await (core.adapter ?? (await core.loading)).add(this.#full(core, key), payload, expiresAt, budget?.timeout('add', key))
     } catch (error) {
-      return this.#fail(core, 'add', key, error)
+      return this.#failIn(budget, core, 'add', key, error)
     }
     if (added) {
       core.stats.sets++
@@ -363,14 +380,18 @@ export class Cache {
   }
 
   /** Remove `key`. @returns true if it existed. */
-  async delete(key: string): Promise<boolean> {
+  delete(key: string): Promise<boolean> {
+    return this.#remove(key, undefined)
+  }
+
+  async #remove(key: string, budget: Budget | undefined): Promise<boolean> {
     checkKey(key)
     const core = this.#core()
     let existed: boolean
     try {
-      existed = await (core.adapter ?? (await core.loading)).delete(this.#full(core, key))
+      existed = await (core.adapter ?? (await core.loading)).delete(this.#full(core, key), budget?.timeout('delete', key))
     } catch (error) {
-      return this.#fail(core, 'delete', key, error, false)
+      return this.#failIn(budget, core, 'delete', key, error, false)
     }
     core.stats.deletes++
     this.#root.emitter.emit('delete', key)
@@ -475,6 +496,10 @@ export class Cache {
    * shared, atomic backend (SQLite, filesystem, Redis) by a lease, while the others wait for its value.
    * The third argument is a TTL, or options: `{ ttl, grace, timeout, lease }` (see {@link GetOrSetOptions}).
    *
+   * Its commands share one deadline (`operationTimeout`, else the backend's `commandTimeout`), the factory's
+   * own time not counted: after a backend failure, or once the deadline has passed, it sends nothing more
+   * and, with `failOpen`, returns the factory's value without storing it.
+   *
    * @example const report = await cache.getOrSet('report', () => buildReport(), '1h')
    * @example const feed = await cache.getOrSet('feed', loadFeed, { ttl: '1m', grace: '10m', timeout: '200ms' })
    */
@@ -482,15 +507,16 @@ export class Cache {
     checkKey(key)
     if (typeof factory !== 'function') throw new CacheArgumentError(`getOrSet(${showKey(key)}): the factory must be a function.`, { key })
     const resolved = resolveGetOrSetOptions(key, options)
+    const budget = this.#budget(this.#core())
     // The hot path, a fresh hit, is one read: without grace the value at the key is all there is to read.
     // A miss is not counted here: the single-flight reads again (a value stored meanwhile is found), and
     // that read counts it once.
     if (resolved.grace === 0) {
-      const hit = await this.#read<T>(key, false)
+      const hit = await this.#read<T>(key, false, budget)
       if (hit !== undefined) return hit
     }
     const internals = await this[INTERNALS]()
-    return computeOnce(this, internals, getOrSetSlot<T>(this, internals, key, resolved), factory, resolved)
+    return computeOnce(this, internals, getOrSetSlot<T>(internals, key, resolved), factory, resolved, budget)
   }
 
   /**
@@ -620,6 +646,15 @@ export class Cache {
       failOpen: core.config.failOpen,
       defaultTtl: core.config.defaultTtl,
       inflight: core.inflight,
+      budget: () => this.#budget(core),
+      get: (key, budget) => {
+        checkKey(key)
+        return this.#read(key, true, budget)
+      },
+      getMany: (keys, budget) => this.#readMany(keys, budget),
+      set: (key, value, ttl, budget) => this.#write(key, value, ttl, budget),
+      add: (key, value, ttl, budget) => this.#add(key, value, ttl, budget),
+      delete: (key, budget) => this.#remove(key, budget),
       emitError: (error, info) => {
         core.stats.errors++
         emitter.emitError(error, info)
@@ -638,6 +673,28 @@ export class Cache {
     if (core !== null) return core
     if (this.#root.closed) throw new CacheClosedError()
     throw new CacheNotInitializedError(NOT_INITIALIZED)
+  }
+
+  /** The deadline of a call that starts now: `operationTimeout`, else the backend's `commandTimeout`, else none. */
+  #budget(core: Core): Budget {
+    const own = core.config.operationTimeout
+    return own !== undefined ? new Budget(own, 'operationTimeout') : new Budget(core.adapter?.commandTimeout, 'commandTimeout')
+  }
+
+  /**
+   * {@link #fail} for a command of a call with a deadline: a backend failure stops the call (it sends
+   * nothing more), and a command it then did not send fails as that failure did, without a second report.
+   */
+  #failIn<F>(budget: Budget | undefined, core: Core, op: string, key: string | undefined, error: unknown, ...fallback: [F] | []): F {
+    if (budget === undefined) return this.#fail(core, op, key, error, ...fallback)
+    if (error !== undefined && error === budget.stopped) {
+      if (fallback.length === 1 && core.config.failOpen) return fallback[0]
+      throw error
+    }
+    if (error instanceof CacheError && !(error instanceof CacheBackendError)) throw error
+    const wrapped = this.#backendError(core, op, key, error)
+    budget.stop(wrapped)
+    return this.#fail(core, op, key, wrapped, ...fallback)
   }
 
   #full(core: Core, key: string): string {
@@ -699,20 +756,23 @@ export class Cache {
    */
   #fail<F>(core: Core, op: string, key: string | undefined, error: unknown, ...fallback: [F] | []): F {
     if (error instanceof CacheError && !(error instanceof CacheBackendError)) throw error
-    const name = core.adapter?.name ?? core.config.type
-    const wrapped =
-      error instanceof CacheBackendError
-        ? error
-        : new CacheBackendError(
-            `${op}${key === undefined ? '' : ` ${showKey(key)}`} failed on the ${name} backend: ${(error as Error)?.message ?? String(error)}`,
-            { ...(key === undefined ? {} : { key }), cause: error },
-          )
+    const wrapped = this.#backendError(core, op, key, error)
     core.stats.errors++
     if (fallback.length === 1 && core.config.failOpen) {
       this.#root.emitter.emitError(wrapped, { op, ...(key === undefined ? {} : { key }) })
       return fallback[0]
     }
     throw wrapped
+  }
+
+  /** A backend's error as a `CacheBackendError` naming the operation, the key and the backend. */
+  #backendError(core: Core, op: string, key: string | undefined, error: unknown): CacheBackendError {
+    if (error instanceof CacheBackendError) return error
+    const name = core.adapter?.name ?? core.config.type
+    return new CacheBackendError(
+      `${op}${key === undefined ? '' : ` ${showKey(key)}`} failed on the ${name} backend: ${(error as Error)?.message ?? String(error)}`,
+      { ...(key === undefined ? {} : { key }), cause: error },
+    )
   }
 }
 

@@ -44,6 +44,15 @@ export interface CommonOptions {
    */
   failOpen?: boolean
   /**
+   * The longest one call (`get`, `set`, `getOrSet`, a memoized call, ...) waits for the backend: every
+   * command it sends shares this one deadline, and the factory's (or memoized function's) own time does not
+   * count. A call that reaches it, or whose command fails, sends nothing more and goes on as on a backend
+   * failure (with `failOpen`, `getOrSet` returns the factory's value without storing it). On backends that
+   * time their commands (Redis, the keyv bridge) one command never waits longer than this either.
+   * @default the backend's `commandTimeout` (Redis, keyv: '1s'); none on the local backends
+   */
+  operationTimeout?: Duration
+  /**
    * How values become payloads: `'json'` (JSON plus Date, Map, Set, BigInt, Buffer), `'v8'` (structured
    * clone), or `{ encode, decode }`. Integers are stored as decimal text with every serializer.
    * @default 'json'
@@ -145,6 +154,7 @@ export interface AdapterOptions {
    * checks every command's deadline). A command that times out fails (a miss or `false` with
    * `failOpen`; an error for `inc`, `dec` and `add`). While the server is down commands fail at once.
    * keyv: the same for each call to the Keyv store (each operation, and each step of a `clear()` or `keys()` scan).
+   * The commands of one `getOrSet` or memoized call share one deadline, this unless `operationTimeout` is set.
    * @default '1s'
    */
   commandTimeout?: Duration
@@ -227,6 +237,8 @@ export interface ResolvedConfig {
   keyPrefix: string
   threshold: number
   failOpen: boolean
+  /** `undefined`: the backend's own `commandTimeout`, if it has one. */
+  operationTimeout: Milliseconds | undefined
   serializer: SerializerOption
   now: () => number
 }
@@ -238,6 +250,7 @@ const COMMON_KINDS: Record<keyof CommonOptions, OptionKind> = {
   keyPrefix: 'string',
   threshold: 'number',
   failOpen: 'boolean',
+  operationTimeout: 'duration',
   serializer: 'any',
   now: 'function',
 }
@@ -441,6 +454,16 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
       asConfigError(error, 'defaultTtl')
     }
   }
+  let operationTimeout: Milliseconds | undefined
+  if (input.operationTimeout !== undefined) {
+    operationTimeout = durationOption(input.operationTimeout as Duration, 'operationTimeout')
+    if (operationTimeout === 0) {
+      throw new CacheConfigError(
+        "Option `operationTimeout` must be more than 0: a call must never wait forever. Leave it out to use the backend's `commandTimeout`.",
+        { option: 'operationTimeout' },
+      )
+    }
+  }
   const threshold = (input.threshold as number | undefined) ?? DEFAULTS.threshold
   if (!Number.isSafeInteger(threshold) || threshold < 0) {
     throw new CacheConfigError(`Option \`threshold\` must be an integer >= 0 (0 means unbounded), not ${threshold}.`, { option: 'threshold' })
@@ -463,6 +486,7 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     keyPrefix: checkKeyPrefix((input.keyPrefix as string | undefined) ?? DEFAULTS.keyPrefix),
     threshold,
     failOpen: (input.failOpen as boolean | undefined) ?? DEFAULTS.failOpen,
+    operationTimeout,
     serializer,
     now: (input.now as (() => number) | undefined) ?? DEFAULTS.now,
   }
@@ -484,7 +508,7 @@ function checkKeyPrefix(prefix: string): string {
  */
 export function configDifferences(a: ResolvedConfig, b: ResolvedConfig): string[] {
   const differ: string[] = []
-  const common = ['type', 'adapter', 'defaultTtl', 'keyPrefix', 'threshold', 'failOpen', 'serializer', 'now'] as const
+  const common = ['type', 'adapter', 'defaultTtl', 'keyPrefix', 'threshold', 'failOpen', 'operationTimeout', 'serializer', 'now'] as const
   for (const name of common) if (!deepEqual(a[name], b[name])) differ.push(name)
   const names = new Set([...Object.keys(a.adapterOptions), ...Object.keys(b.adapterOptions)])
   for (const name of names) if (!deepEqual(a.adapterOptions[name], b.adapterOptions[name])) differ.push(name)

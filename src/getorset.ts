@@ -1,3 +1,4 @@
+import type { Budget } from './budget.js'
 import type { Cache } from './cache.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import { CacheArgumentError, CacheError, CacheFactoryError, showKey } from './errors.js'
@@ -14,7 +15,9 @@ export interface LeaseOptions {
   ttl?: Duration
   /**
    * The longest a caller waits for another process's factory. After it, the caller returns the stale value if
-   * there is one, else runs the factory itself.
+   * there is one, else runs the factory itself. This is waiting for the other process, not for the backend:
+   * the sleeps between polls do not count against the call's `operationTimeout`, the polls themselves do
+   * (a poll that fails, or the deadline spent, ends the wait: the caller runs the factory without storing).
    * @default '60s'
    */
   wait?: Duration
@@ -33,7 +36,8 @@ export interface GetOrSetOptions {
   grace?: Duration
   /**
    * With a stale value at hand (see `grace`): wait up to this long for the refresh, then return the stale
-   * value and let the refresh finish in the background. `0` returns the stale value at once.
+   * value and let the refresh finish in the background. `0` returns the stale value at once. Apart from the
+   * cache's `operationTimeout`, which bounds the backend commands of the call (the refresh's included).
    * @default 0
    */
   timeout?: Duration
@@ -103,25 +107,30 @@ export interface SlotRead<T> {
 export interface Slot<T> {
   /** The key (of this cache) named in errors and whose lease key guards the computation. */
   readonly key: string
-  read(): Promise<SlotRead<T>>
+  /** Read, as commands of the call `budget` belongs to (as `write`). */
+  read(budget: Budget): Promise<SlotRead<T>>
   /** Store a result (never `undefined`). */
-  write(value: T): Promise<void>
+  write(value: T, budget: Budget): Promise<void>
 }
 
 /**
  * One computation of `slot` per key: in-process by a shared promise, across processes (on shared, atomic
  * backends) by a lease. Serves stale values in their grace period while one refresh runs.
+ *
+ * Every command it sends belongs to the call of `budget`, so they share one deadline; once one fails (or the
+ * deadline has passed) nothing more is sent: reads are misses, writes are skipped, no lease is taken, and
+ * the factory's value is returned unstored (fail-open). Callers that join a running computation wait on it.
  * @internal
  */
-export async function computeOnce<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet): Promise<T> {
+export async function computeOnce<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, budget: Budget): Promise<T> {
   const flightKey = internals.fullKey(slot.key)
   const running = internals.inflight.get(flightKey)
   if (running !== undefined) return running as Promise<T>
   const run = (async () => {
-    const hit = await slot.read()
+    const hit = await slot.read(budget)
     if (hit.value !== undefined && !hit.stale) return hit.value
-    if (hit.value !== undefined) return serveStale(cache, internals, slot, factory, options, hit.value)
-    return computeWithLease(cache, internals, slot, factory, options)
+    if (hit.value !== undefined) return serveStale(cache, internals, slot, factory, options, hit.value, budget)
+    return computeWithLease(cache, internals, slot, factory, options, budget)
   })()
   internals.inflight.set(flightKey, run)
   try {
@@ -136,19 +145,25 @@ function leaseApplies(internals: CacheInternals, options: ResolvedGetOrSet): opt
   return options.lease !== false && caps !== undefined && caps.shared && caps.atomic
 }
 
-async function runAndStore<T>(slot: Slot<T>, factory: () => T | Promise<T>): Promise<T> {
-  const value = await factory()
-  if (value !== undefined) await slot.write(value)
+/** Run the factory (its time is the user's, not the backend's) and store its result unless the call has stopped. */
+async function runAndStore<T>(slot: Slot<T>, factory: () => T | Promise<T>, budget: Budget): Promise<T> {
+  const value = await budget.offClock(factory)
+  if (value !== undefined && budget.stopped === undefined) await slot.write(value, budget)
   return value
 }
 
 /**
  * Take the lease (or wait for whoever holds it and read their value). A backend failure while taking it is
- * fail-open: the factory runs without a lease.
+ * fail-open: the factory runs without a lease; so it does once the call has stopped talking to the backend.
  */
-async function acquire(cache: Cache, internals: CacheInternals, slot: Slot<unknown>, ttl: Milliseconds): Promise<Lease | null | 'no-lease'> {
+async function acquire(cache: Cache, internals: CacheInternals, slot: Slot<unknown>, ttl: Milliseconds, budget: Budget): Promise<Lease | null | 'no-lease'> {
+  if (budget.stopped !== undefined) {
+    // Reported when it happened; `failOpen: false` throws it here, as the `add` it stands for would have.
+    if (!internals.failOpen) throw budget.stopped
+    return 'no-lease'
+  }
   try {
-    return await tryLease(cache, internals, slot.key + LEASE_SUFFIX, ttl)
+    return await tryLease(cache, internals, slot.key + LEASE_SUFFIX, ttl, budget)
   } catch (error) {
     if (!internals.failOpen || !(error instanceof CacheError)) throw error
     internals.emitError(error, { op: 'getOrSet.lease', key: slot.key })
@@ -156,37 +171,39 @@ async function acquire(cache: Cache, internals: CacheInternals, slot: Slot<unkno
   }
 }
 
-async function computeWithLease<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet): Promise<T> {
-  if (!leaseApplies(internals, options)) return runAndStore(slot, factory)
+async function computeWithLease<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, budget: Budget): Promise<T> {
+  if (!leaseApplies(internals, options)) return runAndStore(slot, factory, budget)
   const { ttl, wait } = options.lease
   const deadline = Date.now() + wait
   for (let attempt = 0; ; attempt++) {
-    const lease = await acquire(cache, internals, slot, ttl)
-    if (lease === 'no-lease') return runAndStore(slot, factory)
+    // After a failed poll this is 'no-lease' at once: the call has stopped talking to the backend.
+    const lease = await acquire(cache, internals, slot, ttl, budget)
+    if (lease === 'no-lease') return runAndStore(slot, factory, budget)
     if (lease !== null) {
       try {
         // The previous holder may have stored its value and released between our read and our `add`.
-        const again = await slot.read()
+        const again = await slot.read(budget)
         if (again.value !== undefined && !again.stale) return again.value
-        return await runAndStore(slot, factory)
+        return await runAndStore(slot, factory, budget)
       } finally {
-        await lease.release()
+        await lease.release(budget)
       }
     }
-    await sleep(backoff(attempt))
-    const again = await slot.read()
+    // Waiting for another process's factory is not waiting for the backend: the sleep is off the clock.
+    await budget.offClock(() => sleep(backoff(attempt)))
+    const again = await slot.read(budget)
     if (again.value !== undefined && !again.stale) return again.value
     if (Date.now() >= deadline) {
       // The holder is alive (it renews its lease) but slow beyond `wait`: stop waiting.
       if (again.value !== undefined) return again.value
-      return runAndStore(slot, factory)
+      return runAndStore(slot, factory, budget)
     }
   }
 }
 
 /** Serve a stale value (in its grace period) and refresh it once, in the background. */
-async function serveStale<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, stale: T): Promise<T> {
-  const refresh = refreshOnce(cache, internals, slot, factory, options)
+async function serveStale<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, stale: T, budget: Budget): Promise<T> {
+  const refresh = refreshOnce(cache, internals, slot, factory, options, budget)
   if (options.timeout === 0) return stale
   let timer: NodeJS.Timeout | undefined
   const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), options.timeout)))
@@ -201,28 +218,29 @@ async function serveStale<T>(cache: Cache, internals: CacheInternals, slot: Slot
 /**
  * The one background refresh of a key: in-process by a shared promise, across processes by a lease taken
  * without waiting (whoever fails to take it serves the stale value). Resolves with the new value, or
- * `undefined` when another process refreshes or the factory failed (then `'error'` was emitted).
+ * `undefined` when another process refreshes or the factory failed (then `'error'` was emitted). Its
+ * commands share the deadline of the call that found the value stale.
  */
-function refreshOnce<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet): Promise<T | undefined> {
+function refreshOnce<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, budget: Budget): Promise<T | undefined> {
   const flightKey = `${internals.fullKey(slot.key)}|ck:refresh`
   const running = internals.inflight.get(flightKey)
   if (running !== undefined) return running as Promise<T | undefined>
   const refresh = (async (): Promise<T | undefined> => {
     let lease: Lease | null | 'no-lease' = 'no-lease'
     if (leaseApplies(internals, options)) {
-      lease = await acquire(cache, internals, slot, options.lease.ttl)
+      lease = await acquire(cache, internals, slot, options.lease.ttl, budget)
       if (lease === null) return undefined
     }
     try {
-      const again = await slot.read()
+      const again = await slot.read(budget)
       if (again.value !== undefined && !again.stale) return again.value
-      return await runAndStore(slot, factory)
+      return await runAndStore(slot, factory, budget)
     } catch (error) {
       const message = `The refresh of ${showKey(slot.key)} failed, so its stale value is still served: ${(error as Error)?.message ?? String(error)}`
       internals.emitError(error instanceof CacheError ? error : new CacheFactoryError(message, { key: slot.key, cause: error }), { op: 'getOrSet.refresh', key: slot.key })
       return undefined
     } finally {
-      if (lease !== 'no-lease') await lease.release()
+      if (lease !== 'no-lease') await lease.release(budget)
     }
   })()
   internals.inflight.set(flightKey, refresh)
@@ -239,29 +257,29 @@ export const FRESH_SUFFIX = '|ck:fresh'
  * means stale. Both expire by the backend's own clock, so processes never compare clocks.
  * @internal
  */
-export function getOrSetSlot<T>(cache: Cache, internals: CacheInternals, key: string, options: ResolvedGetOrSet): Slot<T> {
+export function getOrSetSlot<T>(internals: CacheInternals, key: string, options: ResolvedGetOrSet): Slot<T> {
   const freshKey = key + FRESH_SUFFIX
   const ttl = options.ttl === undefined ? internals.defaultTtl : parseDuration(options.ttl)
   const grace = ttl === 0 ? 0 : options.grace
   if (grace === 0) {
     return {
       key,
-      read: async () => ({ value: await cache.get<T>(key), stale: false }),
-      write: async (value) => {
-        await cache.set(key, value, ttl)
+      read: async (budget) => ({ value: await internals.get<T>(key, budget), stale: false }),
+      write: async (value, budget) => {
+        await internals.set(key, value, ttl, budget)
       },
     }
   }
   return {
     key,
-    async read() {
-      const [value, fresh] = await cache.getMany<unknown>([key, freshKey])
+    async read(budget) {
+      const [value, fresh] = await internals.getMany<unknown>([key, freshKey], budget)
       return { value: value as T | undefined, stale: value !== undefined && fresh === undefined }
     },
-    async write(value) {
-      // The value first: a reader that sees the marker must find the new value (or a fresher one).
-      await cache.set(key, value, ttl + grace)
-      await cache.set(freshKey, 1, ttl)
+    async write(value, budget) {
+      // The value first: a reader that sees the marker must find the new value (or a fresher one). A value
+      // that was not stored gets no marker.
+      if (await internals.set(key, value, ttl + grace, budget)) await internals.set(freshKey, 1, ttl, budget)
     },
   }
 }

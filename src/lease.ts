@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { Budget } from './budget.js'
 import type { Cache } from './cache.js'
 import type { Milliseconds } from './duration.js'
 import type { CacheInternals } from './internals.js'
@@ -15,18 +16,22 @@ export const LEASE_SUFFIX = '|ck:lease'
 export interface Lease {
   readonly key: string
   readonly token: string
-  /** Give the lease up (only if this process still holds it). Never throws. */
-  release(): Promise<void>
+  /**
+   * Give the lease up (only if this process still holds it). Never throws. As a command of the call
+   * `budget` belongs to: once that call has stopped waiting for the backend, the release is sent in the
+   * background instead (and if it fails, the lease expires by its TTL).
+   */
+  release(budget?: Budget): Promise<void>
 }
 
 /**
- * Take the lease on `leaseKey` if nobody holds it.
+ * Take the lease on `leaseKey` if nobody holds it, as a command of the call `budget` belongs to.
  * @returns the lease, or `null` if another process (or call) holds it.
  * @throws {CacheBackendError} if the backend fails (the caller decides whether to go on without a lease).
  */
-export async function tryLease(cache: Cache, internals: CacheInternals, leaseKey: string, ttl: Milliseconds): Promise<Lease | null> {
+export async function tryLease(cache: Cache, internals: CacheInternals, leaseKey: string, ttl: Milliseconds, budget: Budget = internals.budget()): Promise<Lease | null> {
   const token = randomBytes(12).toString('base64url')
-  if (!(await cache.add(leaseKey, token, ttl))) return null
+  if (!(await internals.add(leaseKey, token, ttl, budget))) return null
   let released = false
   const heartbeat = setInterval(() => {
     void (async () => {
@@ -39,14 +44,19 @@ export async function tryLease(cache: Cache, internals: CacheInternals, leaseKey
   return {
     key: leaseKey,
     token,
-    async release() {
+    async release(budget) {
       if (released) return
       released = true
       clearInterval(heartbeat)
+      // A lease that cannot be released expires by itself after its TTL.
+      if (budget !== undefined && budget.spent()) {
+        void releaseLease(internals, leaseKey, token, internals.budget()).catch(() => {})
+        return
+      }
       try {
-        await releaseLease(cache, internals, leaseKey, token)
+        await releaseLease(internals, leaseKey, token, budget ?? internals.budget())
       } catch {
-        // A lease that cannot be released expires by itself after its TTL.
+        // As above.
       }
     },
   }
@@ -59,13 +69,13 @@ export async function tryLease(cache: Cache, internals: CacheInternals, leaseKey
  * heartbeat prevents while the holder runs (a holder frozen for longer than the TTL is the one case left,
  * and then the worst outcome is one extra factory run, never a wrong value).
  */
-async function releaseLease(cache: Cache, internals: CacheInternals, leaseKey: string, token: string): Promise<void> {
+async function releaseLease(internals: CacheInternals, leaseKey: string, token: string, budget: Budget): Promise<void> {
   const { adapter } = internals
   if (adapter?.deleteIfEquals !== undefined) {
-    await adapter.deleteIfEquals(internals.fullKey(leaseKey), internals.encode(token))
+    await adapter.deleteIfEquals(internals.fullKey(leaseKey), internals.encode(token), budget.timeout('deleteIfEquals', leaseKey))
     return
   }
-  if ((await cache.get(leaseKey)) === token) await cache.delete(leaseKey)
+  if ((await internals.get(leaseKey, budget)) === token) await internals.delete(leaseKey, budget)
 }
 
 /** Sleep `ms`. The timer keeps the process alive: a waiter's caller is awaiting it. */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { Budget } from './budget.js'
 import type { Cache } from './cache.js'
 import type { Duration } from './duration.js'
 import { CacheArgumentError, CacheConfigError, CacheError } from './errors.js'
@@ -206,7 +207,7 @@ function callKey<A extends unknown[]>(plan: { options: { key?: (...args: A) => u
 }
 
 /** The current versions of `name` (and of one instance), creating any that is missing. */
-async function currentVersions(cache: Cache, keys: string[], stored: (string | undefined)[]): Promise<string[]> {
+async function currentVersions(internals: CacheInternals, keys: string[], stored: (string | undefined)[], budget: Budget): Promise<string[]> {
   const versions: string[] = []
   for (let i = 0; i < keys.length; i++) {
     let v = stored[i]
@@ -214,7 +215,7 @@ async function currentVersions(cache: Cache, keys: string[], stored: (string | u
       // A random version, never a counter from 0: a version key that vanished (evicted) must not bring
       // back entries that an earlier `deleteMemoized` invalidated. It never expires (no TTL).
       const fresh = randomBytes(9).toString('base64url')
-      v = (await cache.add(keys[i] as string, fresh, 0)) ? fresh : await cache.get<string>(keys[i] as string)
+      v = (await internals.add(keys[i] as string, fresh, 0, budget)) ? fresh : await internals.get<string>(keys[i] as string, budget)
       if (v === undefined) throw new CacheArgumentError(`The version key ${keys[i]} vanished between add and get.`)
     }
     versions.push(v)
@@ -236,10 +237,11 @@ async function callMemoized<A extends unknown[], R>(plan: Plan<A, R>, self: unkn
   let versions: string[] | undefined
   const slot: Slot<Awaited<R>> = {
     key,
-    async read() {
-      const [entry, ...stored] = await cache.getMany<unknown>([key, ...versionKeys])
+    async read(budget) {
+      const [entry, ...stored] = await internals.getMany<unknown>([key, ...versionKeys], budget)
       try {
-        versions = await currentVersions(cache, versionKeys, stored as (string | undefined)[])
+        // After a failed read this throws at once (nothing more is sent): a miss, as below.
+        versions = await currentVersions(internals, versionKeys, stored as (string | undefined)[], budget)
       } catch (error) {
         if (!(error instanceof CacheError)) throw error
         // The backend fails (fail-open) or lost a version key in between: a miss, and nothing is stored.
@@ -250,21 +252,23 @@ async function callMemoized<A extends unknown[], R>(plan: Plan<A, R>, self: unkn
       const valid = e !== undefined && Array.isArray(e.v) && e.v.length === versions.length && e.v.every((v, i) => v === versions?.[i])
       return { value: valid ? (e.r as Awaited<R>) : undefined, stale: false }
     },
-    async write(value) {
+    async write(value, budget) {
       if (versions === undefined) return
       if (options.cacheIf !== undefined && !options.cacheIf(value, ...args)) return
       const entry: Entry = { v: versions, r: value }
-      await cache.set(key, entry, options.ttl)
+      await internals.set(key, entry, options.ttl, budget)
     },
   }
   const resolved = resolveGetOrSetOptions(key, { ttl: options.ttl, ...(options.lease === undefined ? {} : { lease: options.lease }) })
+  // One deadline for the call's commands, `fn`'s own time not counted (as getOrSet's).
+  const budget = internals.budget()
   if (options.forcedUpdate?.(...args) === true) {
-    await slot.read()
-    const value = await run()
-    if (value !== undefined) await slot.write(value)
+    await slot.read(budget)
+    const value = await budget.offClock(run)
+    if (value !== undefined && budget.stopped === undefined) await slot.write(value, budget)
     return value
   }
-  return computeOnce(cache, internals, slot, run, resolved)
+  return computeOnce(cache, internals, slot, run, resolved, budget)
 }
 
 function checkedName(fn: unknown, options: MemoizeOptions<never[], never> | undefined, what: string): string {

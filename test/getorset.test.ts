@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import { memoryAdapter } from '../adapters/memory.js'
 import type { AdapterCapabilities, CacheAdapter } from '../src/adapter.js'
 import type { Cache } from '../src/cache.js'
@@ -42,7 +42,8 @@ const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms))
  */
 function sharedMemory(now: () => number, caps: Partial<AdapterCapabilities> = {}) {
   const store = memoryAdapter({}, { now, threshold: 0, emit: () => {} })
-  const state = { down: false }
+  /** `calls`: every command the caches sent, with its arguments; `delay`: ms before each answers (timers). */
+  const state = { down: false, calls: [] as { op: string; args: unknown[] }[], delay: 0 }
   const capabilities = { ...store.capabilities, shared: true, atomic: true, ...caps }
   // Each cache closes its adapter: hand out views whose close is a no-op, over one store.
   const view = (): CacheAdapter =>
@@ -53,8 +54,10 @@ function sharedMemory(now: () => number, caps: Partial<AdapterCapabilities> = {}
         const value = Reflect.get(target, prop, receiver) as unknown
         if (typeof value !== 'function') return value
         return (...args: unknown[]) => {
+          state.calls.push({ op: String(prop), args })
           if (state.down) throw new Error('connection refused')
-          return (value as (...a: unknown[]) => unknown).apply(target, args)
+          const answer = (value as (...a: unknown[]) => unknown).apply(target, args)
+          return state.delay === 0 ? answer : new Promise((resolve) => setTimeout(resolve, state.delay, answer))
         }
       },
     })
@@ -91,6 +94,64 @@ describe('getOrSet options', () => {
     expect(await c.getOrSet('k', () => ++runs)).toBe(1)
     expect(await c.getOrSet('k', () => ++runs)).toBe(2)
     expect(errors.some((e) => e.code === 'CACHE_BACKEND')).toBe(true)
+  })
+})
+
+describe('one deadline per getOrSet call (see also test/deadline.test.ts, on a real Redis)', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('after a backend failure it sends nothing more: one failed command, one error, the factory\'s value unstored', async () => {
+    const t = clock()
+    const shared = sharedMemory(t.now)
+    const c = shared.cache()
+    const errors: CacheError[] = []
+    c.on('error', (e) => errors.push(e))
+    await c.ready()
+    shared.state.down = true
+    shared.state.calls.length = 0
+    expect(await c.getOrSet('k', () => 'v')).toBe('v')
+    expect(await c.getOrSet('g', () => 'w', { grace: '1m' })).toBe('w')
+    // Before: get, get, add (the lease), set for the first; getMany, add, set, set for the second.
+    expect(shared.state.calls.map((call) => call.op)).toEqual(['get', 'getMany'])
+    expect(errors).toHaveLength(2)
+    const strict = track(createCache({ adapter: shared.view(), now: t.now, failOpen: false }))
+    shared.state.calls.length = 0
+    await expect(strict.getOrSet('k', () => 'v')).rejects.toThrow(/connection refused/)
+    expect(shared.state.calls.map((call) => call.op)).toEqual(['get'])
+  })
+
+  it('operationTimeout: each command gets what is left of it; once it is spent nothing more is sent, and the factory\'s time does not count', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'performance'] })
+    const t = clock()
+    const shared = sharedMemory(t.now)
+    const c = track(createCache({ adapter: shared.view(), now: t.now, operationTimeout: 200 }))
+    const errors: CacheError[] = []
+    c.on('error', (e) => errors.push(e))
+    await c.ready()
+    // Every command answers after 150 ms: the first read has the whole deadline, the second what is left
+    // (50 ms), and then the deadline is spent: no lease, no write.
+    shared.state.delay = 150
+    shared.state.calls.length = 0
+    const slow = c.getOrSet('k', () => 'v')
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(await slow).toBe('v')
+    expect(shared.state.calls.map((call) => [call.op, call.args[1]])).toEqual([
+      ['get', undefined],
+      ['get', 50],
+    ])
+    expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/was not sent: its call has waited 200 ms \(`operationTimeout`\) for the backend in all/)])
+    // A factory ten times slower than the deadline: its time is the user's, and its value is stored.
+    shared.state.delay = 10
+    const factory = c.getOrSet('f', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 2000))
+      return 'kept'
+    })
+    await vi.advanceTimersByTimeAsync(3000)
+    expect(await factory).toBe('kept')
+    expect(shared.state.calls.some((call) => call.op === 'set' && call.args[0] === 'f')).toBe(true)
+    expect(errors).toHaveLength(1)
   })
 })
 

@@ -312,6 +312,29 @@ describe('memoize', () => {
     expect(calls).toHaveLength(3)
   })
 
+  it('one deadline per call: after a backend failure a memoized call sends nothing more', async () => {
+    const broken = brokenAdapter()
+    const c = createCache({ adapter: broken.adapter })
+    open.push(c)
+    const errors: CacheError[] = []
+    c.on('error', (e) => errors.push(e))
+    const { fn, calls } = counted((n: number) => n + 1)
+    const m = c.memoize(fn)
+    expect(await m(1)).toBe(2)
+    broken.down = true
+    broken.ops.length = 0
+    expect(await m(2)).toBe(3)
+    // Before: the read failed, and the version key was still added (a second wait on a stalled backend).
+    expect(broken.ops).toEqual(['getMany'])
+    expect(errors).toHaveLength(1)
+    // forcedUpdate: the same.
+    const forced = c.memoize(fn, { name: 'forced', forcedUpdate: () => true })
+    broken.ops.length = 0
+    expect(await forced(5)).toBe(6)
+    expect(broken.ops).toEqual(['getMany'])
+    expect(calls).toHaveLength(3)
+  })
+
   it('.uncached calls the original function without the cache', async () => {
     const c = newCache()
     const { fn, calls } = counted((n: number) => n)
@@ -449,12 +472,14 @@ async function keysOf(c: Cache): Promise<string[]> {
 /** A memory backend whose every operation throws while `down` is set: a backend outage, for fail-open. */
 function brokenAdapter() {
   const inner = memoryAdapter({}, { now: Date.now, threshold: 0, emit: () => {} })
-  const state = { down: false, adapter: undefined as unknown as CacheAdapter }
+  /** `ops`: the commands sent, by name. */
+  const state = { down: false, ops: [] as string[], adapter: undefined as unknown as CacheAdapter }
   state.adapter = new Proxy(inner, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver) as unknown
       if (typeof value !== 'function' || prop === 'close') return value
       return (...args: unknown[]) => {
+        state.ops.push(String(prop))
         if (state.down) throw new Error('connection refused')
         return (value as (...a: unknown[]) => unknown).apply(target, args)
       }

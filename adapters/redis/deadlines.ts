@@ -1,12 +1,22 @@
 type Reject = (error: Error) => void
 
-/** The commands sent during one sweep period: their rejects (until each settles) and how many are pending. */
+/**
+ * Commands that time out together: those sent during one sweep period, or those given a shorter timeout
+ * (what was left of their call's deadline) that ends at the same sweep. Their rejects (until each settles)
+ * and how many are pending.
+ */
 export class Generation {
   readonly rejects: (Reject | undefined)[] = []
   pending = 0
 
-  /** @param born the sweep during which its commands were sent. */
-  constructor(readonly born: number) {}
+  /**
+   * @param expires the sweep at which what is still pending is rejected.
+   * @param short its commands were given less than the whole timeout.
+   */
+  constructor(
+    readonly expires: number,
+    readonly short = false,
+  ) {}
 
   /** Returns the slot to pass to {@link settle}. */
   add(reject: Reject): number {
@@ -29,23 +39,32 @@ const SWEEPS = 8
  * command showed up in profiles at 64 in flight, and so did `performance.now()`. Commands are grouped in
  * generations, one per sweep period of `ms / SWEEPS`; one interval runs while any command is pending, starts
  * a new generation each period, and rejects what is still pending in generations older than the timeout.
+ * A command given a shorter timeout (the rest of its call's deadline) joins a generation that expires
+ * sooner, at the same granularity; the plain path is untouched.
  */
 export class Deadlines {
-  /** Generations with commands that may be pending, oldest first; the last is the current one. */
+  /** Generations with commands that may be pending; the current one among them. */
   readonly #generations: Generation[] = []
+  /** The generation of commands sent during this period with the whole timeout. */
+  #current: Generation | undefined
   /** Sweeps since the interval started: the age of a generation, counted in periods. */
   #sweep = 0
   #timer: NodeJS.Timeout | undefined
+  readonly #ms: number
   readonly #period: number
-  readonly #error: () => Error
+  readonly #error: (short: boolean) => Error
 
-  constructor(ms: number, error: () => Error) {
+  constructor(ms: number, error: (short: boolean) => Error) {
+    this.#ms = ms
     this.#period = Math.max(1, Math.ceil(ms / SWEEPS))
     this.#error = error
   }
 
-  /** The generation a command sent now belongs to; starts the sweep when it is not running. */
-  current(): Generation {
+  /**
+   * The generation a command sent now belongs to; starts the sweep when it is not running.
+   * @param ms a timeout shorter than the whole one, if the command has less time (rounded up to a period).
+   */
+  current(ms?: number): Generation {
     if (this.#timer === undefined) {
       // Unref'd: a command waiting for its reply keeps the process alive through its socket; the sweep
       // alone must not hold a closed cache's process open.
@@ -53,7 +72,19 @@ export class Deadlines {
       this.#sweep = 0
       this.#start()
     }
-    return this.#generations[this.#generations.length - 1]!
+    const current = this.#current!
+    if (ms === undefined || ms >= this.#ms) return current
+    return this.#sooner(ms, current)
+  }
+
+  /** A generation for commands with `ms` left: rejected after at least `ms`, and less than two periods more. */
+  #sooner(ms: number, current: Generation): Generation {
+    const expires = this.#sweep + Math.max(1, Math.ceil(ms / this.#period)) + 1
+    if (expires >= current.expires) return current
+    for (const g of this.#generations) if (g.short && g.expires === expires) return g
+    const g = new Generation(expires, true)
+    this.#generations.push(g)
+    return g
   }
 
   /** Commands kept (pending or in a generation not yet dropped), for tests. */
@@ -66,21 +97,23 @@ export class Deadlines {
     clearInterval(this.#timer)
     this.#timer = undefined
     this.#generations.length = 0
+    this.#current = undefined
   }
 
   #start(): void {
-    this.#generations.push(new Generation(this.#sweep))
+    // Commands sent during period b: after SWEEPS + 1 more ticks every one of them has waited at least
+    // SWEEPS periods, i.e. the timeout.
+    this.#current = new Generation(this.#sweep + SWEEPS + 1)
+    this.#generations.push(this.#current)
   }
 
   readonly #tick = (): void => {
     this.#sweep++
     const generations = this.#generations
-    // A generation born at sweep b holds commands sent during period b; after SWEEPS + 1 more ticks every
-    // one of them has waited at least SWEEPS periods, i.e. the timeout.
     let kept = 0
     for (const g of generations) {
-      if (g.pending > 0 && this.#sweep - g.born > SWEEPS) {
-        for (const reject of g.rejects) reject?.(this.#error())
+      if (g.pending > 0 && this.#sweep >= g.expires) {
+        for (const reject of g.rejects) reject?.(this.#error(g.short))
         g.rejects.length = 0
         g.pending = 0
       }

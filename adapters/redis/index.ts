@@ -106,7 +106,11 @@ function incrementError(key: string, delta: number, error: Error): Error {
  */
 export function redisAdapter(options: RedisAdapterOptions, context: AdapterContext): RedisAdapter {
   const connectTimeout = timeoutOption(options.connectTimeout, 'connectTimeout')
-  const commandTimeout = timeoutOption(options.commandTimeout, 'commandTimeout')
+  // A call's deadline (`operationTimeout`) bounds each of its commands too.
+  const ownTimeout = timeoutOption(options.commandTimeout, 'commandTimeout')
+  const operationTimeout = context.operationTimeout ?? Infinity
+  const commandTimeout = Math.min(ownTimeout, operationTimeout)
+  const timeoutName = operationTimeout < ownTimeout ? 'operationTimeout' : 'commandTimeout'
   const clearAll = options.clearAll ?? REDIS_DEFAULTS.clearAll
   const { now } = context
   const conn = new Connection(options, connectTimeout, (error) => context.emit({ type: 'error', error }))
@@ -123,16 +127,21 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
     return new Error(`${where}: ${e?.message ?? String(error)}`, { cause: error })
   }
 
-  const deadlines = new Deadlines(commandTimeout, () => new Error(`${where} did not answer within ${commandTimeout} ms (commandTimeout)`))
+  const deadlines = new Deadlines(commandTimeout, (short) =>
+    short
+      ? new Error(`${where} did not answer within what was left of its call's deadline (operationTimeout, else commandTimeout)`)
+      : new Error(`${where} did not answer within ${commandTimeout} ms (${timeoutName})`),
+  )
 
   /**
    * The command's reply through `map`, or its error translated; rejects when no reply comes within
-   * `commandTimeout`, even for a command already written to a server that stopped answering.
+   * `commandTimeout` (or `timeout`, the rest of its call's deadline, if less), even for a command already
+   * written to a server that stopped answering.
    */
-  const timed = <R, T = R>(command: Promise<R>, map?: (reply: R) => T, explain?: (error: Error) => Error): Promise<T> =>
+  const timed = <R, T = R>(command: Promise<R>, map?: (reply: R) => T, explain?: (error: Error) => Error, timeout?: number): Promise<T> =>
     // One wrapper promise, and no timer of its own (see Deadlines): this is every command's hot path.
     new Promise<T>((resolve, reject) => {
-      const generation = deadlines.current()
+      const generation = deadlines.current(timeout)
       const slot = generation.add(reject)
       command.then(
         (reply) => {
@@ -150,11 +159,11 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
    * Send a command: at once when connected; after the first connection attempt while starting (so nothing
    * sent during start-up is dropped); never while down, when it fails at once instead of queueing.
    */
-  const send = <R, T = R>(command: () => Promise<R>, map?: (reply: R) => T, explain?: (error: Error) => Error): Promise<T> => {
-    if (conn.isUp()) return timed(command(), map, explain)
+  const send = <R, T = R>(command: () => Promise<R>, map?: (reply: R) => T, explain?: (error: Error) => Error, timeout?: number): Promise<T> => {
+    if (conn.isUp()) return timed(command(), map, explain, timeout)
     if (!conn.started) {
       return conn.starting.then(() => {
-        if (conn.isUp()) return timed(command(), map, explain)
+        if (conn.isUp()) return timed(command(), map, explain, timeout)
         throw conn.downError()
       })
     }
@@ -162,8 +171,8 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
   }
 
   /** Run a script by its SHA, sending it whole (EVAL) when the server does not have it (NOSCRIPT). */
-  const script = <T>(s: Script, key: string, args: (string | Buffer)[], map: (reply: unknown) => T, explain?: (error: Error) => Error): Promise<T> =>
-    send(() => evalScript(client, s, key, args), map, explain)
+  const script = <T>(s: Script, key: string, args: (string | Buffer)[], map: (reply: unknown) => T, explain?: (error: Error) => Error, timeout?: number): Promise<T> =>
+    send(() => evalScript(client, s, key, args), map, explain, timeout)
 
   /** Milliseconds from now to `expiresAt`; at least 1, as Redis refuses a PX of 0. */
   const px = (expiresAt: number): number => Math.max(1, Math.ceil(expiresAt - now()))
@@ -172,8 +181,8 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
     expiresAt === null ? undefined : { expiration: { type: 'PX', value: px(expiresAt) } }
 
   /** Run `command` on each slot group of `keys` (one group unless a cluster). */
-  const perSlot = <R>(keys: string[], command: (group: string[]) => Promise<R>): Promise<R[]> =>
-    send(() => Promise.all(conn.slotGroups(keys).map(command)))
+  const perSlot = <R>(keys: string[], command: (group: string[]) => Promise<R>, timeout?: number): Promise<R[]> =>
+    send(() => Promise.all(conn.slotGroups(keys).map(command)), undefined, undefined, timeout)
 
   async function clearMaster(master: Commands, prefix: string): Promise<void> {
     const match = scanPattern(prefix)
@@ -189,26 +198,27 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
   return {
     name: 'redis',
     capabilities: { shared: true, atomic: true, realClock: true },
+    commandTimeout,
     get client() {
       return client
     },
     listenerCounts: () => conn.listenerCounts(),
     ready: () => conn.ready(),
 
-    get: (key) => send(() => reader.get(key), orUndefined),
+    get: (key, timeout) => send(() => reader.get(key), orUndefined, undefined, timeout),
 
-    async getMany(keys) {
+    async getMany(keys, timeout) {
       const all = [...keys]
-      if (!conn.isCluster) return send(() => reader.mGet(all), (values) => values.map(orUndefined))
+      if (!conn.isCluster) return send(() => reader.mGet(all), (values) => values.map(orUndefined), undefined, timeout)
       const found = new Map<string, string | Buffer | null>()
       await perSlot(all, async (group) => {
         const values = await reader.mGet(group)
         group.forEach((k, i) => found.set(k, values[i] ?? null))
-      })
+      }, timeout)
       return all.map((k) => orUndefined(found.get(k) ?? null))
     },
 
-    set: (key, value, expiresAt) => send(() => client.set(key, asArgument(value), setOptions(expiresAt)), nothing),
+    set: (key, value, expiresAt, timeout) => send(() => client.set(key, asArgument(value), setOptions(expiresAt)), nothing, undefined, timeout),
 
     async setMany(entries: readonly AdapterEntry[]) {
       if (conn.isCluster) {
@@ -224,10 +234,12 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
       })
     },
 
-    add: (key, value, expiresAt) =>
+    add: (key, value, expiresAt, timeout) =>
       send(
         () => client.set(key, asArgument(value), { ...setOptions(expiresAt), condition: 'NX' }),
         notNull,
+        undefined,
+        timeout,
       ),
 
     increment(key, delta, expiresAt) {
@@ -235,9 +247,9 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
       return script(INCREMENT, key, [String(delta), ttl], Number, (error) => incrementError(key, delta, error))
     },
 
-    delete: (key) => send(() => client.unlink(key), positive),
+    delete: (key, timeout) => send(() => client.unlink(key), positive, undefined, timeout),
 
-    deleteIfEquals: (key, value) => script(DELETE_IF_EQUALS, key, [asArgument(value)], isOne),
+    deleteIfEquals: (key, value, timeout) => script(DELETE_IF_EQUALS, key, [asArgument(value)], isOne, undefined, timeout),
 
     async deleteMany(keys) {
       const counts = await perSlot([...keys], (group) => client.unlink(group))
