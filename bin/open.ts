@@ -1,5 +1,6 @@
 import { Cache } from '../src/cache.js'
-import { configFromEnv, EMBEDDED_DEFAULT, redactUrl, type CacheConfig } from '../src/config.js'
+import { configFromEnv, EMBEDDED_DEFAULT, type CacheConfig } from '../src/config.js'
+import { redactUrl } from '../src/redact.js'
 
 /** An open cache for one CLI command. */
 export interface Opened {

@@ -4,6 +4,7 @@ import type { AdapterContext, CacheAdapter } from './adapter.js'
 import type { SerializerOption } from './codec.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import { CacheConfigError, CacheError } from './errors.js'
+import { redactError, redactText, redactUrl } from './redact.js'
 import { ADAPTERS, findAdapter, type AdapterDefinition, type OptionKind } from './registry.js'
 
 /** Options every cache has, whatever its backend. */
@@ -313,10 +314,20 @@ function definitionFor(type: string, option: string): AdapterDefinition {
   return def
 }
 
+/** A URL's scheme, lowercase, without the colon. */
+function schemeOf(url: string): string | undefined {
+  return /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase()
+}
+
+/** The adapter definition for a URL's scheme, or `undefined`. */
+function findAdapterForUrl(url: string): AdapterDefinition | undefined {
+  const scheme = schemeOf(url)
+  return scheme === undefined ? undefined : ADAPTERS.find((d) => d.schemes?.includes(scheme))
+}
+
 /** The adapter definition for a URL, by its scheme. */
 function definitionForUrl(url: string, option: string): AdapterDefinition {
-  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase()
-  const def = scheme === undefined ? undefined : ADAPTERS.find((d) => d.schemes?.includes(scheme))
+  const def = findAdapterForUrl(url)
   if (def === undefined) {
     const schemes = ADAPTERS.flatMap((d) => (d.schemes ?? []).map((s) => `${s}:`))
     throw new CacheConfigError(
@@ -327,9 +338,15 @@ function definitionForUrl(url: string, option: string): AdapterDefinition {
   return def
 }
 
-/** Hide a password in a URL before it reaches a message or a log. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@')
+/**
+ * Hide a password in a URL before it reaches a message or a log; works on strings that do not parse as
+ * URLs. Kept here for the modules that import it from the config; it lives in `redact.ts`.
+ */
+export { redactUrl }
+
+/** A value for a message: JSON, with any URL's credentials hidden. */
+function showValue(value: unknown): string {
+  return redactText(JSON.stringify(value) ?? typeof value)
 }
 
 function checkKind(name: string, value: unknown, kind: OptionKind): void {
@@ -342,7 +359,7 @@ function checkKind(name: string, value: unknown, kind: OptionKind): void {
         : typeof value === kind
   if (!ok) {
     throw new CacheConfigError(
-      `Option \`${name}\` must be ${kind === 'duration' ? "a duration (ms, or a string such as '5m')" : `a ${kind}`}, not ${JSON.stringify(value) ?? typeof value}.`,
+      `Option \`${name}\` must be ${kind === 'duration' ? "a duration (ms, or a string such as '5m')" : `a ${kind}`}, not ${showValue(value)}.`,
       { option: name },
     )
   }
@@ -360,8 +377,9 @@ export function durationOption(value: Duration, option: string): Milliseconds {
 
 function asConfigError(error: unknown, option: string): never {
   if (error instanceof CacheConfigError) throw error
-  if (error instanceof CacheError) throw new CacheConfigError(`Option \`${option}\`: ${error.message}`, { option, cause: error })
-  throw error
+  // Anything else (a URIError from a path's percent-escapes) is named too, and kept only with any URL hidden.
+  const message = error instanceof Error ? error.message : String(error)
+  throw new CacheConfigError(`Option \`${option}\`: ${redactText(message)}`, { option, cause: error instanceof CacheError ? error : redactError(error) })
 }
 
 /**
@@ -374,7 +392,7 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
   if (typeof config === 'string') config = { url: config }
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new CacheConfigError(
-      `A cache config must be an options object or a URL string, not ${JSON.stringify(config) ?? typeof config}.`,
+      `A cache config must be an options object or a URL string, not ${showValue(config)}.`,
     )
   }
   const input = config as Record<string, unknown>
@@ -420,6 +438,16 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     }
   }
   if (typeof input.url === 'string' && def !== undefined) {
+    // `{ type: 'memory', url: 'redis://...' }` is a mistake one way or the other: never drop the URL silently.
+    const urlDef = findAdapterForUrl(input.url)
+    if (typeof input.type === 'string' && urlDef !== def) {
+      const what = urlDef === undefined ? `a URL of no known backend (${JSON.stringify(schemeOf(input.url) ?? '')}:)` : `a ${urlDef.type} URL`
+      throw new CacheConfigError(
+        `Options \`type\` (${JSON.stringify(input.type)}) and \`url\` (${what}) say different backends: give one of them` +
+          (def.schemes === undefined ? ` (the \`${def.type}\` backend takes no URL).` : `, or a ${def.schemes.map((sc) => `${sc}:`).join(' or ')} URL.`),
+        { option: 'url' },
+      )
+    }
     let fromUrl: Record<string, unknown> = {}
     try {
       fromUrl = def.fromUrl?.(input.url) ?? {}
@@ -450,7 +478,7 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     serializer !== 'v8' &&
     (typeof serializer !== 'object' || serializer === null || typeof serializer.encode !== 'function' || typeof serializer.decode !== 'function')
   ) {
-    throw new CacheConfigError(`Option \`serializer\` must be 'json', 'v8' or an object with encode and decode, not ${JSON.stringify(serializer)}.`, { option: 'serializer' })
+    throw new CacheConfigError(`Option \`serializer\` must be 'json', 'v8' or an object with encode and decode, not ${showValue(serializer)}.`, { option: 'serializer' })
   }
 
   return {

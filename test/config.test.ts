@@ -64,6 +64,54 @@ describe('config validation', () => {
     expect(e.message).not.toContain('secret')
   })
 
+  it('a type and a URL of another backend are refused, never one of them dropped', () => {
+    for (const [config, said] of [
+      [{ type: 'memory', url: 'redis://127.0.0.1:6379' }, 'a redis URL'],
+      [{ type: 'sqlite', url: 'file:./cache' }, 'a filesystem URL'],
+      [{ type: 'keyv', url: 'sqlite:./a.db' }, 'takes no URL'],
+      [{ type: 'memory', url: 'ftp://x' }, 'no known backend'],
+    ] as const) {
+      const e = configError(() => resolveConfig(config as never))
+      expect(e.option).toBe('url')
+      expect(e.message).toContain(said)
+    }
+    expect(resolveConfig({ type: 'RedisCache', url: 'redis://127.0.0.1:6379' }).type).toBe('redis')
+    expect(resolveConfig({ type: 'memory', url: 'memory:' }).type).toBe('memory')
+  })
+
+  it('a malformed Redis URL says what is wrong with it, password hidden', () => {
+    const cases: [string, RegExp][] = [
+      ['redis://app:Pa55/W0rd@host:6379', /contains `\/`.*Percent-encode/],
+      ['redis://app:Pa55#W0rd@host:6379', /contains `\/`, `\?` or `#`/],
+      ['redis://app:Pa55W0rd@host:port', /port must be a number/],
+      ['redis://app:Pa55W0rd@[::1:6379', /IPv6 host goes in brackets/],
+      ['redis://app:Pa55%zzW0rd@host', /not a percent-escape/],
+      ['redis:app:Pa55W0rd@host', /write it as redis:\/\//],
+      ['redis://app:Pa55W0rd@host/abc', /database number/],
+    ]
+    for (const [url, reason] of cases) {
+      const e = configError(() => resolveConfig(url))
+      expect(e.option).toBe('url')
+      expect(e.message).toMatch(reason)
+      expect(e.message).toContain('app:***@')
+      expect(e.message).not.toMatch(/Pa55|W0rd/)
+      expect(e.cause).toBeUndefined()
+    }
+    // A password with @ parses (the last @ ends the userinfo) and is shown hidden whole.
+    expect(resolveConfig('redis://app:p@ss@127.0.0.1:6379').adapterOptions.url).toBe('redis://app:p@ss@127.0.0.1:6379')
+  })
+
+  it('a file: or sqlite: URL with a user or password is refused before it names a file', () => {
+    for (const url of ['file://app:secret@host/cache', 'sqlite://app:secret@host/a.db', 'sqlite:app:secret@a.db']) {
+      const e = configError(() => resolveConfig(url))
+      expect(e.option).toBe('url')
+      expect(e.message).toContain('app:***@')
+      expect(e.message).not.toContain('secret')
+    }
+    expect(resolveConfig('sqlite:./data@2x.db').adapterOptions).toEqual({ path: './data@2x.db' })
+    expect(resolveConfig('file:///var/cache@2').adapterOptions).toEqual({ dir: '/var/cache@2' })
+  })
+
   it("Flask-Caching's type names work", () => {
     expect(resolveConfig({ type: 'SimpleCache' }).type).toBe('memory')
     expect(resolveConfig({ type: 'NullCache' }).type).toBe('null')
