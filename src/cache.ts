@@ -1,6 +1,6 @@
 import type { AdapterCapabilities, AdapterEvent, CacheAdapter, ExpiresAt, Payload } from './adapter.js'
 import { resolveCodec, type Codec } from './codec.js'
-import { configDifferences, configFromEnv, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, type CacheConfig, type ResolvedConfig } from './config.js'
+import { configFromEnv, differentConfigError, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, type CacheConfig, type ResolvedConfig } from './config.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import {
   CacheArgumentError,
@@ -122,13 +122,9 @@ export class Cache {
     const resolved = resolveConfig(config === undefined ? (fromEnv ?? EMBEDDED_DEFAULT) : config)
     const root = this.#root
     if (root.core !== null) {
-      const differ = configDifferences(root.core.config, resolved)
-      if (differ.length === 0) return this
-      throw new CacheConfigError(
-        `The cache is already initialized with a different config (${differ.map((d) => `\`${d}\``).join(', ')} differ). ` +
-          'Call `await cache.close()` first to change it. Objects such as a store or a client must be the same object to count as equal.',
-        { option: differ[0] },
-      )
+      const different = differentConfigError(root.core.config, resolved)
+      if (different === undefined) return this
+      throw different
     }
     const embedded = resolved.type === EMBEDDED_DEFAULT.type && resolved.adapterOptions.path === EMBEDDED_DEFAULT.path
     if (config === undefined && embedded) {

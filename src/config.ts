@@ -495,23 +495,49 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
   }
 }
 
+const COMPARED = ['type', 'adapter', 'defaultTtl', 'keyPrefix', 'threshold', 'failOpen', 'serializer', 'now'] as const
+
 /**
- * The options in which two resolved configs differ; none means they build the same cache. Functions are
- * equal when their source is (a dev server's reload re-creates them); other objects (a store, a client)
- * must be the same object.
+ * The options in which two resolved configs differ; none means they build the same cache.
+ *
+ * The rule: data (strings, numbers, durations, plain objects and arrays of them) is compared by value, so
+ * the config a dev server's module reload re-creates is equal to the one before. Functions (`now`, an
+ * `adapter` factory, a serializer's `encode`/`decode`) and other objects (a store, a client) are equal only
+ * when they are the same object: two closures of one factory have the same source and different state.
  */
 export function configDifferences(a: ResolvedConfig, b: ResolvedConfig): string[] {
   const differ: string[] = []
-  const common = ['type', 'adapter', 'defaultTtl', 'keyPrefix', 'threshold', 'failOpen', 'serializer', 'now'] as const
-  for (const name of common) if (!deepEqual(a[name], b[name])) differ.push(name)
+  for (const name of COMPARED) if (!deepEqual(a[name], b[name], false)) differ.push(name)
   const names = new Set([...Object.keys(a.adapterOptions), ...Object.keys(b.adapterOptions)])
-  for (const name of names) if (!deepEqual(a.adapterOptions[name], b.adapterOptions[name])) differ.push(name)
+  for (const name of names) if (!deepEqual(a.adapterOptions[name], b.adapterOptions[name], false)) differ.push(name)
   return differ
 }
 
-function deepEqual(a: unknown, b: unknown): boolean {
+/**
+ * Why `init` with `next` cannot keep the cache opened with `open`, or `undefined` when they are equal (then
+ * `init` is a no-op). See {@link configDifferences} for what counts as equal.
+ */
+export function differentConfigError(open: ResolvedConfig, next: ResolvedConfig): CacheConfigError | undefined {
+  const differ = configDifferences(open, next)
+  if (differ.length === 0) return undefined
+  const valueOf = (c: ResolvedConfig, name: string): unknown => ((COMPARED as readonly string[]).includes(name) ? c[name as keyof ResolvedConfig] : c.adapterOptions[name])
+  // Equal but for the identity of a function in it: the case that once passed as equal, said plainly.
+  const fn = differ.find((name) => deepEqual(valueOf(open, name), valueOf(next, name), true))
+  const quoted = differ.map((d) => `\`${d}\``).join(', ')
+  const message =
+    fn !== undefined
+      ? `The cache is already initialized with a different config: \`${fn}\` is another function${differ.length > 1 ? ` (${quoted} differ)` : ''}. ` +
+        'Functions count as equal only when they are the same object, even with the same source. Pass the same function ' +
+        '(made once, in a module that a reload does not re-evaluate), or call `await cache.close()` first to change it.'
+      : `The cache is already initialized with a different config (${quoted} differ). Call \`await cache.close()\` first to change it. ` +
+        'Functions, and objects such as a store or a client, must be the same object to count as equal.'
+  return new CacheConfigError(message, { option: fn ?? differ[0] })
+}
+
+/** Deep equality of config values; functions by identity, or by source when `bySource` (for messages only). */
+function deepEqual(a: unknown, b: unknown, bySource: boolean): boolean {
   if (Object.is(a, b)) return true
-  if (typeof a === 'function' && typeof b === 'function') return a.toString() === b.toString()
+  if (bySource && typeof a === 'function' && typeof b === 'function') return a.toString() === b.toString()
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
   if (Array.isArray(a) !== Array.isArray(b)) return false
   if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false
@@ -519,7 +545,7 @@ function deepEqual(a: unknown, b: unknown): boolean {
   const ka = Object.keys(a)
   const kb = Object.keys(b)
   if (ka.length !== kb.length) return false
-  return ka.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+  return ka.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], bySource))
 }
 
 /** Environment variables read by {@link configFromEnv}, beside each backend's own. */

@@ -135,11 +135,52 @@ describe('the singleton', () => {
     expect(await cache.get('k')).toBeUndefined()
   })
 
-  it('functions re-created by a module reload count as equal; another store object does not', async () => {
-    const codec = () => ({ encode: (v: unknown) => JSON.stringify(v), decode: (p: unknown) => JSON.parse(String(p)) as unknown })
-    cache.init({ type: 'memory', serializer: codec() })
-    cache.init({ type: 'memory', serializer: codec() })
+  it('a config re-created by a module reload is equal: the same data, and functions that are the same objects', async () => {
+    const first = await import('./fixtures/reload-config.js')
+    cache.init(first.plain)
+    await cache.set('k', 1)
+    vi.resetModules()
+    const reloaded = await import('./fixtures/reload-config.js')
+    expect(reloaded.plain).not.toBe(first.plain)
+    expect(reloaded.withOwnClock.now).not.toBe(first.withOwnClock.now)
+    cache.init(reloaded.plain)
+    expect(await cache.get('k')).toBe(1)
     await cache.close()
+    // A function the module makes itself is another function after the reload: a different config.
+    cache.init(first.withOwnClock)
+    expect(() => cache.init(reloaded.withOwnClock)).toThrow(/`now` is another function/)
+  })
+
+  it('functions count as equal only when they are the same object, even with the same source', async () => {
+    const clockAt = (offset: number) => () => Date.now() + offset
+    const clockA = clockAt(0)
+    cache.init({ type: 'memory', now: clockA })
+    cache.init({ type: 'memory', now: clockA })
+    const e = (() => {
+      try {
+        cache.init({ type: 'memory', now: clockAt(60_000) })
+      } catch (error) {
+        return error as CacheConfigError
+      }
+      throw new Error('expected init to refuse another clock')
+    })()
+    expect(e).toBeInstanceOf(CacheConfigError)
+    expect(e.option).toBe('now')
+    expect(e.message).toMatch(/`now` is another function.*same object.*same function.*`await cache\.close\(\)`/)
+    await cache.close()
+
+    const codec = () => ({ encode: (v: unknown) => JSON.stringify(v), decode: (p: unknown) => JSON.parse(String(p)) as unknown })
+    const one = codec()
+    cache.init({ type: 'memory', serializer: one })
+    cache.init({ type: 'memory', serializer: { ...one } })
+    expect(() => cache.init({ type: 'memory', serializer: codec() })).toThrow(/`serializer` is another function/)
+    await cache.close()
+    const { memoryAdapter } = await import('../adapters/memory.js')
+    cache.init({ adapter: (context) => memoryAdapter({}, context) })
+    expect(() => cache.init({ adapter: (context) => memoryAdapter({}, context) })).toThrow(/`adapter` is another function/)
+  })
+
+  it('another store object is another config', async () => {
     cache.init({ type: 'keyv', store: new Map() })
     expect(() => cache.init({ type: 'keyv', store: new Map() })).toThrow(/`store` differ.*same object/)
   })
