@@ -10,10 +10,17 @@ export interface Opened {
   close(): Promise<void>
 }
 
-/** The config a command uses: `--url`, else `CACHE_*` variables, else the embedded default. */
-export function cliConfig(url: string | undefined, env: NodeJS.ProcessEnv = process.env): { config: CacheConfig; source: string } {
+/**
+ * The config a command uses: `--url`, else `CACHE_*` variables, else the embedded default. Variables that
+ * are set but ignored are told to `warn` (by default, nobody: the command itself warns once).
+ */
+export function cliConfig(
+  url: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  warn: (message: string) => void = () => {},
+): { config: CacheConfig; source: string } {
   if (url !== undefined) return { config: url, source: `--url ${redactUrl(url)}` }
-  const fromEnv = configFromEnv(env)
+  const fromEnv = configFromEnv(env, { warn })
   if (fromEnv !== undefined) {
     const what = typeof fromEnv.url === 'string' ? redactUrl(fromEnv.url) : String(fromEnv.type)
     return { config: fromEnv, source: `CACHE_* variables (${what})` }
@@ -27,7 +34,7 @@ export function cliConfig(url: string | undefined, env: NodeJS.ProcessEnv = proc
  * backend failure, not a miss. Warnings, corrupt entries and background errors go to `warn`.
  */
 export async function openCache(options: { url?: string; prefix?: string; warn: (message: string) => void }): Promise<Opened> {
-  const { config, source } = cliConfig(options.url)
+  const { config, source } = cliConfig(options.url, process.env, options.warn)
   const base = typeof config === 'string' ? { url: config } : config
   const cache = new Cache()
   cache.on('warning', options.warn)

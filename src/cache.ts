@@ -118,9 +118,9 @@ export class Cache {
    * @throws {CacheConfigError} for an invalid config, or a different config while the cache is open.
    */
   init(config?: CacheConfig): this {
-    const fromEnv = config === undefined ? configFromEnv() : undefined
-    const resolved = resolveConfig(config === undefined ? (fromEnv ?? EMBEDDED_DEFAULT) : config)
     const root = this.#root
+    const fromEnv = config === undefined ? configFromEnv(process.env, { warn: (message) => root.emitter.warnOnce(message) }) : undefined
+    const resolved = resolveConfig(config === undefined ? (fromEnv ?? EMBEDDED_DEFAULT) : config)
     if (root.core !== null) {
       const different = differentConfigError(root.core.config, resolved)
       if (different === undefined) return this

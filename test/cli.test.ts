@@ -101,6 +101,14 @@ describe('cachekit CLI, any backend', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ backend: 'memory', keys: 0 })
   })
 
+  it('names CACHE_* variables the backend does not read, once, on stderr, without their values', async () => {
+    const r = await cli(['ping'], { CACHE_TYPE: 'memory', CACHE_DIR: '/srv/nowhere', CACHE_REDIS_URL: 'redis://app:s3cret@10.0.0.1' })
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/^PONG from memory/)
+    expect(r.stderr.match(/CACHE_DIR and CACHE_REDIS_URL are set but ignored/g)).toHaveLength(1)
+    expect(r.stderr).not.toMatch(/nowhere|s3cret/)
+  })
+
   it('get exits 1 on a miss, with nothing on stdout', async () => {
     const r = await cli(['get', 'nothing-here', '--url', 'memory:'])
     expect(r).toMatchObject({ code: 1, stdout: '' })

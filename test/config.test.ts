@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest'
-import { CacheConfigError, configFromEnv, createCache, DEFAULTS } from '../src/index.js'
+import { describe, expect, it, vi } from 'vitest'
+import { Cache, CacheConfigError, configFromEnv, createCache, DEFAULTS } from '../src/index.js'
 import { resolveConfig, suggest } from '../src/config.js'
 
 function configError(fn: () => unknown): CacheConfigError {
@@ -188,6 +188,68 @@ describe('configFromEnv', () => {
       defaultTtl: 60_000,
     })
     expect(configError(() => configFromEnv({ CACHE_DEFAULT_TIMEOUT: 'abc' })).option).toBe('CACHE_DEFAULT_TIMEOUT')
+  })
+
+  it('a CACHE_KEY_PREFIX of white space only is refused, naming it; an empty one is no prefix', () => {
+    for (const env of [{ CACHE_KEY_PREFIX: '   ' }, { CACHE_TYPE: 'memory', CACHE_KEY_PREFIX: ' \t' }]) {
+      const e = configError(() => configFromEnv(env))
+      expect(e.option).toBe('CACHE_KEY_PREFIX')
+      expect(e.message).toMatch(/CACHE_KEY_PREFIX.*white space/)
+    }
+    expect(configFromEnv({ CACHE_TYPE: 'memory', CACHE_KEY_PREFIX: '' })).toEqual({ type: 'memory' })
+    expect(configFromEnv({ CACHE_TYPE: 'memory', CACHE_KEY_PREFIX: 'app:' })).toEqual({ type: 'memory', keyPrefix: 'app:' })
+  })
+
+  it('variables the chosen backend does not read are named in a warning, never silently dropped', () => {
+    const warnings: string[] = []
+    const warn = (m: string) => warnings.push(m)
+    expect(configFromEnv({ CACHE_TYPE: 'memory', CACHE_DIR: '/srv/cache', CACHE_SQLITE_PATH: '/srv/a.db' }, { warn })).toEqual({ type: 'memory' })
+    expect(configFromEnv({ CACHE_URL: 'sqlite:./a.db', CACHE_REDIS_URL: 'redis://app:s3cret@h' }, { warn })).toEqual({ url: 'sqlite:./a.db' })
+    expect(configFromEnv({ CACHE_TYPE: 'memory', CACHE_DEFAULT_TTL: '1m', CACHE_DEFAULT_TIMEOUT: '30' }, { warn })).toEqual({ type: 'memory', defaultTtl: 60_000 })
+    expect(warnings).toHaveLength(3)
+    expect(warnings[0]).toMatch(/CACHE_DIR and CACHE_SQLITE_PATH are set but ignored.*memory.*CACHE_TYPE/)
+    expect(warnings[1]).toMatch(/CACHE_REDIS_URL is set but ignored.*sqlite.*CACHE_URL/)
+    expect(warnings[2]).toMatch(/CACHE_DEFAULT_TIMEOUT is set but ignored.*CACHE_DEFAULT_TTL/)
+    // Values are not repeated: a variable may hold a password.
+    expect(warnings.join('\n')).not.toMatch(/srv|s3cret/)
+    // Nothing to say when every variable set is read.
+    configFromEnv({ CACHE_TYPE: 'filesystem', CACHE_DIR: '/srv/cache' }, { warn })
+    expect(warnings).toHaveLength(3)
+  })
+
+  it('without a warn option the warning goes to the console once; init() emits it as a warning event', () => {
+    const spy = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    try {
+      configFromEnv({ CACHE_TYPE: 'memory', CACHE_DIR: '/srv/cache' })
+      expect(spy.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringMatching(/^cachekit: CACHE_DIR is set but ignored/)])
+    } finally {
+      spy.mockRestore()
+    }
+    vi.stubEnv('CACHE_TYPE', 'memory')
+    vi.stubEnv('CACHE_DIR', '/srv/cache')
+    try {
+      const warnings: string[] = []
+      const c = new Cache()
+      c.on('warning', (m) => warnings.push(m))
+      c.init()
+      expect(warnings).toEqual([expect.stringMatching(/CACHE_DIR is set but ignored/)])
+      void c.close()
+    } finally {
+      vi.unstubAllEnvs()
+    }
+  })
+
+  it('CACHE_URL and a variable of its backend that say different places are refused', () => {
+    for (const [env, variable] of [
+      [{ CACHE_URL: 'file:./a', CACHE_DIR: './b' }, 'CACHE_DIR'],
+      [{ CACHE_URL: 'redis://127.0.0.1:6379', CACHE_REDIS_URL: 'redis://app:s3cret@10.0.0.1:6379' }, 'CACHE_REDIS_URL'],
+    ] as const) {
+      const e = configError(() => configFromEnv(env))
+      expect(e.option).toBe(variable)
+      expect(e.message).toContain('CACHE_URL')
+      expect(e.message).not.toContain('s3cret')
+    }
+    expect(configFromEnv({ CACHE_URL: 'file:./a', CACHE_DIR: './a' })).toMatchObject({ url: 'file:./a' })
   })
 
   it('a misspelled type in CACHE_TYPE gets a suggestion', () => {
