@@ -1,6 +1,6 @@
 import type { AdapterCapabilities, AdapterEvent, CacheAdapter, ExpiresAt, Payload } from './adapter.js'
 import { resolveCodec, type Codec } from './codec.js'
-import { configFromEnv, differentConfigError, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, type CacheConfig, type ResolvedConfig } from './config.js'
+import { checkAdapter, configFromEnv, differentConfigError, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, type CacheConfig, type ResolvedConfig } from './config.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import {
   CacheArgumentError,
@@ -161,12 +161,19 @@ export class Cache {
     }
     core.loading = (async () => {
       const given = resolved.adapter
-      const adapter =
-        given === undefined
-          ? (await loadFactory(resolved))(resolved.adapterOptions, context)
-          : typeof given === 'function'
-            ? given(context)
-            : given
+      let adapter: CacheAdapter
+      if (typeof given === 'function') {
+        // The user's factory: what it throws or returns is named as `adapter`, never a raw TypeError later.
+        let built: unknown
+        try {
+          built = given(context)
+        } catch (error) {
+          if (error instanceof CacheError) throw error
+          throw new CacheConfigError(`Option \`adapter\`: the factory threw: ${(error as Error)?.message ?? String(error)}`, { option: 'adapter', cause: error })
+        }
+        checkAdapter(built, true)
+        adapter = built
+      } else adapter = given ?? (await loadFactory(resolved))(resolved.adapterOptions, context)
       core.built = adapter
       try {
         await adapter.ready?.()
@@ -574,7 +581,12 @@ export class Cache {
     root.closed = true
     // An adapter whose start-up failed may still hold a connection (or keep retrying one): release it too.
     const adapter = core.adapter ?? (await core.loading.catch(() => core.built))
-    await adapter?.close()
+    try {
+      await adapter?.close()
+    } catch (error) {
+      if (error instanceof CacheError) throw error
+      throw new CacheBackendError(`close failed on the ${adapter?.name ?? core.config.type} backend: ${(error as Error)?.message ?? String(error)}`, { cause: error })
+    }
   }
 
   /** @internal For memoize and getOrSet: see `src/internals.ts`. */

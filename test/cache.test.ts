@@ -3,6 +3,7 @@ import {
   Cache,
   cache,
   CacheArgumentError,
+  CacheBackendError,
   CacheConfigError,
   CacheNotInitializedError,
   CacheSerializationError,
@@ -303,6 +304,69 @@ describe('your own adapter', () => {
 
   it('anything else as adapter is refused, naming the option', () => {
     expect(() => createCache({ adapter: 42 as never })).toThrow(/`adapter` must be a function/)
+  })
+
+  it('an adapter object without the methods of one is refused at init, naming what is missing', () => {
+    const e = (() => {
+      try {
+        createCache({ adapter: { name: 'half', get: () => undefined } as never })
+      } catch (error) {
+        return error as CacheConfigError
+      }
+      throw new Error('expected init to refuse half an adapter')
+    })()
+    expect(e).toBeInstanceOf(CacheConfigError)
+    expect(e.option).toBe('adapter')
+    expect(e.message).toMatch(/`adapter` is an object that is not a CacheAdapter: it has no `capabilities`.*`set`.*`close`/)
+  })
+
+  it('a factory that returns no adapter: a CacheConfigError naming `adapter` at ready() and every call; close() never throws', async () => {
+    for (const bad of [() => 5, () => undefined, () => 'memory', () => ({ get: () => undefined }), () => Promise.resolve({})]) {
+      const c = createCache({ adapter: bad as never })
+      const e = await c.ready().catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(CacheConfigError)
+      expect((e as CacheConfigError).option).toBe('adapter')
+      expect((e as Error).message).toMatch(/`adapter`: the factory returned .*not a CacheAdapter/)
+      // Not a miss or a `false` under fail-open: the cache was never usable.
+      await expect(c.get('k')).rejects.toBeInstanceOf(CacheConfigError)
+      await expect(c.set('k', 1)).rejects.toBeInstanceOf(CacheConfigError)
+      await expect(c.close()).resolves.toBeUndefined()
+    }
+  })
+
+  it('a factory that throws is named as `adapter`, with its error as the cause', async () => {
+    const boom = new TypeError('cannot read properties of undefined')
+    const c = createCache({
+      adapter: () => {
+        throw boom
+      },
+    })
+    const e = await c.ready().catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(CacheConfigError)
+    expect((e as CacheConfigError).option).toBe('adapter')
+    expect((e as Error).message).toContain('cannot read properties of undefined')
+    expect((e as Error).cause).toBe(boom)
+    await expect(c.close()).resolves.toBeUndefined()
+  })
+
+  it("an adapter whose close() throws: close() rejects with a CacheBackendError, the adapter's error as its cause", async () => {
+    const { memoryAdapter } = await import('../adapters/memory.js')
+    const inner = memoryAdapter({}, { now: Date.now, threshold: 10, emit: () => {} })
+    const c = createCache({
+      adapter: {
+        ...inner,
+        close: () => {
+          throw new TypeError('x is not a function')
+        },
+      },
+    })
+    await c.set('k', 1)
+    const e = await c.close().catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(CacheBackendError)
+    expect((e as Error).message).toMatch(/close.*x is not a function/)
+    expect((e as Error).cause).toBeInstanceOf(TypeError)
+    // Closed all the same.
+    await expect(c.get('k')).rejects.toThrow(/closed/)
   })
 })
 
