@@ -5,6 +5,7 @@ import type { SerializerOption } from './codec.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import { CacheConfigError, CacheError } from './errors.js'
 import { redactError, redactText, redactUrl } from './redact.js'
+import { parseSize, type Size } from './size.js'
 import { ADAPTERS, findAdapter, type AdapterDefinition, type OptionKind } from './registry.js'
 
 /** Options every cache has, whatever its backend. */
@@ -71,6 +72,17 @@ export interface AdapterOptions {
    * @default 'redis://127.0.0.1:6379' for `type: 'redis'` without `client`, `cluster` or `sentinel`
    */
   url?: string
+
+  /**
+   * memory: the most bytes the entries may take, counted as the UTF-8 bytes of each key plus the bytes of
+   * its encoded value; least recently used entries go first, as with `threshold` (both bounds hold). A
+   * number of bytes or a string such as `'64mb'` (binary units: 1mb = 1024 KiB). An entry larger than this
+   * is not stored: `set` reports the failure (`false` and an `'error'` event under fail-open), and the
+   * key's old value stays. `0` means no byte bound; with `threshold: 0` and no `maxBytes`, the memory cache
+   * is unbounded, as before, and warns.
+   * @default '64mb'
+   */
+  maxBytes?: Size
 
   /**
    * filesystem: the folder of the cache, relative to the working directory or absolute. Created if missing
@@ -252,7 +264,9 @@ const KNOWN_ALIASES: Record<string, string> = {
   namespace: 'keyPrefix',
   key_prefix: 'keyPrefix',
   max: 'threshold',
-  maxSize: 'threshold',
+  maxSize: 'maxBytes',
+  maxMemory: 'maxBytes',
+  sizeLimit: 'maxBytes',
   maxEntries: 'threshold',
   store: 'adapter',
   cacheDir: 'dir',
@@ -349,17 +363,23 @@ function showValue(value: unknown): string {
   return redactText(JSON.stringify(value) ?? typeof value)
 }
 
+const KIND_NAMES: Partial<Record<OptionKind, string>> = {
+  duration: "a duration (ms, or a string such as '5m')",
+  size: "a size (bytes, or a string such as '64mb')",
+  object: 'an object',
+}
+
 function checkKind(name: string, value: unknown, kind: OptionKind): void {
   if (kind === 'any' || value === undefined) return
   const ok =
-    kind === 'duration'
+    kind === 'duration' || kind === 'size'
       ? typeof value === 'number' || typeof value === 'string'
       : kind === 'object'
         ? typeof value === 'object' && value !== null
         : typeof value === kind
   if (!ok) {
     throw new CacheConfigError(
-      `Option \`${name}\` must be ${kind === 'duration' ? "a duration (ms, or a string such as '5m')" : `a ${kind}`}, not ${showValue(value)}.`,
+      `Option \`${name}\` must be ${KIND_NAMES[kind] ?? `a ${kind}`}, not ${showValue(value)}.`,
       { option: name },
     )
   }
@@ -371,6 +391,15 @@ export function durationOption(value: Duration, option: string): Milliseconds {
     return parseDuration(value, `\`${option}\``, { option })
   } catch (error) {
     // parseDuration's message already names the option and the value.
+    throw new CacheConfigError((error as Error).message, { option, cause: error })
+  }
+}
+
+/** A size option in bytes, or a `CacheConfigError` naming the option. */
+export function sizeOption(value: Size, option: string): number {
+  try {
+    return parseSize(value, `\`${option}\``, { option })
+  } catch (error) {
     throw new CacheConfigError((error as Error).message, { option, cause: error })
   }
 }
@@ -467,8 +496,8 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
       const kind = adapterKinds[name] ?? 'any'
       checkKind(name, value, kind)
       if (value === undefined) continue
-      // Durations are parsed here, at init, so a bad one fails now; the adapter receives milliseconds.
-      adapterOptions[name] = kind === 'duration' ? durationOption(value as Duration, name) : value
+      // Durations and sizes are parsed here, at init, so a bad one fails now; the adapter receives ms or bytes.
+      adapterOptions[name] = kind === 'duration' ? durationOption(value as Duration, name) : kind === 'size' ? sizeOption(value as Size, name) : value
     } else {
       const elsewhere = ADAPTERS.find((d) => name in d.options)
       const hint =

@@ -4,9 +4,10 @@ import { redactText, redactUrl } from './redact.js'
 
 /**
  * The kind of an adapter option, checked at `init` before the adapter (and its driver) is loaded.
- * `'duration'` accepts a {@link Duration}; `'any'` is checked by the adapter itself.
+ * `'duration'` accepts a {@link Duration} and `'size'` a {@link Size}, both parsed at `init` (the adapter
+ * receives milliseconds or bytes); `'any'` is checked by the adapter itself.
  */
-export type OptionKind = 'string' | 'number' | 'boolean' | 'duration' | 'object' | 'function' | 'any'
+export type OptionKind = 'string' | 'number' | 'boolean' | 'duration' | 'size' | 'object' | 'function' | 'any'
 
 /**
  * How the Cache knows an adapter without loading it: its option names (to catch misspellings at `init`),
@@ -119,7 +120,7 @@ export const ADAPTERS: readonly AdapterDefinition[] = [
   {
     type: 'memory',
     aliases: ['simple'],
-    options: {},
+    options: { maxBytes: 'size' },
     schemes: ['memory'],
     load: async () => (await import('../adapters/memory.js')).memoryAdapter as AdapterFactory<Record<string, unknown>>,
   },

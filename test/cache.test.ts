@@ -390,6 +390,66 @@ describe('memory backend specifics', () => {
     expect(warnings.filter((w) => w.includes('unbounded'))).toHaveLength(1)
   })
 
+  it('by default at most 64 MiB of keys and encoded values: 120 values of 8 MiB cannot take 1 GiB', async () => {
+    const { MEMORY_DEFAULTS } = await import('../adapters/memory.js')
+    expect(MEMORY_DEFAULTS.maxBytes).toBe(64 * 2 ** 20)
+    const c = memory()
+    const eight = 'x'.repeat(8 * 2 ** 20 - 64)
+    for (let i = 0; i < 120; i++) expect(await c.set(`big${i}`, `${i}:${eight}`)).toBe(true)
+    let live = 0
+    for await (const _ of c.keys()) live++
+    expect(live).toBeGreaterThanOrEqual(6)
+    expect(live * 8 * 2 ** 20).toBeLessThanOrEqual(MEMORY_DEFAULTS.maxBytes)
+    // Least recently used go first.
+    expect(await c.get('big119')).toBe(`119:${eight}`)
+    expect(await c.has('big0')).toBe(false)
+  })
+
+  it('maxBytes evicts by bytes, least recently used first, together with threshold', async () => {
+    const c = memory({ maxBytes: '1kb', threshold: 100 })
+    const v = 'x'.repeat(400)
+    await c.set('a', v)
+    await c.set('b', v)
+    await c.get('a')
+    await c.set('c', v)
+    expect(await c.getMany(['a', 'b', 'c'])).toEqual([v, undefined, v])
+    // threshold still holds for small entries.
+    const few = memory({ maxBytes: '1mb', threshold: 2 })
+    await few.setMany([['a', 1], ['b', 2], ['c', 3]])
+    expect(await few.getMany(['a', 'b', 'c'])).toEqual([undefined, 2, 3])
+  })
+
+  it('an entry larger than maxBytes is not stored and says so; the old value stays, a batch writes nothing', async () => {
+    const c = memory({ maxBytes: 1000 })
+    const errors: Error[] = []
+    c.on('error', (e) => errors.push(e))
+    await c.set('k', 'small')
+    expect(await c.set('k', 'x'.repeat(2000))).toBe(false)
+    expect(errors[0]).toBeInstanceOf(CacheBackendError)
+    expect(errors[0]?.message).toMatch(/set "k" failed on the memory backend: .*2\.0 KiB.*more than maxBytes \(1000 B\)/)
+    expect(await c.get('k')).toBe('small')
+    await expect(c.add('huge', 'x'.repeat(2000))).rejects.toBeInstanceOf(CacheBackendError)
+    expect(await c.setMany([['d', 1], ['e', 'x'.repeat(2000)]])).toBe(false)
+    expect(await c.has('d')).toBe(false)
+    // The key counts too.
+    expect(await c.set('y'.repeat(1200), 1)).toBe(false)
+  })
+
+  it('maxBytes 0 bounds nothing by bytes; threshold 0 without maxBytes is unbounded as before, with maxBytes it is not', async () => {
+    const c = memory({ maxBytes: 0 })
+    expect(await c.set('k', 'x'.repeat(70 * 2 ** 20))).toBe(true)
+    expect((await c.get<string>('k'))?.length).toBe(70 * 2 ** 20)
+    const unbounded = memory({ threshold: 0 })
+    expect(await unbounded.set('k', 'x'.repeat(70 * 2 ** 20))).toBe(true)
+    const warnings: string[] = []
+    const bytesOnly = new Cache()
+    bytesOnly.on('warning', (m) => warnings.push(m))
+    bytesOnly.init({ type: 'memory', threshold: 0, maxBytes: '1kb' })
+    open.push(bytesOnly)
+    expect(await bytesOnly.set('k', 'x'.repeat(2000))).toBe(false)
+    expect(warnings.filter((w) => w.includes('unbounded'))).toEqual([])
+  })
+
   it('the null backend stores nothing', async () => {
     const c = createCache('null:')
     open.push(c)

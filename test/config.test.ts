@@ -1,6 +1,8 @@
 import { describe, expect, it, vi } from 'vitest'
 import { Cache, CacheConfigError, configFromEnv, createCache, DEFAULTS } from '../src/index.js'
 import { resolveConfig, suggest } from '../src/config.js'
+import { CacheArgumentError } from '../src/errors.js'
+import { parseSize } from '../src/size.js'
 
 function configError(fn: () => unknown): CacheConfigError {
   try {
@@ -136,6 +138,40 @@ describe('config validation', () => {
   it('suggest finds close names only', () => {
     expect(suggest('thresold', ['threshold', 'type'])).toBe('threshold')
     expect(suggest('banana', ['threshold', 'type'])).toBeUndefined()
+  })
+})
+
+describe('sizes', () => {
+  it('a number is bytes; a string is a number and a binary unit', () => {
+    expect(parseSize(0)).toBe(0)
+    expect(parseSize(1500)).toBe(1500)
+    expect(parseSize('512b')).toBe(512)
+    expect(parseSize('64mb')).toBe(64 * 2 ** 20)
+    expect(parseSize('64 MiB')).toBe(64 * 2 ** 20)
+    expect(parseSize('1.5kb')).toBe(1536)
+    expect(parseSize('2G')).toBe(2 * 2 ** 30)
+    expect(parseSize('1tb')).toBe(2 ** 40)
+    expect(parseSize(' 10k ')).toBe(10_240)
+    // A fraction of a byte rounds down: a bound is never raised by rounding.
+    expect(parseSize('1.0001kb')).toBe(1024)
+  })
+
+  it('anything else is refused, naming the value', () => {
+    for (const bad of [-1, 1.5, Number.NaN, Infinity, 2 ** 60, '12 parsecs', '', 'mb', '-5mb', '5 m b', {} as never, null as never]) {
+      expect(() => parseSize(bad, '`maxBytes`')).toThrow(CacheArgumentError)
+      expect(() => parseSize(bad, '`maxBytes`')).toThrow(/`maxBytes`/)
+    }
+    expect(() => parseSize('12 parsecs')).toThrow(/"12 parsecs".*'64mb'/)
+  })
+
+  it('maxBytes is parsed at init and named when bad; it is an option of the memory backend only', () => {
+    expect(resolveConfig({ type: 'memory', maxBytes: '1mb' }).adapterOptions).toEqual({ maxBytes: 2 ** 20 })
+    for (const bad of ['12 parsecs', -1, true]) {
+      const e = configError(() => resolveConfig({ type: 'memory', maxBytes: bad as never }))
+      expect(e.option).toBe('maxBytes')
+    }
+    expect(configError(() => resolveConfig({ type: 'sqlite', maxBytes: '1mb' } as never)).message).toMatch(/option of the `memory` backend/)
+    expect(configError(() => resolveConfig({ type: 'memory', maxSize: '1mb' } as never)).message).toContain('Did you mean `maxBytes`?')
   })
 })
 
