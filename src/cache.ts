@@ -112,7 +112,9 @@ export class Cache {
   /**
    * Configure the cache: an options object, a URL, or nothing to read `CACHE_*` environment variables
    * (falling back to the embedded default). Validates eagerly; the backend connects in the background and
-   * `ready()` tells when it has. Calling it again with an equal config is a no-op.
+   * `ready()` tells when it has. Calling it again with an equal config is a no-op: data is compared by value
+   * (so the config a module reload re-creates is equal), functions and other objects (`now`, an `adapter`
+   * factory, a store) by identity.
    *
    * @example cache.init({ type: 'memory', defaultTtl: '10m' })
    * @throws {CacheConfigError} for an invalid config, or a different config while the cache is open.

@@ -52,6 +52,7 @@ export interface CommonOptions {
   serializer?: SerializerOption
   /**
    * The clock for every expiry decision, in ms since the epoch. Inject one in tests so TTLs need no sleep.
+   * A second `init` counts it equal only if it is the same function (as for every function option).
    * @default Date.now
    */
   now?: () => number
