@@ -155,6 +155,15 @@ describe('cachekit CLI, any backend', () => {
       expect(result.missing).toContain(100)
     })
 
+    it('never shows a password of the app URL, in text or JSON', async () => {
+      const withPassword = url(good).replace('http://', 'http://app:Hunter2@')
+      const [text, json] = await Promise.all([cli(['race', withPassword, '--clients', '3']), cli(['race', withPassword, '--clients', '3', '--json'])])
+      expect(text.code).toBe(0)
+      expect(text.stdout).toContain('http://app:***@127.0.0.1:')
+      expect((JSON.parse(json.stdout) as { url: string }).url).toMatch(/^http:\/\/app:\*\*\*@127\.0\.0\.1:\d+\/increment$/)
+      expect(text.stdout + text.stderr + json.stdout + json.stderr).not.toContain('Hunter2')
+    })
+
     it('exits 2 when nothing listens at the URL', async () => {
       const port = (good.address() as AddressInfo).port
       const closed = createServer()
