@@ -321,7 +321,7 @@ function definitionFor(type: string, option: string): AdapterDefinition {
   const def = findAdapter(type) ?? findAdapter(type.toLowerCase().replace(/cache$/, ''))
   if (def === undefined) {
     throw new CacheConfigError(
-      `Unknown cache type ${JSON.stringify(type)} in \`${option}\`.${didYouMean(type, adapterTypes())} ` +
+      `Unknown cache type ${showValue(type)} in \`${option}\`.${didYouMean(type, adapterTypes())} ` +
         `Known types: ${adapterTypes().join(', ')}.`,
       { option },
     )
@@ -623,7 +623,7 @@ function deepEqual(a: unknown, b: unknown, bySource: boolean): boolean {
 const COMMON_ENV = ['CACHE_URL', 'CACHE_TYPE', 'CACHE_DEFAULT_TTL', 'CACHE_DEFAULT_TIMEOUT', 'CACHE_KEY_PREFIX', 'CACHE_THRESHOLD', 'CACHE_FAIL_OPEN'] as const
 
 function envError(variable: string, value: string, what: string): CacheConfigError {
-  return new CacheConfigError(`Environment variable ${variable}=${JSON.stringify(value)} is not ${what}.`, { option: variable })
+  return new CacheConfigError(`Environment variable ${variable}=${showValue(value)} is not ${what}.`, { option: variable })
 }
 
 /** Options of {@link configFromEnv}. */
@@ -679,7 +679,7 @@ export function configFromEnv(
   if (url !== undefined) {
     const urlDef = definitionForUrl(url, 'CACHE_URL')
     if (def !== undefined && def !== urlDef) {
-      throw new CacheConfigError(`CACHE_TYPE=${type} and CACHE_URL (a ${urlDef.type} URL) disagree: set one of them.`, { option: 'CACHE_TYPE' })
+      throw new CacheConfigError(`CACHE_TYPE=${redactText(type ?? '')} and CACHE_URL (a ${urlDef.type} URL) disagree: set one of them.`, { option: 'CACHE_TYPE' })
     }
     def = urlDef
     config.url = url

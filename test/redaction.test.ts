@@ -184,6 +184,10 @@ describe('the url option of every backend type, and URL strings', () => {
       expectNoSecret(shown(await lifeOf(config)), JSON.stringify(Object.keys(config)))
     }
     expectNoSecret(shown(await lifeOf(42 as never)), 'a number')
+    // A URL pasted where a type or a duration goes.
+    expectNoSecret(shown(await lifeOf({ type: url })), 'a URL as the type')
+    expectNoSecret(shown(await lifeOf(undefined, { CACHE_TYPE: url })), 'a URL in CACHE_TYPE')
+    expectNoSecret(shown(await lifeOf(undefined, { CACHE_TYPE: 'memory', CACHE_DEFAULT_TTL: url })), 'a URL in CACHE_DEFAULT_TTL')
   })
 
   it('redis: clientOptions that contradict the URL (tls), and cluster root nodes, do not show it', async () => {
