@@ -359,9 +359,9 @@ function definitionForUrl(url: string, option: string): AdapterDefinition {
  */
 export { redactUrl }
 
-/** A value for a message: JSON, with any URL's credentials hidden. */
+/** A value for a message: JSON, with any URL's credentials hidden (a string is taken as a whole URL). */
 function showValue(value: unknown): string {
-  return redactText(JSON.stringify(value) ?? typeof value)
+  return typeof value === 'string' ? JSON.stringify(redactUrl(value)) : redactText(JSON.stringify(value) ?? typeof value)
 }
 
 const KIND_NAMES: Partial<Record<OptionKind, string>> = {
@@ -679,7 +679,7 @@ export function configFromEnv(
   if (url !== undefined) {
     const urlDef = definitionForUrl(url, 'CACHE_URL')
     if (def !== undefined && def !== urlDef) {
-      throw new CacheConfigError(`CACHE_TYPE=${redactText(type ?? '')} and CACHE_URL (a ${urlDef.type} URL) disagree: set one of them.`, { option: 'CACHE_TYPE' })
+      throw new CacheConfigError(`CACHE_TYPE=${redactUrl(type ?? '')} and CACHE_URL (a ${urlDef.type} URL) disagree: set one of them.`, { option: 'CACHE_TYPE' })
     }
     def = urlDef
     config.url = url

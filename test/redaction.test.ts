@@ -185,9 +185,11 @@ describe('the url option of every backend type, and URL strings', () => {
     }
     expectNoSecret(shown(await lifeOf(42 as never)), 'a number')
     // A URL pasted where a type or a duration goes.
-    expectNoSecret(shown(await lifeOf({ type: url })), 'a URL as the type')
-    expectNoSecret(shown(await lifeOf(undefined, { CACHE_TYPE: url })), 'a URL in CACHE_TYPE')
-    expectNoSecret(shown(await lifeOf(undefined, { CACHE_TYPE: 'memory', CACHE_DEFAULT_TTL: url })), 'a URL in CACHE_DEFAULT_TTL')
+    for (const pasted of [url, `redis:app:Hunter2@127.0.0.1:${closed}`]) {
+      expectNoSecret(shown(await lifeOf({ type: pasted })), 'a URL as the type')
+      expectNoSecret(shown(await lifeOf(undefined, { CACHE_TYPE: pasted })), 'a URL in CACHE_TYPE')
+      expectNoSecret(shown(await lifeOf(undefined, { CACHE_TYPE: 'memory', CACHE_DEFAULT_TTL: pasted })), 'a URL in CACHE_DEFAULT_TTL')
+    }
   })
 
   it('redis: clientOptions that contradict the URL (tls), and cluster root nodes, do not show it', async () => {
