@@ -10,7 +10,8 @@ import {
 } from '../src/adapter.js'
 import { Deadlines, type Watch } from '../src/deadlines.js'
 import { parseDuration, type Duration, type Milliseconds } from '../src/duration.js'
-import { CacheBackendError, CacheConfigError, showKey } from '../src/errors.js'
+import { CacheBackendError, CacheConfigError, CacheError, showKey } from '../src/errors.js'
+import { collectSecrets, redactError, redactText } from '../src/redact.js'
 
 /**
  * A Keyv store described by plain data, for configs that cannot hold an object: a JSON file, or the child
@@ -145,7 +146,14 @@ async function storeFromSpec(spec: KeyvStoreSpec): Promise<object> {
   if (typeof Ctor !== 'function') {
     throw new CacheConfigError(`\`${spec.module}\` (option \`store.module\`) has no default export to construct a Keyv store with.`, { option: 'store' })
   }
-  return new Ctor(spec.options)
+  try {
+    return new Ctor(spec.options)
+  } catch (error) {
+    // The options are often a URL with a password, which a store's error may quote (a TypeError from `new URL` keeps it whole).
+    const secrets = collectSecrets(spec.options)
+    const safe = redactError(error instanceof Error ? error : new Error(String(error)), secrets)
+    throw new CacheConfigError(`\`${spec.module}\` (option \`store.module\`) refused \`store.options\`: ${redactText(safe.message, secrets)}`, { option: 'store', cause: safe })
+  }
 }
 
 /** The store itself: a Keyv instance is unwrapped, because the cache does its own keys, serialization and expiry. */
@@ -293,8 +301,12 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
   let timer: NodeJS.Timeout | undefined
   /** The store is a `Map`, which answers at once: no timeouts to watch. */
   let untimed = false
+  /** Credentials in the store's options: hidden in every error of the store before it is passed on. */
+  let secrets = collectSecrets(isSpec(option) ? option.options : undefined)
+  const redact = (error: unknown): Error =>
+    error instanceof Error ? redactError(error, secrets) : new Error(redactText(String(error), secrets))
   const onError = (error: unknown): void => {
-    context.emit({ type: 'error', error: error instanceof Error ? error : new Error(String(error)) })
+    context.emit({ type: 'error', error: redact(error) })
   }
 
   const open = (given: object): void => {
@@ -309,6 +321,7 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
     }
     inUse.add(raw)
     owner = raw
+    secrets = [...new Set([...secrets, ...collectSecrets((raw as { opts?: unknown }).opts)])]
     const map = raw instanceof Map ? (raw as Map<unknown, unknown>) : undefined
     if (isPostgres(raw)) openPostgresBridges++
     const tuned = raw as { namespace?: string; throwOnErrors?: boolean; noNamespaceAffectsAll?: boolean }
@@ -384,7 +397,7 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
           if (deadlines.end(watch)) resolve(value)
         },
         (error: unknown) => {
-          if (deadlines.end(watch)) reject(error)
+          if (deadlines.end(watch)) reject(error instanceof CacheError ? error : redact(error))
         },
       )
     })
@@ -551,9 +564,10 @@ export function keyvAdapter(options: KeyvAdapterOptions, context: AdapterContext
         // A first read surfaces a store that cannot connect now rather than at the first real call.
         await Promise.race([s().get('cachekit:ready-probe'), timeout])
         answered = true
-      } catch (cause) {
+      } catch (error) {
         // The store stays open: calls fail promptly until it answers, and close() releases it.
-        throw new CacheBackendError(`The Keyv store cannot be reached: ${(cause as Error)?.message ?? String(cause)}`, { cause })
+        const cause = redact(error)
+        throw new CacheBackendError(`The Keyv store cannot be reached: ${cause.message}`, { cause })
       } finally {
         clearTimeout(timer)
       }

@@ -9,13 +9,35 @@ import {
   type ExpiresAt,
   type Payload,
 } from '../src/adapter.js'
+import { CacheConfigError } from '../src/errors.js'
+import { parseSize, showBytes, type Size } from '../src/size.js'
 
-/** The memory backend has no options of its own; `threshold` bounds it. */
-export type MemoryAdapterOptions = Record<string, never>
+/** Options of the memory backend; `threshold` (in the context) bounds its entries. */
+export interface MemoryAdapterOptions {
+  /**
+   * The most bytes the entries may take: each key's UTF-8 bytes plus its encoded value's. `0` means no
+   * byte bound. Without it, a cache with `threshold: 0` is unbounded (and warns).
+   * @default '64mb'
+   */
+  maxBytes?: Size
+}
+
+/** Defaults of the memory options (also in their TSDoc). */
+export const MEMORY_DEFAULTS = {
+  /** 64 MiB: 10,000 entries (the default `threshold`) of 6.5 KiB; fewer of larger values. */
+  maxBytes: 64 * 2 ** 20,
+} as const
 
 interface Entry {
   value: Payload
   expiresAt: ExpiresAt
+  /** Bytes of the key and the value, counted once when the entry is made. */
+  size: number
+}
+
+/** The bytes an entry is charged: its key's UTF-8 bytes plus its payload's. */
+function sizeOf(key: string, value: Payload): number {
+  return Buffer.byteLength(key) + (typeof value === 'string' ? Buffer.byteLength(value) : value.byteLength)
 }
 
 /** How often expired entries are swept from memory, so that unread entries do not stay until evicted. */
@@ -27,16 +49,42 @@ function inWorker(): boolean {
 }
 
 /**
- * One process's memory, bounded by `threshold` (least recently used entries go first). Not shared: each
- * worker of a cluster has its own copy, so counters and `add` are atomic within one process only.
+ * One process's memory, bounded by `threshold` entries and `maxBytes` bytes (least recently used entries
+ * go first). Not shared: each worker of a cluster has its own copy, so counters and `add` are atomic within
+ * one process only.
+ *
+ * @throws {CacheConfigError} for an invalid `maxBytes`.
  */
-export function memoryAdapter(_options: MemoryAdapterOptions, context: AdapterContext): CacheAdapter {
+export function memoryAdapter(options: MemoryAdapterOptions, context: AdapterContext): CacheAdapter {
   const { now, threshold } = context
+  // resolveConfig hands over bytes; a factory called directly may still get '64mb'.
+  let maxBytes: number
+  try {
+    maxBytes = options.maxBytes === undefined ? (threshold === 0 ? 0 : MEMORY_DEFAULTS.maxBytes) : parseSize(options.maxBytes, '`maxBytes`', { option: 'maxBytes' })
+  } catch (error) {
+    throw new CacheConfigError((error as Error).message, { option: 'maxBytes', cause: error })
+  }
   // lru-cache preallocates `max` slots; unbounded means a Map (swept by the purge timer).
   const store: Map<string, Entry> | LRUCache<string, Entry> =
-    threshold > 0 ? new LRUCache<string, Entry>({ max: threshold }) : new Map<string, Entry>()
-  if (threshold === 0) {
-    context.emit({ type: 'warning', message: 'the memory cache is unbounded (threshold 0): expired entries are swept every minute, but live ones grow without limit.' })
+    threshold > 0 || maxBytes > 0
+      ? new LRUCache<string, Entry>({
+          ...(threshold > 0 ? { max: threshold } : {}),
+          // lru-cache refuses a size of 0; an entry of an empty key and value is charged one byte.
+          ...(maxBytes > 0 ? { maxSize: maxBytes, sizeCalculation: (e: Entry) => Math.max(1, e.size) } : {}),
+        } as LRUCache.Options<string, Entry, unknown>)
+      : new Map<string, Entry>()
+  /** An entry for `key`, or the error that says it cannot fit (thrown before anything is written). */
+  const makeEntry = (key: string, value: Payload, expiresAt: ExpiresAt): Entry => {
+    const size = sizeOf(key, value)
+    if (maxBytes > 0 && size > maxBytes) {
+      throw new Error(
+        `the entry takes ${showBytes(size)} (key and encoded value), more than maxBytes (${showBytes(maxBytes)}): it was not stored, and any value the key had is kept. Raise \`maxBytes\`, or set it to 0 for no byte bound.`,
+      )
+    }
+    return { value, expiresAt, size }
+  }
+  if (threshold === 0 && maxBytes === 0) {
+    context.emit({ type: 'warning', message: 'the memory cache is unbounded (threshold 0 and no maxBytes): expired entries are swept every minute, but live ones grow without limit.' })
   }
   if (inWorker()) {
     context.emit({
@@ -77,20 +125,22 @@ export function memoryAdapter(_options: MemoryAdapterOptions, context: AdapterCo
     get: (key) => live(key)?.value,
     getMany: (keys) => keys.map((key) => live(key)?.value),
     set(key, value, expiresAt) {
-      store.set(key, { value, expiresAt })
+      store.set(key, makeEntry(key, value, expiresAt))
     },
     setMany(entries: readonly AdapterEntry[]) {
-      for (const { key, value, expiresAt } of entries) store.set(key, { value, expiresAt })
+      // Every entry is made (and checked) before any is written: a batch with one too large writes nothing.
+      const made = entries.map(({ key, value, expiresAt }) => [key, makeEntry(key, value, expiresAt)] as const)
+      for (const [key, e] of made) store.set(key, e)
     },
     add(key, value, expiresAt) {
       if (live(key) !== undefined) return false
-      store.set(key, { value, expiresAt })
+      store.set(key, makeEntry(key, value, expiresAt))
       return true
     },
     increment(key, delta, expiresAt) {
-      const entry = live(key)
-      const result = addToPayload(key, entry?.value, delta)
-      store.set(key, { value: String(result), expiresAt: entry === undefined ? expiresAt : entry.expiresAt })
+      const current = live(key)
+      const result = addToPayload(key, current?.value, delta)
+      store.set(key, makeEntry(key, String(result), current === undefined ? expiresAt : current.expiresAt))
       return result
     },
     delete: (key) => live(key) !== undefined && store.delete(key),

@@ -7,6 +7,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { CacheError } from '../src/errors.js'
 import { COMMANDS, findCommand, GLOBAL_OPTIONS, type Command } from './commands.js'
+import { withoutSecrets } from './output.js'
 
 const EXIT_ERROR = 2
 
@@ -44,7 +45,7 @@ function commandHelp(c: Command): string {
 }
 
 function fail(message: string): number {
-  process.stderr.write(`cachekit: ${message}\n`)
+  process.stderr.write(`cachekit: ${withoutSecrets(message)}\n`)
   return EXIT_ERROR
 }
 

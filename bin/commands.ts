@@ -3,7 +3,7 @@ import type { ParseArgsConfig } from 'node:util'
 import { parseDuration, type Duration } from '../src/duration.js'
 import { CacheArgumentError, CacheBackendError } from '../src/errors.js'
 import { cliConfig, openCache, type Opened } from './open.js'
-import { globToRegExp, progress, showMs, showValue, toPlain } from './output.js'
+import { globToRegExp, progress, showMs, showValue, toPlain, withoutSecrets } from './output.js'
 import { describeRace, race } from './race.js'
 
 type Options = NonNullable<ParseArgsConfig['options']>
@@ -48,7 +48,7 @@ function print(ctx: Context, human: string, json: unknown): void {
 }
 
 function warn(message: string): void {
-  process.stderr.write(`cachekit: warning: ${message}\n`)
+  process.stderr.write(`cachekit: warning: ${withoutSecrets(message)}\n`)
 }
 
 /** Parse a CLI duration. Bare numbers are refused: on a command line `60` could mean seconds or ms. */

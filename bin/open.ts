@@ -1,5 +1,6 @@
 import { Cache } from '../src/cache.js'
-import { configFromEnv, EMBEDDED_DEFAULT, redactUrl, type CacheConfig } from '../src/config.js'
+import { configFromEnv, EMBEDDED_DEFAULT, type CacheConfig } from '../src/config.js'
+import { redactUrl } from '../src/redact.js'
 
 /** An open cache for one CLI command. */
 export interface Opened {
@@ -9,10 +10,17 @@ export interface Opened {
   close(): Promise<void>
 }
 
-/** The config a command uses: `--url`, else `CACHE_*` variables, else the embedded default. */
-export function cliConfig(url: string | undefined, env: NodeJS.ProcessEnv = process.env): { config: CacheConfig; source: string } {
+/**
+ * The config a command uses: `--url`, else `CACHE_*` variables, else the embedded default. Variables that
+ * are set but ignored are told to `warn` (by default, nobody: the command itself warns once).
+ */
+export function cliConfig(
+  url: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  warn: (message: string) => void = () => {},
+): { config: CacheConfig; source: string } {
   if (url !== undefined) return { config: url, source: `--url ${redactUrl(url)}` }
-  const fromEnv = configFromEnv(env)
+  const fromEnv = configFromEnv(env, { warn })
   if (fromEnv !== undefined) {
     const what = typeof fromEnv.url === 'string' ? redactUrl(fromEnv.url) : String(fromEnv.type)
     return { config: fromEnv, source: `CACHE_* variables (${what})` }
@@ -26,7 +34,7 @@ export function cliConfig(url: string | undefined, env: NodeJS.ProcessEnv = proc
  * backend failure, not a miss. Warnings, corrupt entries and background errors go to `warn`.
  */
 export async function openCache(options: { url?: string; prefix?: string; warn: (message: string) => void }): Promise<Opened> {
-  const { config, source } = cliConfig(options.url)
+  const { config, source } = cliConfig(options.url, process.env, options.warn)
   const base = typeof config === 'string' ? { url: config } : config
   const cache = new Cache()
   cache.on('warning', options.warn)

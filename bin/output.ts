@@ -1,4 +1,24 @@
 /** Output helpers of the CLI: values as text or JSON, durations, and a progress bar for terminals. */
+import { collectSecrets, redactText } from '../src/redact.js'
+
+/**
+ * Passwords the command line and the environment hold (`--url`, `CACHE_*` URLs, any argument that is a URL
+ * with a password), found once.
+ */
+let secrets: string[] | undefined
+
+/**
+ * A message for stderr with every credential hidden: the last line of defence, so that no error or warning
+ * the CLI prints shows a password, whatever produced it. Values a command was asked to print are not passed
+ * through it: they are the user's data.
+ */
+export function withoutSecrets(message: string): string {
+  secrets ??= collectSecrets([
+    ...process.argv.slice(2).map((arg) => arg.replace(/^--?[\w-]+=/, '')),
+    ...Object.entries(process.env).filter(([name]) => name.startsWith('CACHE_')).map(([, value]) => value),
+  ])
+  return redactText(message, secrets)
+}
 
 /** A value as plain JSON data: Map -> object (or entries), Set -> array, BigInt -> string, bytes -> base64. */
 export function toPlain(value: unknown): unknown {

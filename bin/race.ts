@@ -1,7 +1,9 @@
 import * as http from 'node:http'
+import { redactUrl } from '../src/redact.js'
 
 /** What `race` found: the counter values the clients saw, and how they differ from exactly 1..N. */
 export interface RaceResult {
+  /** The increment URL, any password in it hidden. */
   url: string
   clients: number
   /** The value each client saw, in the order the answers arrived. */
@@ -93,7 +95,7 @@ export async function race(base: string, options: RaceOptions = {}): Promise<Rac
       if (s.value.worker !== undefined) workers.add(s.value.worker)
     }
   }
-  return { url: target.href, clients, values, ...judge(values, clients), workers: workers.size, errors }
+  return { url: redactUrl(target.href), clients, values, ...judge(values, clients), workers: workers.size, errors }
 }
 
 /** A short account of a race for a human. */

@@ -1,7 +1,7 @@
 import type { AdapterCapabilities, AdapterEvent, CacheAdapter, ExpiresAt, Payload } from './adapter.js'
 import { Budget } from './budget.js'
 import { resolveCodec, type Codec } from './codec.js'
-import { configDifferences, configFromEnv, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, type CacheConfig, type ResolvedConfig } from './config.js'
+import { checkAdapter, configFromEnv, differentConfigError, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, type CacheConfig, type ResolvedConfig } from './config.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import {
   CacheArgumentError,
@@ -135,23 +135,21 @@ export class Cache {
   /**
    * Configure the cache: an options object, a URL, or nothing to read `CACHE_*` environment variables
    * (falling back to the embedded default). Validates eagerly; the backend connects in the background and
-   * `ready()` tells when it has. Calling it again with an equal config is a no-op.
+   * `ready()` tells when it has. Calling it again with an equal config is a no-op: data is compared by value
+   * (so the config a module reload re-creates is equal), functions and other objects (`now`, an `adapter`
+   * factory, a store) by identity.
    *
    * @example cache.init({ type: 'memory', defaultTtl: '10m' })
    * @throws {CacheConfigError} for an invalid config, or a different config while the cache is open.
    */
   init(config?: CacheConfig): this {
-    const fromEnv = config === undefined ? configFromEnv() : undefined
-    const resolved = resolveConfig(config === undefined ? (fromEnv ?? EMBEDDED_DEFAULT) : config)
     const root = this.#root
+    const fromEnv = config === undefined ? configFromEnv(process.env, { warn: (message) => root.emitter.warnOnce(message) }) : undefined
+    const resolved = resolveConfig(config === undefined ? (fromEnv ?? EMBEDDED_DEFAULT) : config)
     if (root.core !== null) {
-      const differ = configDifferences(root.core.config, resolved)
-      if (differ.length === 0) return this
-      throw new CacheConfigError(
-        `The cache is already initialized with a different config (${differ.map((d) => `\`${d}\``).join(', ')} differ). ` +
-          'Call `await cache.close()` first to change it. Objects such as a store or a client must be the same object to count as equal.',
-        { option: differ[0] },
-      )
+      const different = differentConfigError(root.core.config, resolved)
+      if (different === undefined) return this
+      throw different
     }
     const embedded = resolved.type === EMBEDDED_DEFAULT.type && resolved.adapterOptions.path === EMBEDDED_DEFAULT.path
     if (config === undefined && embedded) {
@@ -189,12 +187,19 @@ export class Cache {
     }
     core.loading = (async () => {
       const given = resolved.adapter
-      const adapter =
-        given === undefined
-          ? (await loadFactory(resolved))(resolved.adapterOptions, context)
-          : typeof given === 'function'
-            ? given(context)
-            : given
+      let adapter: CacheAdapter
+      if (typeof given === 'function') {
+        // The user's factory: what it throws or returns is named as `adapter`, never a raw TypeError later.
+        let built: unknown
+        try {
+          built = given(context)
+        } catch (error) {
+          if (error instanceof CacheError) throw error
+          throw new CacheConfigError(`Option \`adapter\`: the factory threw: ${(error as Error)?.message ?? String(error)}`, { option: 'adapter', cause: error })
+        }
+        checkAdapter(built, true)
+        adapter = built
+      } else adapter = given ?? (await loadFactory(resolved))(resolved.adapterOptions, context)
       core.built = adapter
       try {
         await adapter.ready?.()
@@ -628,7 +633,12 @@ export class Cache {
     root.closed = true
     // An adapter whose start-up failed may still hold a connection (or keep retrying one): release it too.
     const adapter = core.adapter ?? (await core.loading.catch(() => core.built))
-    await adapter?.close()
+    try {
+      await adapter?.close()
+    } catch (error) {
+      if (error instanceof CacheError) throw error
+      throw new CacheBackendError(`close failed on the ${adapter?.name ?? core.config.type} backend: ${(error as Error)?.message ?? String(error)}`, { cause: error })
+    }
   }
 
   /** @internal For memoize and getOrSet: see `src/internals.ts`. */

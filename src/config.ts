@@ -4,6 +4,8 @@ import type { AdapterContext, CacheAdapter } from './adapter.js'
 import type { SerializerOption } from './codec.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import { CacheConfigError, CacheError } from './errors.js'
+import { redactError, redactText, redactUrl } from './redact.js'
+import { parseSize, type Size } from './size.js'
 import { ADAPTERS, findAdapter, type AdapterDefinition, type OptionKind } from './registry.js'
 import { describeLoneSurrogate, isWellFormed, WELL_FORMED_FIX } from './well-formed.js'
 
@@ -60,6 +62,7 @@ export interface CommonOptions {
   serializer?: SerializerOption
   /**
    * The clock for every expiry decision, in ms since the epoch. Inject one in tests so TTLs need no sleep.
+   * A second `init` counts it equal only if it is the same function (as for every function option).
    * @default Date.now
    */
   now?: () => number
@@ -80,6 +83,17 @@ export interface AdapterOptions {
    * @default 'redis://127.0.0.1:6379' for `type: 'redis'` without `client`, `cluster` or `sentinel`
    */
   url?: string
+
+  /**
+   * memory: the most bytes the entries may take, counted as the UTF-8 bytes of each key plus the bytes of
+   * its encoded value; least recently used entries go first, as with `threshold` (both bounds hold). A
+   * number of bytes or a string such as `'64mb'` (binary units: 1mb = 1024 KiB). An entry larger than this
+   * is not stored: `set` reports the failure (`false` and an `'error'` event under fail-open), and the
+   * key's old value stays. `0` means no byte bound; with `threshold: 0` and no `maxBytes`, the memory cache
+   * is unbounded, as before, and warns.
+   * @default '64mb'
+   */
+  maxBytes?: Size
 
   /**
    * filesystem: the folder of the cache, relative to the working directory or absolute. Created if missing
@@ -265,7 +279,9 @@ const KNOWN_ALIASES: Record<string, string> = {
   namespace: 'keyPrefix',
   key_prefix: 'keyPrefix',
   max: 'threshold',
-  maxSize: 'threshold',
+  maxSize: 'maxBytes',
+  maxMemory: 'maxBytes',
+  sizeLimit: 'maxBytes',
   maxEntries: 'threshold',
   store: 'adapter',
   cacheDir: 'dir',
@@ -319,7 +335,7 @@ function definitionFor(type: string, option: string): AdapterDefinition {
   const def = findAdapter(type) ?? findAdapter(type.toLowerCase().replace(/cache$/, ''))
   if (def === undefined) {
     throw new CacheConfigError(
-      `Unknown cache type ${JSON.stringify(type)} in \`${option}\`.${didYouMean(type, adapterTypes())} ` +
+      `Unknown cache type ${showValue(type)} in \`${option}\`.${didYouMean(type, adapterTypes())} ` +
         `Known types: ${adapterTypes().join(', ')}.`,
       { option },
     )
@@ -327,10 +343,20 @@ function definitionFor(type: string, option: string): AdapterDefinition {
   return def
 }
 
+/** A URL's scheme, lowercase, without the colon. */
+function schemeOf(url: string): string | undefined {
+  return /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase()
+}
+
+/** The adapter definition for a URL's scheme, or `undefined`. */
+function findAdapterForUrl(url: string): AdapterDefinition | undefined {
+  const scheme = schemeOf(url)
+  return scheme === undefined ? undefined : ADAPTERS.find((d) => d.schemes?.includes(scheme))
+}
+
 /** The adapter definition for a URL, by its scheme. */
 function definitionForUrl(url: string, option: string): AdapterDefinition {
-  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase()
-  const def = scheme === undefined ? undefined : ADAPTERS.find((d) => d.schemes?.includes(scheme))
+  const def = findAdapterForUrl(url)
   if (def === undefined) {
     const schemes = ADAPTERS.flatMap((d) => (d.schemes ?? []).map((s) => `${s}:`))
     throw new CacheConfigError(
@@ -341,22 +367,34 @@ function definitionForUrl(url: string, option: string): AdapterDefinition {
   return def
 }
 
-/** Hide a password in a URL before it reaches a message or a log. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@')
+/**
+ * Hide a password in a URL before it reaches a message or a log; works on strings that do not parse as
+ * URLs. Kept here for the modules that import it from the config; it lives in `redact.ts`.
+ */
+export { redactUrl }
+
+/** A value for a message: JSON, with any URL's credentials hidden (a string is taken as a whole URL). */
+function showValue(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(redactUrl(value)) : redactText(JSON.stringify(value) ?? typeof value)
+}
+
+const KIND_NAMES: Partial<Record<OptionKind, string>> = {
+  duration: "a duration (ms, or a string such as '5m')",
+  size: "a size (bytes, or a string such as '64mb')",
+  object: 'an object',
 }
 
 function checkKind(name: string, value: unknown, kind: OptionKind): void {
   if (kind === 'any' || value === undefined) return
   const ok =
-    kind === 'duration'
+    kind === 'duration' || kind === 'size'
       ? typeof value === 'number' || typeof value === 'string'
       : kind === 'object'
         ? typeof value === 'object' && value !== null
         : typeof value === kind
   if (!ok) {
     throw new CacheConfigError(
-      `Option \`${name}\` must be ${kind === 'duration' ? "a duration (ms, or a string such as '5m')" : `a ${kind}`}, not ${JSON.stringify(value) ?? typeof value}.`,
+      `Option \`${name}\` must be ${KIND_NAMES[kind] ?? `a ${kind}`}, not ${showValue(value)}.`,
       { option: name },
     )
   }
@@ -372,10 +410,60 @@ export function durationOption(value: Duration, option: string): Milliseconds {
   }
 }
 
+/** A size option in bytes, or a `CacheConfigError` naming the option. */
+export function sizeOption(value: Size, option: string): number {
+  try {
+    return parseSize(value, `\`${option}\``, { option })
+  } catch (error) {
+    throw new CacheConfigError((error as Error).message, { option, cause: error })
+  }
+}
+
 function asConfigError(error: unknown, option: string): never {
   if (error instanceof CacheConfigError) throw error
-  if (error instanceof CacheError) throw new CacheConfigError(`Option \`${option}\`: ${error.message}`, { option, cause: error })
-  throw error
+  // Anything else (a URIError from a path's percent-escapes) is named too, and kept only with any URL hidden.
+  const message = error instanceof Error ? error.message : String(error)
+  throw new CacheConfigError(`Option \`${option}\`: ${redactText(message)}`, { option, cause: error instanceof CacheError ? error : redactError(error) })
+}
+
+/** What the Cache calls on an adapter: an object lacking one fails later with a raw TypeError instead. */
+const ADAPTER_METHODS = [
+  'get', 'getMany', 'set', 'setMany', 'add', 'increment', 'delete', 'deleteMany', 'has', 'touch', 'expiresAt', 'clear', 'keys', 'purgeExpired', 'close',
+] as const
+
+/** A value in a message about what a factory returned: its type, or its class. */
+function describeValue(value: unknown): string {
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return showValue(value)
+  const name = (Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null)?.constructor?.name
+  return name === undefined || name === 'Object' ? 'an object' : `a ${name}`
+}
+
+/**
+ * Refuse something that is not a {@link CacheAdapter}: an object with `capabilities` and the methods the
+ * Cache calls (and `ready`, if any, a function). `fromFactory`: it is what the `adapter` factory returned.
+ *
+ * @throws {CacheConfigError} naming `adapter` and what is missing.
+ */
+export function checkAdapter(value: unknown, fromFactory: boolean): asserts value is CacheAdapter {
+  const what = fromFactory ? 'Option `adapter`: the factory returned' : 'Option `adapter` is'
+  if (typeof value !== 'object' || value === null || typeof (value as PromiseLike<unknown>).then === 'function') {
+    const promise = typeof (value as PromiseLike<unknown> | null)?.then === 'function' ? ' (a factory builds the adapter itself, synchronously; its `ready()` may be async)' : ''
+    throw new CacheConfigError(`${what} ${describeValue(value)}, not a CacheAdapter${promise}.`, { option: 'adapter' })
+  }
+  const a = value as Record<string, unknown>
+  const missing = ADAPTER_METHODS.filter((m) => typeof a[m] !== 'function').map((m) => `\`${m}\``)
+  const problems = [
+    ...(typeof a.capabilities !== 'object' || a.capabilities === null ? ['no `capabilities`'] : []),
+    ...(missing.length > 0 ? [`no ${missing.join(', ')} method${missing.length === 1 ? '' : 's'}`] : []),
+    ...(a.ready !== undefined && typeof a.ready !== 'function' ? ['a `ready` that is not a function'] : []),
+  ]
+  if (problems.length > 0) {
+    throw new CacheConfigError(
+      `${what} ${describeValue(value)} that is not a CacheAdapter: it has ${problems.join(' and ')}. Implement the whole contract ` +
+        "(see CacheAdapter), and prove it with `runAdapterConformance` from 'cachekit/testing'.",
+      { option: 'adapter' },
+    )
+  }
 }
 
 /**
@@ -388,7 +476,7 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
   if (typeof config === 'string') config = { url: config }
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new CacheConfigError(
-      `A cache config must be an options object or a URL string, not ${JSON.stringify(config) ?? typeof config}.`,
+      `A cache config must be an options object or a URL string, not ${showValue(config)}.`,
     )
   }
   const input = config as Record<string, unknown>
@@ -404,12 +492,13 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     )
   }
   if (adapter !== undefined) {
-    if (typeof adapter !== 'function' && (typeof adapter !== 'object' || adapter === null || typeof (adapter as Partial<CacheAdapter>).get !== 'function')) {
+    if (typeof adapter !== 'function' && (typeof adapter !== 'object' || adapter === null)) {
       throw new CacheConfigError(
         'Option `adapter` must be a function `(context) => CacheAdapter` or an object implementing CacheAdapter (get, set, add, increment, ...).',
         { option: 'adapter' },
       )
     }
+    if (typeof adapter === 'object') checkAdapter(adapter, false)
   }
 
   const adapterKinds: Record<string, OptionKind> = { url: 'string', ...(def?.options ?? {}) }
@@ -422,8 +511,8 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
       const kind = adapterKinds[name] ?? 'any'
       checkKind(name, value, kind)
       if (value === undefined) continue
-      // Durations are parsed here, at init, so a bad one fails now; the adapter receives milliseconds.
-      adapterOptions[name] = kind === 'duration' ? durationOption(value as Duration, name) : value
+      // Durations and sizes are parsed here, at init, so a bad one fails now; the adapter receives ms or bytes.
+      adapterOptions[name] = kind === 'duration' ? durationOption(value as Duration, name) : kind === 'size' ? sizeOption(value as Size, name) : value
     } else {
       const elsewhere = ADAPTERS.find((d) => name in d.options)
       const hint =
@@ -434,6 +523,16 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     }
   }
   if (typeof input.url === 'string' && def !== undefined) {
+    // `{ type: 'memory', url: 'redis://...' }` is a mistake one way or the other: never drop the URL silently.
+    const urlDef = findAdapterForUrl(input.url)
+    if (typeof input.type === 'string' && urlDef !== def) {
+      const what = urlDef === undefined ? `a URL of no known backend (${JSON.stringify(schemeOf(input.url) ?? '')}:)` : `a ${urlDef.type} URL`
+      throw new CacheConfigError(
+        `Options \`type\` (${JSON.stringify(input.type)}) and \`url\` (${what}) say different backends: give one of them` +
+          (def.schemes === undefined ? ` (the \`${def.type}\` backend takes no URL).` : `, or a ${def.schemes.map((sc) => `${sc}:`).join(' or ')} URL.`),
+        { option: 'url' },
+      )
+    }
     let fromUrl: Record<string, unknown> = {}
     try {
       fromUrl = def.fromUrl?.(input.url) ?? {}
@@ -474,7 +573,7 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     serializer !== 'v8' &&
     (typeof serializer !== 'object' || serializer === null || typeof serializer.encode !== 'function' || typeof serializer.decode !== 'function')
   ) {
-    throw new CacheConfigError(`Option \`serializer\` must be 'json', 'v8' or an object with encode and decode, not ${JSON.stringify(serializer)}.`, { option: 'serializer' })
+    throw new CacheConfigError(`Option \`serializer\` must be 'json', 'v8' or an object with encode and decode, not ${showValue(serializer)}.`, { option: 'serializer' })
   }
 
   return {
@@ -501,23 +600,49 @@ function checkKeyPrefix(prefix: string): string {
   )
 }
 
+const COMPARED = ['type', 'adapter', 'defaultTtl', 'keyPrefix', 'threshold', 'failOpen', 'operationTimeout', 'serializer', 'now'] as const
+
 /**
- * The options in which two resolved configs differ; none means they build the same cache. Functions are
- * equal when their source is (a dev server's reload re-creates them); other objects (a store, a client)
- * must be the same object.
+ * The options in which two resolved configs differ; none means they build the same cache.
+ *
+ * The rule: data (strings, numbers, durations, plain objects and arrays of them) is compared by value, so
+ * the config a dev server's module reload re-creates is equal to the one before. Functions (`now`, an
+ * `adapter` factory, a serializer's `encode`/`decode`) and other objects (a store, a client) are equal only
+ * when they are the same object: two closures of one factory have the same source and different state.
  */
 export function configDifferences(a: ResolvedConfig, b: ResolvedConfig): string[] {
   const differ: string[] = []
-  const common = ['type', 'adapter', 'defaultTtl', 'keyPrefix', 'threshold', 'failOpen', 'operationTimeout', 'serializer', 'now'] as const
-  for (const name of common) if (!deepEqual(a[name], b[name])) differ.push(name)
+  for (const name of COMPARED) if (!deepEqual(a[name], b[name], false)) differ.push(name)
   const names = new Set([...Object.keys(a.adapterOptions), ...Object.keys(b.adapterOptions)])
-  for (const name of names) if (!deepEqual(a.adapterOptions[name], b.adapterOptions[name])) differ.push(name)
+  for (const name of names) if (!deepEqual(a.adapterOptions[name], b.adapterOptions[name], false)) differ.push(name)
   return differ
 }
 
-function deepEqual(a: unknown, b: unknown): boolean {
+/**
+ * Why `init` with `next` cannot keep the cache opened with `open`, or `undefined` when they are equal (then
+ * `init` is a no-op). See {@link configDifferences} for what counts as equal.
+ */
+export function differentConfigError(open: ResolvedConfig, next: ResolvedConfig): CacheConfigError | undefined {
+  const differ = configDifferences(open, next)
+  if (differ.length === 0) return undefined
+  const valueOf = (c: ResolvedConfig, name: string): unknown => ((COMPARED as readonly string[]).includes(name) ? c[name as keyof ResolvedConfig] : c.adapterOptions[name])
+  // Equal but for the identity of a function in it: the case that once passed as equal, said plainly.
+  const fn = differ.find((name) => deepEqual(valueOf(open, name), valueOf(next, name), true))
+  const quoted = differ.map((d) => `\`${d}\``).join(', ')
+  const message =
+    fn !== undefined
+      ? `The cache is already initialized with a different config: \`${fn}\` is another function${differ.length > 1 ? ` (${quoted} differ)` : ''}. ` +
+        'Functions count as equal only when they are the same object, even with the same source. Pass the same function ' +
+        '(made once, in a module that a reload does not re-evaluate), or call `await cache.close()` first to change it.'
+      : `The cache is already initialized with a different config (${quoted} differ). Call \`await cache.close()\` first to change it. ` +
+        'Functions, and objects such as a store or a client, must be the same object to count as equal.'
+  return new CacheConfigError(message, { option: fn ?? differ[0] })
+}
+
+/** Deep equality of config values; functions by identity, or by source when `bySource` (for messages only). */
+function deepEqual(a: unknown, b: unknown, bySource: boolean): boolean {
   if (Object.is(a, b)) return true
-  if (typeof a === 'function' && typeof b === 'function') return a.toString() === b.toString()
+  if (bySource && typeof a === 'function' && typeof b === 'function') return a.toString() === b.toString()
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
   if (Array.isArray(a) !== Array.isArray(b)) return false
   if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false
@@ -525,32 +650,57 @@ function deepEqual(a: unknown, b: unknown): boolean {
   const ka = Object.keys(a)
   const kb = Object.keys(b)
   if (ka.length !== kb.length) return false
-  return ka.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+  return ka.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], bySource))
 }
 
 /** Environment variables read by {@link configFromEnv}, beside each backend's own. */
 const COMMON_ENV = ['CACHE_URL', 'CACHE_TYPE', 'CACHE_DEFAULT_TTL', 'CACHE_DEFAULT_TIMEOUT', 'CACHE_KEY_PREFIX', 'CACHE_THRESHOLD', 'CACHE_FAIL_OPEN'] as const
 
 function envError(variable: string, value: string, what: string): CacheConfigError {
-  return new CacheConfigError(`Environment variable ${variable}=${JSON.stringify(value)} is not ${what}.`, { option: variable })
+  return new CacheConfigError(`Environment variable ${variable}=${showValue(value)} is not ${what}.`, { option: variable })
+}
+
+/** Options of {@link configFromEnv}. */
+export interface EnvOptions {
+  /**
+   * Told, once per call, of variables that are set but not read: another backend's (`CACHE_DIR` with
+   * `CACHE_TYPE=memory`), or `CACHE_DEFAULT_TIMEOUT` beside `CACHE_DEFAULT_TTL`. The message names the
+   * variables, never their values. `cache.init()` emits it as a `'warning'` event.
+   * @default a line on the console (`console.warn`)
+   */
+  warn?: (message: string) => void
 }
 
 /**
  * A config from `CACHE_*` environment variables, validated as `init` validates; `undefined` when none is
  * set. Reads `CACHE_URL`, `CACHE_TYPE`, `CACHE_DEFAULT_TTL` (a duration) or Flask-Caching's
  * `CACHE_DEFAULT_TIMEOUT` (seconds), `CACHE_KEY_PREFIX`, `CACHE_THRESHOLD`, `CACHE_FAIL_OPEN`, and each
- * backend's own (`CACHE_DIR`, `CACHE_SQLITE_PATH`, `CACHE_REDIS_URL`).
+ * backend's own (`CACHE_DIR`, `CACHE_SQLITE_PATH`, `CACHE_REDIS_URL`). A variable set to the empty string
+ * counts as unset; variables the chosen backend does not read are named through `options.warn`.
  *
  * @example cache.init(configFromEnv() ?? 'memory:')
- * @throws {CacheConfigError} naming the variable that is malformed.
+ * @throws {CacheConfigError} naming the variable that is malformed: a `CACHE_KEY_PREFIX` of white space
+ *   only, or `CACHE_URL` and a backend's variable that say different places, too.
  */
-export function configFromEnv(env: Record<string, string | undefined> = process.env): (CommonOptions & AdapterOptions & Record<string, unknown>) | undefined {
+export function configFromEnv(
+  env: Record<string, string | undefined> = process.env,
+  options: EnvOptions = {},
+): (CommonOptions & AdapterOptions & Record<string, unknown>) | undefined {
   const get = (name: string): string | undefined => {
     const v = env[name]
     return v === undefined || v.trim() === '' ? undefined : v.trim()
   }
+  const prefix = env.CACHE_KEY_PREFIX
+  if (prefix !== undefined && prefix !== '' && prefix.trim() === '') {
+    throw new CacheConfigError(
+      `Environment variable CACHE_KEY_PREFIX is white space only (${JSON.stringify(prefix)}), which is almost surely a mistake. ` +
+        "Unset it (or set it empty) for no prefix, or give a visible one such as 'app:'.",
+      { option: 'CACHE_KEY_PREFIX' },
+    )
+  }
   const backendVars = ADAPTERS.flatMap((d) => Object.keys(d.env ?? {}))
   if (![...COMMON_ENV, ...backendVars].some((name) => get(name) !== undefined)) return undefined
+  const ignored: string[] = []
 
   const config: Record<string, unknown> = {}
   const url = get('CACHE_URL')
@@ -563,7 +713,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
   if (url !== undefined) {
     const urlDef = definitionForUrl(url, 'CACHE_URL')
     if (def !== undefined && def !== urlDef) {
-      throw new CacheConfigError(`CACHE_TYPE=${type} and CACHE_URL (a ${urlDef.type} URL) disagree: set one of them.`, { option: 'CACHE_TYPE' })
+      throw new CacheConfigError(`CACHE_TYPE=${redactUrl(type ?? '')} and CACHE_URL (a ${urlDef.type} URL) disagree: set one of them.`, { option: 'CACHE_TYPE' })
     }
     def = urlDef
     config.url = url
@@ -583,8 +733,14 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
   }
   for (const [variable, option] of Object.entries(def?.env ?? {})) {
     const v = get(variable)
-    if (v !== undefined) config[option] = v
+    if (v === undefined) continue
+    if (url !== undefined && def !== undefined && saysOtherwise(def, url, option, v)) {
+      throw new CacheConfigError(`CACHE_URL and ${variable} both say where the ${def.type} cache is, and differently: set one of them.`, { option: variable })
+    }
+    config[option] = v
   }
+  const chosen = def ?? findAdapter(EMBEDDED_DEFAULT.type)
+  ignored.push(...backendVars.filter((name) => get(name) !== undefined && chosen?.env?.[name] === undefined))
 
   const ttl = get('CACHE_DEFAULT_TTL')
   const timeout = get('CACHE_DEFAULT_TIMEOUT')
@@ -594,12 +750,12 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     } catch {
       throw envError('CACHE_DEFAULT_TTL', ttl, "a duration (ms, or a number and a unit such as '5m')")
     }
+    if (timeout !== undefined) ignored.push('CACHE_DEFAULT_TIMEOUT')
   } else if (timeout !== undefined) {
     if (!/^\d+(\.\d+)?$/.test(timeout)) throw envError('CACHE_DEFAULT_TIMEOUT', timeout, 'a number of seconds (0 means never expire)')
     config.defaultTtl = Number(timeout) * 1000
   }
-  const prefix = env.CACHE_KEY_PREFIX
-  if (prefix !== undefined) config.keyPrefix = prefix
+  if (prefix !== undefined && prefix !== '') config.keyPrefix = prefix
   const threshold = get('CACHE_THRESHOLD')
   if (threshold !== undefined) {
     if (!/^\d+$/.test(threshold)) throw envError('CACHE_THRESHOLD', threshold, 'an integer >= 0')
@@ -613,5 +769,31 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     else throw envError('CACHE_FAIL_OPEN', failOpen, 'a boolean (true/false, 1/0, yes/no, on/off)')
   }
   resolveConfig(config)
+  if (ignored.length > 0) (options.warn ?? ((m: string) => console.warn(`cachekit: ${m}`)))(ignoredMessage(ignored, chosen, type !== undefined ? 'CACHE_TYPE' : url !== undefined ? 'CACHE_URL' : undefined))
   return config
+}
+
+/** Whether a backend variable (`CACHE_DIR`) says otherwise than `CACHE_URL` about the option it sets. */
+function saysOtherwise(def: AdapterDefinition, url: string, option: string, value: string): boolean {
+  if (option === 'url') return value !== url
+  let fromUrl: Record<string, unknown>
+  try {
+    fromUrl = def.fromUrl?.(url) ?? {}
+  } catch {
+    return false // the URL's own error is reported by the validation that follows
+  }
+  return option in fromUrl && fromUrl[option] !== value
+}
+
+function ignoredMessage(names: string[], chosen: AdapterDefinition | undefined, by: string | undefined): string {
+  const list = names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`
+  const verb = names.length === 1 ? 'is' : 'are'
+  const backends = names.filter((n) => n !== 'CACHE_DEFAULT_TIMEOUT')
+  const reasons: string[] = []
+  if (backends.length > 0) {
+    const source = by === undefined ? 'the embedded default' : `from ${by}`
+    reasons.push(`the backend is ${chosen?.type ?? 'another'} (${source}), which does not read ${backends.length === 1 ? 'it' : 'them'}`)
+  }
+  if (names.includes('CACHE_DEFAULT_TIMEOUT')) reasons.push('CACHE_DEFAULT_TTL is set and wins over CACHE_DEFAULT_TIMEOUT')
+  return `${list} ${verb} set but ignored: ${reasons.join('; ')}. Unset ${names.length === 1 ? 'it' : 'them'} to silence this.`
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { CacheError } from './errors.js'
+import { redactText } from './redact.js'
 
 /** What an `'error'` listener learns besides the error: the operation and key. */
 export interface ErrorInfo {
@@ -49,7 +50,8 @@ export class CacheEmitter extends EventEmitter {
     const more = this.#suppressed > 0 ? ` (${this.#suppressed} more since the last report)` : ''
     this.#lastErrorLog = now
     this.#suppressed = 0
-    console.warn(`cachekit: ${error.message}${more}. Listen with cache.on('error', ...) to handle these.`)
+    // Messages are built without credentials; hiding any URL's again costs nothing on this rare path.
+    console.warn(`cachekit: ${redactText(error.message)}${more}. Listen with cache.on('error', ...) to handle these.`)
   }
 
   /** Warn once per distinct message. */
@@ -57,6 +59,6 @@ export class CacheEmitter extends EventEmitter {
     if (this.#warned.has(message)) return
     this.#warned.add(message)
     if (this.listenerCount('warning') > 0) this.emit('warning', message)
-    else console.warn(`cachekit: ${message}`)
+    else console.warn(`cachekit: ${redactText(message)}`)
   }
 }

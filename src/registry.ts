@@ -1,11 +1,13 @@
 import type { AdapterFactory } from './adapter.js'
 import { CacheConfigError } from './errors.js'
+import { redactText, redactUrl } from './redact.js'
 
 /**
  * The kind of an adapter option, checked at `init` before the adapter (and its driver) is loaded.
- * `'duration'` accepts a {@link Duration}; `'any'` is checked by the adapter itself.
+ * `'duration'` accepts a {@link Duration} and `'size'` a {@link Size}, both parsed at `init` (the adapter
+ * receives milliseconds or bytes); `'any'` is checked by the adapter itself.
  */
-export type OptionKind = 'string' | 'number' | 'boolean' | 'duration' | 'object' | 'function' | 'any'
+export type OptionKind = 'string' | 'number' | 'boolean' | 'duration' | 'size' | 'object' | 'function' | 'any'
 
 /**
  * How the Cache knows an adapter without loading it: its option names (to catch misspellings at `init`),
@@ -35,18 +37,63 @@ export function pathFromUrl(url: string): string {
   return decodeURIComponent(rest.startsWith('//') ? rest.slice(2) : rest)
 }
 
-/** A URL's scheme is known; refuse one that is not a URL at all before anything connects. */
+const REDIS_URL_FORM = 'write it as redis://[user:password@]host:port[/db] (or rediss:// for TLS)'
+
+/**
+ * Refuse a Redis URL that would not connect where it says, before anything connects, with a message that
+ * says what is wrong and never shows the password (the URL parser's own error carries the whole input, so
+ * it is not kept as the cause). A userinfo is everything before the last `@`, as the parser reads it.
+ */
 function checkRedisUrl(url: string): Record<string, unknown> {
+  const shown = JSON.stringify(redactUrl(url))
+  const scheme = /^rediss?:\/\//i.exec(url)
+  if (scheme === null) throw new CacheConfigError(`Invalid Redis URL ${shown}: ${REDIS_URL_FORM}.`, { option: 'url' })
+  const rest = url.slice(scheme[0].length)
+  const at = rest.lastIndexOf('@')
+  const userinfo = at === -1 ? '' : rest.slice(0, at)
+  const authority = (at === -1 ? rest : rest.slice(at + 1)).split(/[/?#]/, 1)[0] ?? ''
+  if (/[/?#]/.test(userinfo)) {
+    throw new CacheConfigError(
+      `Invalid Redis URL ${shown}: the user name or password contains \`/\`, \`?\` or \`#\`, which end a URL's host part. ` +
+        'Percent-encode the password (encodeURIComponent(password): %2F, %3F, %23), or pass it in `clientOptions: { password }`.',
+      { option: 'url' },
+    )
+  }
   let parsed: URL
   try {
     parsed = new URL(url)
-  } catch (cause) {
-    throw new CacheConfigError(`Invalid Redis URL: write it as redis://[user:password@]host:port[/db] (or rediss:// for TLS).`, { option: 'url', cause })
+  } catch {
+    const port = /^(?:\[[^\]]*\]|[^:[\]]*)(?::(.*))?$/.exec(authority)?.[1]
+    const reason = authority.includes('[') && !/^\[[0-9a-f:.]+\](:\d*)?$/i.test(authority)
+      ? 'an IPv6 host goes in brackets, e.g. redis://[::1]:6379'
+      : port !== undefined && !/^\d*$/.test(port)
+        ? 'the port must be a number'
+        : /\s/.test(userinfo)
+          ? 'percent-encode the user name and password (encodeURIComponent)'
+          : REDIS_URL_FORM
+    // No cause: the parser's TypeError holds the whole input, password included.
+    throw new CacheConfigError(`Invalid Redis URL ${shown}: ${reason}.`, { option: 'url' })
+  }
+  try {
+    decodeURIComponent(parsed.username)
+    decodeURIComponent(parsed.password)
+  } catch {
+    throw new CacheConfigError(`Invalid Redis URL ${shown}: the user name or password has a \`%\` that is not a percent-escape; write it as %25.`, { option: 'url' })
   }
   if (parsed.pathname !== '' && parsed.pathname !== '/' && !/^\/\d+$/.test(parsed.pathname)) {
-    throw new CacheConfigError(`Invalid Redis URL: the path must be a database number such as /0, not ${JSON.stringify(parsed.pathname)}.`, { option: 'url' })
+    throw new CacheConfigError(`Invalid Redis URL ${shown}: the path must be a database number such as /0, not ${JSON.stringify(redactText(parsed.pathname))}.`, { option: 'url' })
   }
   return {}
+}
+
+/** A file: or sqlite: URL names a file or folder, never an account: refuse a userinfo before it becomes a name. */
+function refuseUserinfo(url: string, example: string): void {
+  if (redactUrl(url) === url) return
+  throw new CacheConfigError(
+    `The URL ${JSON.stringify(redactUrl(url))} has a user or password before an \`@\`: it names a file or folder, never an account. ` +
+      `Write e.g. ${example} (for an \`@\` in a name, start with ./).`,
+    { option: 'url' },
+  )
 }
 
 /** Whether an import failed because a package is not installed. */
@@ -60,9 +107,10 @@ function isMissing(error: unknown, ...packages: string[]): boolean {
  * `sqlite::memory:`.
  */
 export function sqliteOptionsFromUrl(url: string): Record<string, unknown> {
+  refuseUserinfo(url, "'sqlite:./.cache/app.sqlite'")
   const path = pathFromUrl(url)
   if (path.trim() === '') {
-    throw new CacheConfigError(`The URL ${JSON.stringify(url)} has no path: write e.g. 'sqlite:./.cache/app.sqlite' or 'sqlite::memory:'.`, { option: 'url' })
+    throw new CacheConfigError(`The URL ${JSON.stringify(redactUrl(url))} has no path: write e.g. 'sqlite:./.cache/app.sqlite' or 'sqlite::memory:'.`, { option: 'url' })
   }
   return { path }
 }
@@ -72,7 +120,7 @@ export const ADAPTERS: readonly AdapterDefinition[] = [
   {
     type: 'memory',
     aliases: ['simple'],
-    options: {},
+    options: { maxBytes: 'size' },
     schemes: ['memory'],
     load: async () => (await import('../adapters/memory.js')).memoryAdapter as AdapterFactory<Record<string, unknown>>,
   },
@@ -83,8 +131,9 @@ export const ADAPTERS: readonly AdapterDefinition[] = [
     options: { dir: 'string', dirMode: 'number', fileMode: 'number', lockStaleTimeout: 'duration', purgeInterval: 'duration' },
     schemes: ['file'],
     fromUrl(url) {
+      refuseUserinfo(url, "'file:./cache' or 'file:///var/cache/app'")
       const dir = pathFromUrl(url)
-      if (dir === '') throw new CacheConfigError(`The URL ${JSON.stringify(url)} names no folder: write file:./cache or file:///var/cache/app.`, { option: 'url' })
+      if (dir === '') throw new CacheConfigError(`The URL ${JSON.stringify(redactUrl(url))} names no folder: write file:./cache or file:///var/cache/app.`, { option: 'url' })
       return { dir }
     },
     env: { CACHE_DIR: 'dir' },

@@ -3,6 +3,7 @@ import {
   Cache,
   cache,
   CacheArgumentError,
+  CacheBackendError,
   CacheConfigError,
   CacheNotInitializedError,
   CacheSerializationError,
@@ -135,11 +136,52 @@ describe('the singleton', () => {
     expect(await cache.get('k')).toBeUndefined()
   })
 
-  it('functions re-created by a module reload count as equal; another store object does not', async () => {
-    const codec = () => ({ encode: (v: unknown) => JSON.stringify(v), decode: (p: unknown) => JSON.parse(String(p)) as unknown })
-    cache.init({ type: 'memory', serializer: codec() })
-    cache.init({ type: 'memory', serializer: codec() })
+  it('a config re-created by a module reload is equal: the same data, and functions that are the same objects', async () => {
+    const first = await import('./fixtures/reload-config.js')
+    cache.init(first.plain)
+    await cache.set('k', 1)
+    vi.resetModules()
+    const reloaded = await import('./fixtures/reload-config.js')
+    expect(reloaded.plain).not.toBe(first.plain)
+    expect(reloaded.withOwnClock.now).not.toBe(first.withOwnClock.now)
+    cache.init(reloaded.plain)
+    expect(await cache.get('k')).toBe(1)
     await cache.close()
+    // A function the module makes itself is another function after the reload: a different config.
+    cache.init(first.withOwnClock)
+    expect(() => cache.init(reloaded.withOwnClock)).toThrow(/`now` is another function/)
+  })
+
+  it('functions count as equal only when they are the same object, even with the same source', async () => {
+    const clockAt = (offset: number) => () => Date.now() + offset
+    const clockA = clockAt(0)
+    cache.init({ type: 'memory', now: clockA })
+    cache.init({ type: 'memory', now: clockA })
+    const e = (() => {
+      try {
+        cache.init({ type: 'memory', now: clockAt(60_000) })
+      } catch (error) {
+        return error as CacheConfigError
+      }
+      throw new Error('expected init to refuse another clock')
+    })()
+    expect(e).toBeInstanceOf(CacheConfigError)
+    expect(e.option).toBe('now')
+    expect(e.message).toMatch(/`now` is another function.*same object.*same function.*`await cache\.close\(\)`/)
+    await cache.close()
+
+    const codec = () => ({ encode: (v: unknown) => JSON.stringify(v), decode: (p: unknown) => JSON.parse(String(p)) as unknown })
+    const one = codec()
+    cache.init({ type: 'memory', serializer: one })
+    cache.init({ type: 'memory', serializer: { ...one } })
+    expect(() => cache.init({ type: 'memory', serializer: codec() })).toThrow(/`serializer` is another function/)
+    await cache.close()
+    const { memoryAdapter } = await import('../adapters/memory.js')
+    cache.init({ adapter: (context) => memoryAdapter({}, context) })
+    expect(() => cache.init({ adapter: (context) => memoryAdapter({}, context) })).toThrow(/`adapter` is another function/)
+  })
+
+  it('another store object is another config', async () => {
     cache.init({ type: 'keyv', store: new Map() })
     expect(() => cache.init({ type: 'keyv', store: new Map() })).toThrow(/`store` differ.*same object/)
   })
@@ -263,6 +305,69 @@ describe('your own adapter', () => {
   it('anything else as adapter is refused, naming the option', () => {
     expect(() => createCache({ adapter: 42 as never })).toThrow(/`adapter` must be a function/)
   })
+
+  it('an adapter object without the methods of one is refused at init, naming what is missing', () => {
+    const e = (() => {
+      try {
+        createCache({ adapter: { name: 'half', get: () => undefined } as never })
+      } catch (error) {
+        return error as CacheConfigError
+      }
+      throw new Error('expected init to refuse half an adapter')
+    })()
+    expect(e).toBeInstanceOf(CacheConfigError)
+    expect(e.option).toBe('adapter')
+    expect(e.message).toMatch(/`adapter` is an object that is not a CacheAdapter: it has no `capabilities`.*`set`.*`close`/)
+  })
+
+  it('a factory that returns no adapter: a CacheConfigError naming `adapter` at ready() and every call; close() never throws', async () => {
+    for (const bad of [() => 5, () => undefined, () => 'memory', () => ({ get: () => undefined }), () => Promise.resolve({})]) {
+      const c = createCache({ adapter: bad as never })
+      const e = await c.ready().catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(CacheConfigError)
+      expect((e as CacheConfigError).option).toBe('adapter')
+      expect((e as Error).message).toMatch(/`adapter`: the factory returned .*not a CacheAdapter/)
+      // Not a miss or a `false` under fail-open: the cache was never usable.
+      await expect(c.get('k')).rejects.toBeInstanceOf(CacheConfigError)
+      await expect(c.set('k', 1)).rejects.toBeInstanceOf(CacheConfigError)
+      await expect(c.close()).resolves.toBeUndefined()
+    }
+  })
+
+  it('a factory that throws is named as `adapter`, with its error as the cause', async () => {
+    const boom = new TypeError('cannot read properties of undefined')
+    const c = createCache({
+      adapter: () => {
+        throw boom
+      },
+    })
+    const e = await c.ready().catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(CacheConfigError)
+    expect((e as CacheConfigError).option).toBe('adapter')
+    expect((e as Error).message).toContain('cannot read properties of undefined')
+    expect((e as Error).cause).toBe(boom)
+    await expect(c.close()).resolves.toBeUndefined()
+  })
+
+  it("an adapter whose close() throws: close() rejects with a CacheBackendError, the adapter's error as its cause", async () => {
+    const { memoryAdapter } = await import('../adapters/memory.js')
+    const inner = memoryAdapter({}, { now: Date.now, threshold: 10, emit: () => {} })
+    const c = createCache({
+      adapter: {
+        ...inner,
+        close: () => {
+          throw new TypeError('x is not a function')
+        },
+      },
+    })
+    await c.set('k', 1)
+    const e = await c.close().catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(CacheBackendError)
+    expect((e as Error).message).toMatch(/close.*x is not a function/)
+    expect((e as Error).cause).toBeInstanceOf(TypeError)
+    // Closed all the same.
+    await expect(c.get('k')).rejects.toThrow(/closed/)
+  })
 })
 
 describe('memory backend specifics', () => {
@@ -283,6 +388,66 @@ describe('memory backend specifics', () => {
     await c.setMany(Array.from({ length: 20_000 }, (_, i) => [`k${i}`, i] as const))
     expect(await c.get('k0')).toBe(0)
     expect(warnings.filter((w) => w.includes('unbounded'))).toHaveLength(1)
+  })
+
+  it('by default at most 64 MiB of keys and encoded values: 120 values of 8 MiB cannot take 1 GiB', async () => {
+    const { MEMORY_DEFAULTS } = await import('../adapters/memory.js')
+    expect(MEMORY_DEFAULTS.maxBytes).toBe(64 * 2 ** 20)
+    const c = memory()
+    const eight = 'x'.repeat(8 * 2 ** 20 - 64)
+    for (let i = 0; i < 120; i++) expect(await c.set(`big${i}`, `${i}:${eight}`)).toBe(true)
+    let live = 0
+    for await (const _ of c.keys()) live++
+    expect(live).toBeGreaterThanOrEqual(6)
+    expect(live * 8 * 2 ** 20).toBeLessThanOrEqual(MEMORY_DEFAULTS.maxBytes)
+    // Least recently used go first.
+    expect(await c.get('big119')).toBe(`119:${eight}`)
+    expect(await c.has('big0')).toBe(false)
+  })
+
+  it('maxBytes evicts by bytes, least recently used first, together with threshold', async () => {
+    const c = memory({ maxBytes: '1kb', threshold: 100 })
+    const v = 'x'.repeat(400)
+    await c.set('a', v)
+    await c.set('b', v)
+    await c.get('a')
+    await c.set('c', v)
+    expect(await c.getMany(['a', 'b', 'c'])).toEqual([v, undefined, v])
+    // threshold still holds for small entries.
+    const few = memory({ maxBytes: '1mb', threshold: 2 })
+    await few.setMany([['a', 1], ['b', 2], ['c', 3]])
+    expect(await few.getMany(['a', 'b', 'c'])).toEqual([undefined, 2, 3])
+  })
+
+  it('an entry larger than maxBytes is not stored and says so; the old value stays, a batch writes nothing', async () => {
+    const c = memory({ maxBytes: 1000 })
+    const errors: Error[] = []
+    c.on('error', (e) => errors.push(e))
+    await c.set('k', 'small')
+    expect(await c.set('k', 'x'.repeat(2000))).toBe(false)
+    expect(errors[0]).toBeInstanceOf(CacheBackendError)
+    expect(errors[0]?.message).toMatch(/set "k" failed on the memory backend: .*2\.0 KiB.*more than maxBytes \(1000 B\)/)
+    expect(await c.get('k')).toBe('small')
+    await expect(c.add('huge', 'x'.repeat(2000))).rejects.toBeInstanceOf(CacheBackendError)
+    expect(await c.setMany([['d', 1], ['e', 'x'.repeat(2000)]])).toBe(false)
+    expect(await c.has('d')).toBe(false)
+    // The key counts too.
+    expect(await c.set('y'.repeat(1200), 1)).toBe(false)
+  })
+
+  it('maxBytes 0 bounds nothing by bytes; threshold 0 without maxBytes is unbounded as before, with maxBytes it is not', async () => {
+    const c = memory({ maxBytes: 0 })
+    expect(await c.set('k', 'x'.repeat(70 * 2 ** 20))).toBe(true)
+    expect((await c.get<string>('k'))?.length).toBe(70 * 2 ** 20)
+    const unbounded = memory({ threshold: 0 })
+    expect(await unbounded.set('k', 'x'.repeat(70 * 2 ** 20))).toBe(true)
+    const warnings: string[] = []
+    const bytesOnly = new Cache()
+    bytesOnly.on('warning', (m) => warnings.push(m))
+    bytesOnly.init({ type: 'memory', threshold: 0, maxBytes: '1kb' })
+    open.push(bytesOnly)
+    expect(await bytesOnly.set('k', 'x'.repeat(2000))).toBe(false)
+    expect(warnings.filter((w) => w.includes('unbounded'))).toEqual([])
   })
 
   it('the null backend stores nothing', async () => {

@@ -101,6 +101,14 @@ describe('cachekit CLI, any backend', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ backend: 'memory', keys: 0 })
   })
 
+  it('names CACHE_* variables the backend does not read, once, on stderr, without their values', async () => {
+    const r = await cli(['ping'], { CACHE_TYPE: 'memory', CACHE_DIR: '/srv/nowhere', CACHE_REDIS_URL: 'redis://app:s3cret@10.0.0.1' })
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/^PONG from memory/)
+    expect(r.stderr.match(/CACHE_DIR and CACHE_REDIS_URL are set but ignored/g)).toHaveLength(1)
+    expect(r.stderr).not.toMatch(/nowhere|s3cret/)
+  })
+
   it('get exits 1 on a miss, with nothing on stdout', async () => {
     const r = await cli(['get', 'nothing-here', '--url', 'memory:'])
     expect(r).toMatchObject({ code: 1, stdout: '' })
@@ -145,6 +153,15 @@ describe('cachekit CLI, any backend', () => {
       expect(result.values).toHaveLength(100)
       expect(result.duplicates.length).toBeGreaterThan(0)
       expect(result.missing).toContain(100)
+    })
+
+    it('never shows a password of the app URL, in text or JSON', async () => {
+      const withPassword = url(good).replace('http://', 'http://app:Hunter2@')
+      const [text, json] = await Promise.all([cli(['race', withPassword, '--clients', '3']), cli(['race', withPassword, '--clients', '3', '--json'])])
+      expect(text.code).toBe(0)
+      expect(text.stdout).toContain('http://app:***@127.0.0.1:')
+      expect((JSON.parse(json.stdout) as { url: string }).url).toMatch(/^http:\/\/app:\*\*\*@127\.0\.0\.1:\d+\/increment$/)
+      expect(text.stdout + text.stderr + json.stdout + json.stderr).not.toContain('Hunter2')
     })
 
     it('exits 2 when nothing listens at the URL', async () => {

@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest'
-import { CacheConfigError, configFromEnv, createCache, DEFAULTS } from '../src/index.js'
+import { describe, expect, it, vi } from 'vitest'
+import { Cache, CacheConfigError, configFromEnv, createCache, DEFAULTS } from '../src/index.js'
 import { resolveConfig, suggest } from '../src/config.js'
+import { CacheArgumentError } from '../src/errors.js'
+import { parseSize } from '../src/size.js'
 
 function configError(fn: () => unknown): CacheConfigError {
   try {
@@ -64,6 +66,54 @@ describe('config validation', () => {
     expect(e.message).not.toContain('secret')
   })
 
+  it('a type and a URL of another backend are refused, never one of them dropped', () => {
+    for (const [config, said] of [
+      [{ type: 'memory', url: 'redis://127.0.0.1:6379' }, 'a redis URL'],
+      [{ type: 'sqlite', url: 'file:./cache' }, 'a filesystem URL'],
+      [{ type: 'keyv', url: 'sqlite:./a.db' }, 'takes no URL'],
+      [{ type: 'memory', url: 'ftp://x' }, 'no known backend'],
+    ] as const) {
+      const e = configError(() => resolveConfig(config as never))
+      expect(e.option).toBe('url')
+      expect(e.message).toContain(said)
+    }
+    expect(resolveConfig({ type: 'RedisCache', url: 'redis://127.0.0.1:6379' }).type).toBe('redis')
+    expect(resolveConfig({ type: 'memory', url: 'memory:' }).type).toBe('memory')
+  })
+
+  it('a malformed Redis URL says what is wrong with it, password hidden', () => {
+    const cases: [string, RegExp][] = [
+      ['redis://app:Pa55/W0rd@host:6379', /contains `\/`.*Percent-encode/],
+      ['redis://app:Pa55#W0rd@host:6379', /contains `\/`, `\?` or `#`/],
+      ['redis://app:Pa55W0rd@host:port', /port must be a number/],
+      ['redis://app:Pa55W0rd@[::1:6379', /IPv6 host goes in brackets/],
+      ['redis://app:Pa55%zzW0rd@host', /not a percent-escape/],
+      ['redis:app:Pa55W0rd@host', /write it as redis:\/\//],
+      ['redis://app:Pa55W0rd@host/abc', /database number/],
+    ]
+    for (const [url, reason] of cases) {
+      const e = configError(() => resolveConfig(url))
+      expect(e.option).toBe('url')
+      expect(e.message).toMatch(reason)
+      expect(e.message).toContain('app:***@')
+      expect(e.message).not.toMatch(/Pa55|W0rd/)
+      expect(e.cause).toBeUndefined()
+    }
+    // A password with @ parses (the last @ ends the userinfo) and is shown hidden whole.
+    expect(resolveConfig('redis://app:p@ss@127.0.0.1:6379').adapterOptions.url).toBe('redis://app:p@ss@127.0.0.1:6379')
+  })
+
+  it('a file: or sqlite: URL with a user or password is refused before it names a file', () => {
+    for (const url of ['file://app:secret@host/cache', 'sqlite://app:secret@host/a.db', 'sqlite:app:secret@a.db']) {
+      const e = configError(() => resolveConfig(url))
+      expect(e.option).toBe('url')
+      expect(e.message).toContain('app:***@')
+      expect(e.message).not.toContain('secret')
+    }
+    expect(resolveConfig('sqlite:./data@2x.db').adapterOptions).toEqual({ path: './data@2x.db' })
+    expect(resolveConfig('file:///var/cache@2').adapterOptions).toEqual({ dir: '/var/cache@2' })
+  })
+
   it("Flask-Caching's type names work", () => {
     expect(resolveConfig({ type: 'SimpleCache' }).type).toBe('memory')
     expect(resolveConfig({ type: 'NullCache' }).type).toBe('null')
@@ -88,6 +138,40 @@ describe('config validation', () => {
   it('suggest finds close names only', () => {
     expect(suggest('thresold', ['threshold', 'type'])).toBe('threshold')
     expect(suggest('banana', ['threshold', 'type'])).toBeUndefined()
+  })
+})
+
+describe('sizes', () => {
+  it('a number is bytes; a string is a number and a binary unit', () => {
+    expect(parseSize(0)).toBe(0)
+    expect(parseSize(1500)).toBe(1500)
+    expect(parseSize('512b')).toBe(512)
+    expect(parseSize('64mb')).toBe(64 * 2 ** 20)
+    expect(parseSize('64 MiB')).toBe(64 * 2 ** 20)
+    expect(parseSize('1.5kb')).toBe(1536)
+    expect(parseSize('2G')).toBe(2 * 2 ** 30)
+    expect(parseSize('1tb')).toBe(2 ** 40)
+    expect(parseSize(' 10k ')).toBe(10_240)
+    // A fraction of a byte rounds down: a bound is never raised by rounding.
+    expect(parseSize('1.0001kb')).toBe(1024)
+  })
+
+  it('anything else is refused, naming the value', () => {
+    for (const bad of [-1, 1.5, Number.NaN, Infinity, 2 ** 60, '12 parsecs', '', 'mb', '-5mb', '5 m b', {} as never, null as never]) {
+      expect(() => parseSize(bad, '`maxBytes`')).toThrow(CacheArgumentError)
+      expect(() => parseSize(bad, '`maxBytes`')).toThrow(/`maxBytes`/)
+    }
+    expect(() => parseSize('12 parsecs')).toThrow(/"12 parsecs".*'64mb'/)
+  })
+
+  it('maxBytes is parsed at init and named when bad; it is an option of the memory backend only', () => {
+    expect(resolveConfig({ type: 'memory', maxBytes: '1mb' }).adapterOptions).toEqual({ maxBytes: 2 ** 20 })
+    for (const bad of ['12 parsecs', -1, true]) {
+      const e = configError(() => resolveConfig({ type: 'memory', maxBytes: bad as never }))
+      expect(e.option).toBe('maxBytes')
+    }
+    expect(configError(() => resolveConfig({ type: 'sqlite', maxBytes: '1mb' } as never)).message).toMatch(/option of the `memory` backend/)
+    expect(configError(() => resolveConfig({ type: 'memory', maxSize: '1mb' } as never)).message).toContain('Did you mean `maxBytes`?')
   })
 })
 
@@ -140,6 +224,68 @@ describe('configFromEnv', () => {
       defaultTtl: 60_000,
     })
     expect(configError(() => configFromEnv({ CACHE_DEFAULT_TIMEOUT: 'abc' })).option).toBe('CACHE_DEFAULT_TIMEOUT')
+  })
+
+  it('a CACHE_KEY_PREFIX of white space only is refused, naming it; an empty one is no prefix', () => {
+    for (const env of [{ CACHE_KEY_PREFIX: '   ' }, { CACHE_TYPE: 'memory', CACHE_KEY_PREFIX: ' \t' }]) {
+      const e = configError(() => configFromEnv(env))
+      expect(e.option).toBe('CACHE_KEY_PREFIX')
+      expect(e.message).toMatch(/CACHE_KEY_PREFIX.*white space/)
+    }
+    expect(configFromEnv({ CACHE_TYPE: 'memory', CACHE_KEY_PREFIX: '' })).toEqual({ type: 'memory' })
+    expect(configFromEnv({ CACHE_TYPE: 'memory', CACHE_KEY_PREFIX: 'app:' })).toEqual({ type: 'memory', keyPrefix: 'app:' })
+  })
+
+  it('variables the chosen backend does not read are named in a warning, never silently dropped', () => {
+    const warnings: string[] = []
+    const warn = (m: string) => warnings.push(m)
+    expect(configFromEnv({ CACHE_TYPE: 'memory', CACHE_DIR: '/srv/cache', CACHE_SQLITE_PATH: '/srv/a.db' }, { warn })).toEqual({ type: 'memory' })
+    expect(configFromEnv({ CACHE_URL: 'sqlite:./a.db', CACHE_REDIS_URL: 'redis://app:s3cret@h' }, { warn })).toEqual({ url: 'sqlite:./a.db' })
+    expect(configFromEnv({ CACHE_TYPE: 'memory', CACHE_DEFAULT_TTL: '1m', CACHE_DEFAULT_TIMEOUT: '30' }, { warn })).toEqual({ type: 'memory', defaultTtl: 60_000 })
+    expect(warnings).toHaveLength(3)
+    expect(warnings[0]).toMatch(/CACHE_DIR and CACHE_SQLITE_PATH are set but ignored.*memory.*CACHE_TYPE/)
+    expect(warnings[1]).toMatch(/CACHE_REDIS_URL is set but ignored.*sqlite.*CACHE_URL/)
+    expect(warnings[2]).toMatch(/CACHE_DEFAULT_TIMEOUT is set but ignored.*CACHE_DEFAULT_TTL/)
+    // Values are not repeated: a variable may hold a password.
+    expect(warnings.join('\n')).not.toMatch(/srv|s3cret/)
+    // Nothing to say when every variable set is read.
+    configFromEnv({ CACHE_TYPE: 'filesystem', CACHE_DIR: '/srv/cache' }, { warn })
+    expect(warnings).toHaveLength(3)
+  })
+
+  it('without a warn option the warning goes to the console once; init() emits it as a warning event', () => {
+    const spy = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    try {
+      configFromEnv({ CACHE_TYPE: 'memory', CACHE_DIR: '/srv/cache' })
+      expect(spy.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringMatching(/^cachekit: CACHE_DIR is set but ignored/)])
+    } finally {
+      spy.mockRestore()
+    }
+    vi.stubEnv('CACHE_TYPE', 'memory')
+    vi.stubEnv('CACHE_DIR', '/srv/cache')
+    try {
+      const warnings: string[] = []
+      const c = new Cache()
+      c.on('warning', (m) => warnings.push(m))
+      c.init()
+      expect(warnings).toEqual([expect.stringMatching(/CACHE_DIR is set but ignored/)])
+      void c.close()
+    } finally {
+      vi.unstubAllEnvs()
+    }
+  })
+
+  it('CACHE_URL and a variable of its backend that say different places are refused', () => {
+    for (const [env, variable] of [
+      [{ CACHE_URL: 'file:./a', CACHE_DIR: './b' }, 'CACHE_DIR'],
+      [{ CACHE_URL: 'redis://127.0.0.1:6379', CACHE_REDIS_URL: 'redis://app:s3cret@10.0.0.1:6379' }, 'CACHE_REDIS_URL'],
+    ] as const) {
+      const e = configError(() => configFromEnv(env))
+      expect(e.option).toBe(variable)
+      expect(e.message).toContain('CACHE_URL')
+      expect(e.message).not.toContain('s3cret')
+    }
+    expect(configFromEnv({ CACHE_URL: 'file:./a', CACHE_DIR: './a' })).toMatchObject({ url: 'file:./a' })
   })
 
   it('a misspelled type in CACHE_TYPE gets a suggestion', () => {

@@ -1,6 +1,7 @@
 import KeyvRedis from '@keyv/redis'
-import { redactUrl, type AdapterOptions } from '../../src/config.js'
+import type { AdapterOptions } from '../../src/config.js'
 import { CacheBackendError, CacheConfigError } from '../../src/errors.js'
+import { collectSecrets, redactError, redactText, redactUrl } from '../../src/redact.js'
 
 /** The commands the adapter sends, as @redis/client's client, cluster and sentinel all offer them. */
 export interface Commands {
@@ -97,6 +98,8 @@ export class Connection {
   readonly #owned: boolean
   readonly #added = new Map<string, ((...args: unknown[]) => void)[]>()
   readonly #onLost: (error: Error) => void
+  /** The passwords and URLs of the options: hidden in every driver error before it is kept or passed on. */
+  readonly #secrets: string[]
 
   constructor(options: RedisAdapterOptions, connectTimeout: number, onLost: (error: Error) => void) {
     this.connectTimeout = connectTimeout
@@ -152,7 +155,16 @@ export class Connection {
     // @keyv/redis builds the connection (client, cluster or sentinel) and adds its own listeners: note them
     // so that close() takes them off a client the caller gave us.
     const before = given === undefined ? undefined : new Map(EVENTS.map((e) => [e, given.listeners(e)]))
-    const keyv = new KeyvRedis(connect as string, { throwOnErrors: true, useUnlink: true }) as unknown as KeyvRedisParts
+    // A client's own options are searched too: they may hold its URL and password.
+    this.#secrets = collectSecrets({ ...options, client: given?.options })
+    let keyv: KeyvRedisParts
+    try {
+      keyv = new KeyvRedis(connect as string, { throwOnErrors: true, useUnlink: true }) as unknown as KeyvRedisParts
+    } catch (error) {
+      // @redis/client checks its options here, and some of its messages quote the whole URL.
+      const safe = this.redact(error)
+      throw new CacheConfigError(`${this.where}: the Redis client refused these options: ${safe.message}`, { option: ways[0] ?? 'url', cause: safe })
+    }
     keyv.on('error', () => {}) // errors are handled below; this only keeps Hookified from throwing.
     this.#keyv = keyv
     this.#driver = keyv.client as Driver
@@ -190,7 +202,7 @@ export class Connection {
         }
         done()
       }, (error: unknown) => {
-        this.#lastError = error as Error
+        this.#lastError = this.redact(error)
         done()
       })
     }).then(() => {
@@ -203,7 +215,13 @@ export class Connection {
     this.#added.set(event, [...(this.#added.get(event) ?? []), listener])
   }
 
-  #error(error: Error): void {
+  /** A driver error with every credential of the options hidden (the same error when it holds none). */
+  redact(error: unknown): Error {
+    return error instanceof Error ? redactError(error, this.#secrets) : new Error(redactText(String(error), this.#secrets))
+  }
+
+  #error(raw: Error): void {
+    const error = this.redact(raw)
     this.#lastError = error
     // One report per outage: the driver emits an error on every reconnect attempt.
     if (!this.#up || this.#closed) return
