@@ -13,9 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openCache } from '../bin/open.js'
 import { COMMANDS } from '../bin/commands.js'
 import { sharedBackends } from './helpers/backends.js'
-import { freePort } from './support/redis.js'
+import { freePort, guardSharedRedis, pingRedis, REDIS_URL } from './support/redis.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
+// `clear` runs on the shared Redis: it must remove nothing but the keys under its --prefix.
+if (await pingRedis(REDIS_URL)) guardSharedRedis('cli')
 const SOURCE = join(ROOT, 'bin', 'cachekit.ts')
 const BUILT = join(ROOT, 'dist', 'bin', 'cachekit.js')
 

@@ -68,7 +68,7 @@ export function guardSharedRedis(label: string, url = REDIS_URL): void {
   afterAll(async () => {
     try {
       const missing = (await Promise.all(keys.map(async (k) => ((await client.exists(k)) === 1 ? [] : [k])))).flat()
-      expect(missing, `keys of another user of the Redis at ${url} were deleted while ${label} ran: a test cleared or purged beyond its own prefix`).toEqual([])
+      expect(missing, `keys of another user of the Redis at ${url} were deleted while ${label} ran: a test (of this file, or of another run on the same server) cleared or purged beyond its own prefix`).toEqual([])
     } finally {
       await client.unlink([...keys])
       await client.close()
