@@ -60,7 +60,13 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
   })
 }
 
-describe('cachekit CLI, any backend', () => {
+/**
+ * Each test here starts CLI processes (up to 14 at once): on a loaded 2-core machine, as CI can be, starting
+ * a node process takes seconds. What the tests claim is each run's output, not how long a start takes.
+ */
+const PROCESSES = { timeout: 120_000 }
+
+describe('cachekit CLI, any backend', PROCESSES, () => {
   it('--help works for the program and for every command', async () => {
     const top = await cli(['--help'])
     expect(top.code).toBe(0)
@@ -164,7 +170,7 @@ describe('cachekit CLI, any backend', () => {
 })
 
 for (const backend of sharedBackends()) {
-  describe(`cachekit CLI on ${backend.name}`, () => {
+  describe(`cachekit CLI on ${backend.name}`, PROCESSES, () => {
     let usable = false
     let url = ''
     let prefix = ''
