@@ -13,9 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openCache } from '../bin/open.js'
 import { COMMANDS } from '../bin/commands.js'
 import { sharedBackends } from './helpers/backends.js'
-import { freePort } from './support/redis.js'
+import { freePort, guardSharedRedis, pingRedis, REDIS_URL } from './support/redis.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
+// `clear` runs on the shared Redis: it must remove nothing but the keys under its --prefix.
+if (await pingRedis(REDIS_URL)) guardSharedRedis('cli')
 const SOURCE = join(ROOT, 'bin', 'cachekit.ts')
 const BUILT = join(ROOT, 'dist', 'bin', 'cachekit.js')
 
@@ -58,7 +60,13 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
   })
 }
 
-describe('cachekit CLI, any backend', () => {
+/**
+ * Each test here starts CLI processes (up to 14 at once): on a loaded 2-core machine, as CI can be, starting
+ * a node process takes seconds. What the tests claim is each run's output, not how long a start takes.
+ */
+const PROCESSES = { timeout: 120_000 }
+
+describe('cachekit CLI, any backend', PROCESSES, () => {
   it('--help works for the program and for every command', async () => {
     const top = await cli(['--help'])
     expect(top.code).toBe(0)
@@ -179,7 +187,7 @@ describe('cachekit CLI, any backend', () => {
 })
 
 for (const backend of sharedBackends()) {
-  describe(`cachekit CLI on ${backend.name}`, () => {
+  describe(`cachekit CLI on ${backend.name}`, PROCESSES, () => {
     let usable = false
     let url = ''
     let prefix = ''

@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import { memoryAdapter } from '../adapters/memory.js'
 import type { AdapterCapabilities, CacheAdapter } from '../src/adapter.js'
@@ -14,7 +13,11 @@ import { ADAPTERS, type AdapterDefinition } from '../src/registry.js'
 import { createCache } from '../src/singleton.js'
 import { FakeClock } from '../src/testing/harness.js'
 import { runInProcesses } from '../src/testing/processes.js'
-import { pingRedis, REDIS_URL } from './support/redis.js'
+import { uniquePrefix } from './support/prefix.js'
+import { guardSharedRedis, pingRedis, REDIS_URL } from './support/redis.js'
+
+// The cross-process proofs run on the shared Redis and clear their prefix there.
+if (await pingRedis(REDIS_URL)) guardSharedRedis('getorset')
 
 const open: Cache[] = []
 afterEach(async () => {
@@ -357,7 +360,7 @@ afterAll(() => {
 /** A config for a fresh store of the backend, from its URL scheme, else its defaults. */
 function configFor(def: AdapterDefinition): CacheConfig & object {
   const schemes = def.schemes ?? []
-  const prefix = `ck-gos-${randomBytes(4).toString('hex')}:`
+  const prefix = uniquePrefix('getorset')
   if (schemes.includes('redis')) return { url: REDIS_URL, keyPrefix: prefix }
   const dir = mkdtempSync(join(tmpdir(), 'cachekit-gos-'))
   dirs.push(dir)

@@ -3,7 +3,6 @@
  * Where a peer mishandles a value, the test asserts what it does (so a fix upstream shows up here) and
  * shows that cachekit's own API gets the same value right.
  */
-import { randomBytes } from 'node:crypto'
 import { createCache as createCacheManager } from 'cache-manager'
 import { Cacheable } from 'cacheable'
 import Keyv from 'keyv'
@@ -11,6 +10,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createCache, type Cache } from '../src/index.js'
 import { toKeyvStore } from '../src/keyv.js'
 import { loadableBackends } from './keyv-backends.js'
+import { uniquePrefix } from './support/prefix.js'
+import { guardSharedRedis } from './support/redis.js'
 
 /** The values a cache must not mistake for a miss. */
 const FALSY: readonly (readonly [string, unknown])[] = [
@@ -30,10 +31,13 @@ afterEach(async () => {
   }
 })
 
-for (const backend of await loadableBackends('the cacheable and cache-manager tests')) {
+const backends = await loadableBackends('the cacheable and cache-manager tests')
+if (backends.some((b) => b.type === 'redis')) guardSharedRedis('keyv-peers')
+
+for (const backend of backends) {
   /** A cachekit cache over the backend, on the (possibly faked) Date clock that Keyv and the peers use. */
   const cachekit = async (): Promise<Cache> => {
-    const c = createCache({ ...backend.config(), keyPrefix: `ck-peers:${randomBytes(5).toString('hex')}:`, now: () => Date.now() })
+    const c = createCache({ ...backend.config(), keyPrefix: uniquePrefix('keyv-peers'), now: () => Date.now() })
     opened.push(c)
     await c.ready()
     return c

@@ -2,7 +2,6 @@
  * Keyv's own test suite (@keyv/test-suite: API, values, namespaces, iterator) against `toKeyvStore(...)`
  * for every adapter in the registry that can be loaded here.
  */
-import { randomBytes } from 'node:crypto'
 import { keyvApiTests, keyvIteratorTests, keyvNamespaceTest, keyvValueTests } from '@keyv/test-suite'
 import Keyv from 'keyv'
 import * as vitest from 'vitest'
@@ -11,17 +10,22 @@ import { createCache, type Cache } from '../src/index.js'
 import { toKeyvStore } from '../src/keyv.js'
 import { ADAPTERS } from '../src/registry.js'
 import { configFor, EXCLUDED, loadableBackends } from './keyv-backends.js'
+import { uniquePrefix } from './support/prefix.js'
+import { guardSharedRedis } from './support/redis.js'
 
 it('every adapter of the registry is either covered here or excluded with a reason', () => {
   const uncovered = ADAPTERS.filter((d) => EXCLUDED[d.type] === undefined && configFor(d, '/tmp') === undefined).map((d) => d.type)
   expect(uncovered).toEqual([])
 })
 
-for (const backend of await loadableBackends('@keyv/test-suite')) {
+const backends = await loadableBackends('@keyv/test-suite')
+if (backends.some((b) => b.type === 'redis')) guardSharedRedis('keyv-store')
+
+for (const backend of backends) {
   describe(`@keyv/test-suite over toKeyvStore(${backend.type})`, () => {
     let cache: Cache | undefined
     const store = () => {
-      cache ??= createCache({ ...backend.config(), keyPrefix: `ck-keyv-suite:${randomBytes(5).toString('hex')}:` })
+      cache ??= createCache({ ...backend.config(), keyPrefix: uniquePrefix('keyv-suite') })
       return toKeyvStore(cache)
     }
     afterAll(async () => {

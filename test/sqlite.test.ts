@@ -353,13 +353,15 @@ describe('sqlite: busy', () => {
     const cache = createCache({ type: 'sqlite', path, purgeInterval: 0, busyTimeout: '50ms' })
     await cache.ready()
     await cache.set('n', 1)
-    const holder = spawnTs('sqlite-lock-holder.ts', { CACHEKIT_SQLITE_PATH: path, CACHEKIT_HOLD_MS: '1000' })
+    // Held until told: a timed hold could end before a slow parent got to its write.
+    const holder = spawnTs('sqlite-lock-holder.ts', { CACHEKIT_SQLITE_PATH: path })
     const done = finished(holder)
     await printed(holder, 'locked')
     const error = await cache.inc('n').catch((e: unknown) => e)
+    holder.stdin.end('release\n')
+    await done
     expect(error).toBeInstanceOf(CacheBackendError)
     expect(String((error as Error).message)).toMatch(/busyTimeout/)
-    await done
     expect(await cache.get('n')).toBe(1)
     await cache.close()
   })

@@ -1,5 +1,4 @@
 /** What the keyv bridge promises beyond the conformance suite, against real stores. */
-import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,7 +12,8 @@ import { CacheBackendError, CacheConfigError, createCache, type Cache } from '..
 import { KEYV_DEFAULTS, KEYV_PURGE_INTERVAL_MS } from '../../adapters/keyv.js'
 import { FakeClock } from '../../src/testing/index.js'
 import { REDIS_URL, serverAvailable } from '../keyv-servers.js'
-import { freePort, haveRedisServer, RedisServer } from '../support/redis.js'
+import { uniquePrefix } from '../support/prefix.js'
+import { freePort, guardSharedRedis, haveRedisServer, RedisServer } from '../support/redis.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'cachekit-keyv-bridge-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -27,7 +27,6 @@ const rowKeys = (uri: string): string[] => {
     db.close()
   }
 }
-const rand = (): string => randomBytes(5).toString('hex')
 
 const opened: Cache[] = []
 const open = async (config: Parameters<typeof createCache>[0]): Promise<Cache> => {
@@ -252,23 +251,24 @@ describe('keyv bridge: clear() removes only its own keys', () => {
 })
 
 if (await serverAvailable('Redis')) {
+  guardSharedRedis('keyv-bridge')
   describe('keyv bridge over @keyv/redis', () => {
     it('a plain Keyv over @keyv/redis prefixes twice (keyv::keyv:k); the bridge stores the key as it is', async () => {
       const client = createClient({ url: REDIS_URL })
       await client.connect()
-      const tag = `ck-keyv-${rand()}`
+      const prefix = uniquePrefix('keyv-bridge')
       try {
         const plain = new Keyv(new KeyvRedis(REDIS_URL))
-        await plain.set(`${tag}:plain`, 1)
-        expect(await client.keys(`*${tag}:plain`)).toEqual([`keyv::keyv:${tag}:plain`])
-        await plain.delete(`${tag}:plain`)
+        await plain.set(`${prefix}plain`, 1)
+        expect(await client.keys(`*${prefix}plain`)).toEqual([`keyv::keyv:${prefix}plain`])
+        await plain.delete(`${prefix}plain`)
         await plain.disconnect()
 
-        const c = await open({ type: 'keyv', store: new Keyv(new KeyvRedis(REDIS_URL)), keyPrefix: `${tag}:` })
+        const c = await open({ type: 'keyv', store: new Keyv(new KeyvRedis(REDIS_URL)), keyPrefix: prefix })
         await c.set('k', 'v', 60_000)
-        expect(await client.keys(`*${tag}*`)).toEqual([`${tag}:k`])
+        expect(await client.keys(`*${prefix}*`)).toEqual([`${prefix}k`])
         // The TTL reaches Redis too, so expired entries are purged by Redis itself.
-        const ttl = await client.pTTL(`${tag}:k`)
+        const ttl = await client.pTTL(`${prefix}k`)
         expect(ttl).toBeGreaterThan(0)
         expect(ttl).toBeLessThanOrEqual(60_000)
       } finally {
@@ -277,9 +277,9 @@ if (await serverAvailable('Redis')) {
     })
 
     it('clear() with glob characters in the prefix leaves lookalike keys and keys with "::"', async () => {
-      const tag = `ck-keyv-${rand()}`
-      const mine = await open({ type: 'keyv', store: new KeyvRedis(REDIS_URL), keyPrefix: `${tag}*:` })
-      const other = await open({ type: 'keyv', store: new KeyvRedis(REDIS_URL), keyPrefix: `${tag}x:` })
+      const prefix = uniquePrefix('keyv-bridge')
+      const mine = await open({ type: 'keyv', store: new KeyvRedis(REDIS_URL), keyPrefix: `${prefix}*:` })
+      const other = await open({ type: 'keyv', store: new KeyvRedis(REDIS_URL), keyPrefix: `${prefix}x:` })
       await mine.setMany([['a', 1], [':b', 2]])
       await other.set('a', 3)
       const listed: string[] = []
@@ -340,7 +340,8 @@ if (await serverAvailable('Redis')) {
       await c.close()
       // The bridge released the store: its connection attempts stopped, and another cache may take it.
       expect(store.client.isOpen).toBe(false)
-      const again = await open({ type: 'keyv', store: new Keyv(new KeyvRedis(REDIS_URL)) })
+      // On the shared server, under a prefix of its own: without one, clear() would empty the whole database.
+      const again = await open({ type: 'keyv', store: new Keyv(new KeyvRedis(REDIS_URL)), keyPrefix: uniquePrefix('keyv-bridge') })
       expect(await again.set('k', 1, 1_000)).toBe(true)
       await again.clear()
     })

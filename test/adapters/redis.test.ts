@@ -1,13 +1,14 @@
-import { randomBytes } from 'node:crypto'
 import { redisAdapter } from '../../adapters/redis/index.js'
 import { createCache } from '../../src/singleton.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
-import { REDIS_URL, redisOrSkip } from '../support/redis.js'
+import { uniquePrefix } from '../support/prefix.js'
+import { guardSharedRedis, REDIS_URL, redisOrSkip } from '../support/redis.js'
 
 // Each run under its own prefix, so that runs (and other users of the server) never collide.
-const runPrefix = `ck-conf:${randomBytes(6).toString('hex')}:`
+const runPrefix = uniquePrefix('redis-conformance')
 
 if (await redisOrSkip('the redis conformance suite')) {
+  guardSharedRedis('redis-conformance')
   runAdapterConformance({
     name: `redis (${REDIS_URL})`,
     create: (context) => redisAdapter({ url: REDIS_URL }, context),

@@ -3,11 +3,11 @@
  * get a fresh temporary location per call; Redis uses REDIS_URL (default redis://127.0.0.1:6379) under a
  * random prefix, and is skipped outside CI when no server answers (in CI a missing server fails the test).
  */
-import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { findAdapter } from '../../src/registry.js'
+import { uniquePrefix } from '../support/prefix.js'
 import { redisOrSkip, REDIS_URL } from '../support/redis.js'
 
 export interface SharedBackend {
@@ -39,7 +39,7 @@ function tempBackend(name: string, url: (dir: string) => string): SharedBackend 
 
 const redis: SharedBackend = {
   name: 'redis',
-  fresh: () => ({ url: REDIS_URL, prefix: `cachekit-test:${randomUUID()}:` }),
+  fresh: () => ({ url: REDIS_URL, prefix: uniquePrefix('backends') }),
   available: () => redisOrSkip('the Redis cases of the CLI and demo tests (npx vitest run test/cli.test.ts test/demo.test.ts)'),
   cleanup: () => {},
 }

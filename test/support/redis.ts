@@ -1,12 +1,16 @@
 /**
- * Test support for Redis: is one reachable, and real redis-server processes started (and always stopped)
- * by the tests that stop, kill or restart a server. Never touches the shared server at REDIS_URL.
+ * Test support for Redis: is one reachable, a guard for the shared server at REDIS_URL, and real
+ * redis-server processes started (and always stopped) by the tests that stop, kill or restart a server.
+ * Nothing here writes to the shared server but the guard's own two keys.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createClient } from '@redis/client'
+import { afterAll, beforeAll, expect } from 'vitest'
+import { uniquePrefix } from './prefix.js'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
@@ -36,6 +40,40 @@ export async function redisOrSkip(what: string, url = REDIS_URL): Promise<boolea
   if (process.env.CI) throw new Error(`${what}: no Redis answers at ${url}, and CI=true requires one (.ci/run starts it).`)
   console.warn(`\n!!! SKIPPED ${what}: no Redis at ${url}. Start one (redis-server) or set REDIS_URL, then run: npx vitest run test/adapters/redis.test.ts test/redis.test.ts\n`)
   return false
+}
+
+/** How long the guard's keys live on the shared server if a run dies before it removes them. */
+const GUARD_TTL_MS = 3_600_000
+
+/**
+ * Fails the calling test file if, while it ran, keys of another user of the shared Redis disappeared: a
+ * test that clears more than its own prefix (an empty one, a FLUSHDB), or that sweeps a whole store (the
+ * keyv bridge's purgeExpired, on a fake clock), deletes other files' keys at random moments, which shows up
+ * elsewhere as a flaky test. Before the file's tests it writes two keys under a prefix of their own, both
+ * kept by Redis for an hour: a plain one, and one in Keyv's envelope (`{"value":..,"expires":ms}`, as
+ * `toKeyvStore` and @keyv/redis store entries) whose own expiry has passed, which only a store-wide purge
+ * would delete. After the file's tests it checks that both are still there. Call it at the top level of the
+ * file, once Redis is known to be up.
+ */
+export function guardSharedRedis(label: string, url = REDIS_URL): void {
+  const prefix = uniquePrefix(`${label}-guard`)
+  const keys = [`${prefix}plain`, `${prefix}keyv-entry`] as const
+  const client = createClient({ url })
+  const kept = { expiration: { type: 'PX', value: GUARD_TTL_MS } } as const
+  beforeAll(async () => {
+    await client.connect()
+    await client.set(keys[0], 'another user', kept)
+    await client.set(keys[1], JSON.stringify({ value: 'another user', expires: Date.now() }), kept)
+  })
+  afterAll(async () => {
+    try {
+      const missing = (await Promise.all(keys.map(async (k) => ((await client.exists(k)) === 1 ? [] : [k])))).flat()
+      expect(missing, `keys of another user of the Redis at ${url} were deleted while ${label} ran: a test (of this file, or of another run on the same server) cleared or purged beyond its own prefix`).toEqual([])
+    } finally {
+      await client.unlink([...keys])
+      await client.close()
+    }
+  })
 }
 
 /** True if redis-server and redis-cli are installed (the fault tests need them). */
