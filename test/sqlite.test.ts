@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
-import { loadSqliteDriver, prefixEnd, sqliteAdapter, SQLITE_APPLICATION_ID, type SqliteAdapterOptions } from '../adapters/sqlite.js'
+import { loadSqliteDriver, prefixEnd, sqliteAdapter, SQLITE_APPLICATION_ID, type SqliteAdapterOptions } from '../adapters/sqlite/index.js'
 import { addToPayload, type AdapterContext, type CacheAdapter } from '../src/adapter.js'
 import { Cache } from '../src/cache.js'
 import { configFromEnv, EMBEDDED_DEFAULT, resolveConfig } from '../src/config.js'
@@ -474,8 +474,9 @@ describe('sqlite: config', () => {
   })
 
   it('a missing driver is a config error that says what to install', () => {
-    expect(() => loadSqliteDriver('better-sqlite3-not-installed')).toThrow(CacheConfigError)
-    expect(() => loadSqliteDriver('better-sqlite3-not-installed')).toThrow('npm install better-sqlite3-not-installed')
+    const missing = { betterSqlite3: 'better-sqlite3-not-installed', node: 'node:sqlite-not-there' }
+    expect(() => loadSqliteDriver('better-sqlite3', missing)).toThrow(CacheConfigError)
+    expect(() => loadSqliteDriver('better-sqlite3', missing)).toThrow('npm install better-sqlite3-not-installed')
   })
 
   it(':memory: is not shared; a file is', async () => {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { sqliteAdapter } from '../../adapters/sqlite.js'
+import { sqliteAdapter } from '../../adapters/sqlite/index.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'cachekit-sqlite-'))
