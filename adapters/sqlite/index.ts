@@ -23,8 +23,12 @@ export interface SqliteAdapter extends CacheAdapter {
   readonly driver: SqliteDriverName
 }
 
+/** Zero bytes with memory behind them: Node 22's node:sqlite binds an empty array that has none as NULL. */
+const NO_BYTES = Buffer.alloc(1).subarray(0, 0)
+
 function toBindable(value: Payload): string | Buffer {
-  return typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  if (typeof value === 'string') return value
+  return value.byteLength === 0 ? NO_BYTES : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
 }
 
 /**
@@ -164,7 +168,8 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
     },
     deleteIfEquals(key, value) {
       const s = statements()
-      return attempt(() => s.deleteIfEquals.run({ key, value, now: now() }).changes === 1)
+      const v = toBindable(value)
+      return attempt(() => s.deleteIfEquals.run({ key, value: v, now: now() }).changes === 1)
     },
     async clear(prefix) {
       const s = statements()
