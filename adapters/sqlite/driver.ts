@@ -55,9 +55,12 @@ export interface DriverSources {
 
 const SOURCES: DriverSources = { betterSqlite3: 'better-sqlite3', node: 'node:sqlite' }
 
-function isMissing(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException | null)?.code
-  return code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_UNKNOWN_BUILTIN_MODULE'
+/** `specifier` itself is not there (not a module it needs: that is a broken install, said as such). */
+function isMissing(error: unknown, specifier: string): boolean {
+  const e = error as NodeJS.ErrnoException | null
+  const code = e?.code
+  if (code === 'ERR_UNKNOWN_BUILTIN_MODULE') return true
+  return (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') && e?.message.includes(`'${specifier}'`) === true
 }
 
 /** better-sqlite3 if it is installed; `undefined` if not; a config error if it is there but cannot load. */
@@ -66,7 +69,7 @@ function tryBetterSqlite3(specifier: string): SqliteDriver | undefined {
   try {
     loaded = requireFromHere(specifier) as BetterSqlite3Module
   } catch (cause) {
-    if (isMissing(cause)) return undefined
+    if (isMissing(cause, specifier)) return undefined
     throw new CacheConfigError(`The \`${specifier}\` package could not be loaded (${(cause as Error).message}): run \`npm rebuild ${specifier}\`, or set \`driver: 'node'\` on Node 22.13 or later.`, {
       option: 'driver',
       cause,
@@ -81,7 +84,7 @@ function tryNodeSqlite(specifier: string): SqliteDriver | undefined {
     // require, not import(): the adapter is built synchronously, and a built-in loads the same either way.
     return nodeSqliteDriver(requireFromHere(specifier) as NodeSqliteModule)
   } catch (cause) {
-    if (isMissing(cause)) return undefined
+    if (isMissing(cause, specifier)) return undefined
     throw cause
   }
 }

@@ -6,7 +6,7 @@ import type { SqliteConnection, SqliteStatement } from './driver.js'
 export const KEYS_PAGE = 1_000
 const MAX_SAFE = Number.MAX_SAFE_INTEGER
 /** Any BLOB sorts after every TEXT in SQLite: the upper bound of a key range that has none. */
-const AFTER_ALL_TEXT = Buffer.alloc(0)
+const AFTER_ALL_TEXT = Buffer.from([0])
 
 export interface Statements {
   get: SqliteStatement
