@@ -10,13 +10,13 @@ import type { Contestant } from './harness.js'
 export const TTL_MS = 3_600_000
 
 /** cachekit over `config`, or nothing if this branch has no adapter of that type yet. */
-export async function cachekit(type: string, config: Exclude<CacheConfig, string>): Promise<Contestant[]> {
+export async function cachekit(type: string, config: Exclude<CacheConfig, string>, name = 'cachekit'): Promise<Contestant[]> {
   if (findAdapter(type) === undefined) return []
   const cache = createCache({ ...config, defaultTtl: TTL_MS })
   await cache.ready()
   return [
     {
-      name: 'cachekit',
+      name,
       role: 'cachekit',
       get: (k) => cache.get(k),
       set: (k, v) => cache.set(k, v),

@@ -10,7 +10,7 @@ import KeyvSqlite from '@keyv/sqlite'
 import Database from 'better-sqlite3'
 import Keyv from 'keyv'
 import { Bench } from 'tinybench'
-import { sqliteAdapter } from '../adapters/sqlite.js'
+import { sqliteAdapter } from '../adapters/sqlite/index.js'
 import { createCache } from '../src/index.js'
 
 const dir = mkdtempSync(join(process.argv[2] ?? tmpdir(), 'cachekit-bench-'))

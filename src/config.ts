@@ -213,6 +213,12 @@ export interface AdapterOptions {
    * @default 500
    */
   purgeBatchSize?: number
+  /**
+   * SQLite: the binding, `'better-sqlite3'` (the npm package, a native module) or `'node'` (`node:sqlite`,
+   * built into Node 22.13 and later, nothing to compile). Both use the same file format.
+   * @default better-sqlite3 where it is installed, else node:sqlite
+   */
+  driver?: 'node' | 'better-sqlite3'
 }
 
 /** A cache's config: an options object, or a URL such as `'memory:'`. */

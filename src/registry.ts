@@ -149,12 +149,12 @@ export const ADAPTERS: readonly AdapterDefinition[] = [
   {
     type: 'sqlite',
     aliases: ['sqlite3'],
-    options: { path: 'string', table: 'string', busyTimeout: 'duration', purgeInterval: 'duration', purgeBatchSize: 'number' },
+    options: { path: 'string', table: 'string', busyTimeout: 'duration', purgeInterval: 'duration', purgeBatchSize: 'number', driver: 'string' },
     schemes: ['sqlite', 'sqlite3'],
     fromUrl: sqliteOptionsFromUrl,
     env: { CACHE_SQLITE_PATH: 'path' },
-    // better-sqlite3 itself is loaded by the factory, so a missing native module is a clear error at `ready()`.
-    load: async () => (await import('../adapters/sqlite.js')).sqliteAdapter as AdapterFactory<Record<string, unknown>>,
+    // The binding (better-sqlite3 or node:sqlite) is loaded by the factory, so a missing one is a clear error at `ready()`.
+    load: async () => (await import('../adapters/sqlite/index.js')).sqliteAdapter as AdapterFactory<Record<string, unknown>>,
   },
   {
     type: 'redis',

@@ -3,26 +3,30 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import KeyvRedis from '@keyv/redis'
-import KeyvSqlite from '@keyv/sqlite'
 import { createClient } from '@redis/client'
-import Database from 'better-sqlite3'
 import Keyv from 'keyv'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import { CacheBackendError, CacheConfigError, createCache, type Cache } from '../../src/index.js'
 import { KEYV_DEFAULTS, KEYV_PURGE_INTERVAL_MS } from '../../adapters/keyv.js'
 import { FakeClock } from '../../src/testing/index.js'
 import { REDIS_URL, serverAvailable } from '../keyv-servers.js'
+import { benchPeer, type KeyvSqliteClass } from '../support/bench-peers.js'
 import { uniquePrefix } from '../support/prefix.js'
 import { freePort, guardSharedRedis, haveRedisServer, RedisServer } from '../support/redis.js'
+import { inspectSqlite } from '../support/sqlite.js'
+
+// @keyv/sqlite comes with the benchmark's packages (its sqlite3 is compiled); without them these tests skip loudly.
+const KeyvSqlite = (await benchPeer<KeyvSqliteClass>('@keyv/sqlite', 'the keyv bridge tests over @keyv/sqlite')) as KeyvSqliteClass
+const itSqlite = KeyvSqlite === undefined ? it.skip : it
 
 const dir = mkdtempSync(join(tmpdir(), 'cachekit-keyv-bridge-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 let files = 0
 const sqliteUri = (): string => `sqlite://${join(dir, `s${files++}.sqlite`)}`
 const rowKeys = (uri: string): string[] => {
-  const db = new Database(uri.replace('sqlite://', ''), { readonly: true })
+  const db = inspectSqlite(uri.replace('sqlite://', ''))
   try {
-    return (db.prepare('SELECT key FROM keyv ORDER BY key').all() as { key: string }[]).map((r) => r.key)
+    return db.rows('SELECT key FROM keyv ORDER BY key').map((r) => r.key as string)
   } finally {
     db.close()
   }
@@ -41,7 +45,7 @@ afterEach(async () => {
 })
 
 describe('keyv bridge: keys', () => {
-  it('stores the cache keys as they are through a Keyv instance (namespace "keyv" is switched off)', async () => {
+  itSqlite('stores the cache keys as they are through a Keyv instance (namespace "keyv" is switched off)', async () => {
     const uri = sqliteUri()
     const keyv = new Keyv(new KeyvSqlite(uri))
     expect(keyv.namespace).toBe('keyv')
@@ -99,7 +103,7 @@ describe('keyv bridge: one store per cache', () => {
 })
 
 describe('keyv bridge: expiry on a store that ignores the TTL (@keyv/sqlite)', () => {
-  it('never returns an expired entry although the row is still there, and purgeExpired removes the row', async () => {
+  itSqlite('never returns an expired entry although the row is still there, and purgeExpired removes the row', async () => {
     const uri = sqliteUri()
     const clock = new FakeClock()
     const c = await open({ type: 'keyv', store: new KeyvSqlite(uri), now: clock.now })
@@ -116,7 +120,7 @@ describe('keyv bridge: expiry on a store that ignores the TTL (@keyv/sqlite)', (
     expect(rowKeys(uri)).toEqual(['forever'])
   })
 
-  it("keyv's own has() says true for an expired entry on @keyv/sqlite; cachekit's has() says false", async () => {
+  itSqlite("keyv's own has() says true for an expired entry on @keyv/sqlite; cachekit's has() says false", async () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     const uri = sqliteUri()
     const keyv = new Keyv(new KeyvSqlite(uri))
@@ -166,7 +170,7 @@ describe('keyv bridge: purge and stores without an iterator', () => {
 })
 
 describe('keyv bridge: atomicity is per process, and it says so', () => {
-  it('inc and add on a bridge marked shared warn once that they are not atomic across processes', async () => {
+  itSqlite('inc and add on a bridge marked shared warn once that they are not atomic across processes', async () => {
     const warnings: string[] = []
     const c = createCache({ type: 'keyv', store: new KeyvSqlite(sqliteUri()), shared: true })
     c.on('warning', (m) => warnings.push(m))
@@ -180,7 +184,7 @@ describe('keyv bridge: atomicity is per process, and it says so', () => {
     expect(warnings[0]).toMatch(/atomic within one process only/)
   })
 
-  it('getOrSet takes no cross-process lease on it (the lease needs an atomic add), even when shared', async () => {
+  itSqlite('getOrSet takes no cross-process lease on it (the lease needs an atomic add), even when shared', async () => {
     const uri = sqliteUri()
     const c = await open({ type: 'keyv', store: new KeyvSqlite(uri), shared: true })
     c.on('warning', () => {})
@@ -200,7 +204,7 @@ describe('keyv bridge: atomicity is per process, and it says so', () => {
     expect(warnings).toEqual([])
   })
 
-  it('serializes set, inc and delete of one key within a process', async () => {
+  itSqlite('serializes set, inc and delete of one key within a process', async () => {
     const c = await open({ type: 'keyv', store: new KeyvSqlite(sqliteUri()) })
     const ops = await Promise.all([c.inc('k'), c.set('k', 100), c.inc('k'), c.inc('k'), c.delete('k'), c.inc('k')])
     expect(ops).toEqual([1, true, 101, 102, true, 1])
@@ -209,7 +213,7 @@ describe('keyv bridge: atomicity is per process, and it says so', () => {
 })
 
 describe('keyv bridge: clear() removes only its own keys', () => {
-  it('on @keyv/sqlite, with LIKE wildcards in the prefix and a foreign Keyv in the same table', async () => {
+  itSqlite('on @keyv/sqlite, with LIKE wildcards in the prefix and a foreign Keyv in the same table', async () => {
     const uri = sqliteUri()
     const foreign = new Keyv(new KeyvSqlite(uri), { namespace: 'other' })
     await foreign.set('k', 'theirs')
@@ -225,7 +229,7 @@ describe('keyv bridge: clear() removes only its own keys', () => {
     await foreign.disconnect()
   })
 
-  it("keyv's own clear() on @keyv/sqlite matches its namespace with LIKE, so namespace a_b also deletes aXb's keys", async () => {
+  itSqlite("keyv's own clear() on @keyv/sqlite matches its namespace with LIKE, so namespace a_b also deletes aXb's keys", async () => {
     const uri = sqliteUri()
     const underscore = new Keyv(new KeyvSqlite(uri), { namespace: 'a_b' })
     const other = new Keyv(new KeyvSqlite(uri), { namespace: 'aXb' })
