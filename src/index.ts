@@ -21,6 +21,7 @@ export {
   CacheNotInitializedError,
   CacheSerializationError,
   CacheTypeError,
+  CacheUnsupportedError,
   type CacheErrorCode,
 } from './errors.js'
 export type { CacheEventName, CacheEvents, CacheListener, ErrorInfo } from './events.js'

@@ -58,14 +58,14 @@ export function runAdapterConformance(options: ConformanceOptions): void {
       }
     })
     describe('values', () => valueTests(h))
-    describe('basics', () => basicTests(h))
+    describe('basics', () => basicTests(h, options.capabilities))
     describe('add, inc, dec', () => {
       atomicTests(h)
       deleteIfEqualsTests(options)
     })
-    describe('TTL', () => ttlTests(h))
+    describe('TTL', () => ttlTests(h, options.capabilities))
     describe('isolation', () => isolationTests(h))
-    describe('limits', () => limitTests(h))
+    describe('limits', () => limitTests(h, options.capabilities))
     describe('model', () => modelTests(h))
     describe('lifecycle', () => lifecycleTests(h))
     if (options.capabilities.shared) describe('across processes', () => processTests(options))
