@@ -47,9 +47,12 @@ class Node {
 }
 
 /** Text of whatever memjs reports as an error (an Error, or a bare string for an authentication failure). */
-function describe(error: unknown): string {
+function describe(error: unknown, options: PoolOptions): string {
   const text = error instanceof Error ? error.message : String(error)
   if (/authentication/i.test(text)) return 'SASL authentication failed: check the user and password'
+  // memjs's own socket timeouts, set to the same limits as the adapter's.
+  if (/timed out waiting on response/.test(text)) return `no answer within ${options.commandTimeout} ms (commandTimeout)`
+  if (/timed out connecting/.test(text)) return `could not connect within ${options.connectTimeout} ms (connectTimeout)`
   return text
 }
 
@@ -129,7 +132,7 @@ export class Pool {
       node.server.onError(opaque, (error: unknown) => {
         if (this.#pending.get(opaque) !== entry) return
         this.#pending.delete(opaque)
-        reject(this.#failed(node, describe(error)))
+        reject(this.#failed(node, describe(error, this.#options)))
       })
       node.server.write(request(opcode, opaque, key, extras, value, cas))
     })

@@ -5,7 +5,7 @@
  * CI=true it fails the run (.ci/run installs memcached; `npm ci` installs memjs).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -152,13 +152,52 @@ export class MemcachedServer {
     await this.start()
   }
 
-  /** Stop it answering while it keeps accepting connections (SIGSTOP), or let it go on (SIGCONT). */
-  pause(paused: boolean): void {
-    this.process?.kill(paused ? 'SIGSTOP' : 'SIGCONT')
+  /**
+   * Stop it answering while the kernel keeps accepting connections for it (SIGSTOP), or let it go on
+   * (SIGCONT). Resolves once the process is in that state (Linux: /proc/<pid>/stat).
+   */
+  async pause(paused: boolean): Promise<void> {
+    const child = this.process
+    if (child?.pid === undefined) return
+    child.kill(paused ? 'SIGSTOP' : 'SIGCONT')
+    for (let i = 0; i < 500; i++) {
+      const state = /^\d+ \(.*\) (\S)/.exec(readFileSync(`/proc/${child.pid}/stat`, 'utf8'))?.[1]
+      if ((state === 'T') === paused) return
+      await new Promise((r) => setTimeout(r, 2))
+    }
+    throw new Error(`memcached on port ${this.port} did not ${paused ? 'stop' : 'continue'}`)
   }
 
   async stop(): Promise<void> {
-    this.pause(false)
+    this.process?.kill('SIGCONT')
     await this.kill()
   }
+}
+
+/**
+ * One command in memcached's text protocol, straight over a socket (not through cachekit or memjs), and
+ * its reply up to `until` (by default the reply's end: a line for a meta command, `END` for a get).
+ */
+export function ascii(port: number, command: string | Buffer, until: RegExp = /(\r\n(END|HD[^\r]*|EN|NF|NS|EX|STORED|NOT_STORED|DELETED|NOT_FOUND)\r\n|^(EN|NF|HD[^\r]*|STORED|NOT_STORED|DELETED|NOT_FOUND|END|ERROR[^\r]*|CLIENT_ERROR[^\r]*|SERVER_ERROR[^\r]*)\r\n)$/): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: '127.0.0.1', port })
+    let reply = ''
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(new Error(`no reply from memcached on ${port} to ${String(command).slice(0, 40)}; got ${JSON.stringify(reply)}`))
+    }, 5_000)
+    socket.on('error', (error) => {
+      clearTimeout(timer)
+      reject(error)
+    })
+    socket.on('connect', () => socket.write(command))
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1')
+      if (until.test(reply)) {
+        clearTimeout(timer)
+        socket.end()
+        resolve(reply)
+      }
+    })
+  })
 }
