@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { Registry, REGISTRY_KEY } from '../adapters/memcached/clears.js'
+import { race } from '../bin/race.js'
+import { startDemo } from '../examples/launch.js'
 import { encodeEntry } from '../adapters/memcached/entry.js'
 import { itemName } from '../adapters/memcached/keys.js'
 import type { Cache } from '../src/cache.js'
@@ -317,6 +319,20 @@ if (await memcachedOrSkip('the memcached backend tests')) {
     it('control: with lease: false the same race runs the factory more than once (the proof above can fail)', async () => {
       const results = (await runInProcesses<{ ran: boolean }>(shared(), { kind: 'getOrSet', key: 'stampede', delayMs: 400, lease: false }, 8)).flat()
       expect(results.filter((r) => r.ran).length).toBeGreaterThan(1)
+    }, 120_000)
+
+    it('the demo race with CACHE_URL=memcached://...: 4 workers, 100 clients, exactly 1..100', async () => {
+      const cleared = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('CACHE_')).map((k) => [k, undefined]))
+      const demo = await startDemo({ workers: 4, env: { ...cleared, CACHE_URL: server.url, CACHE_KEY_PREFIX: prefix() } })
+      try {
+        expect(demo.output()).toContain(`backend: ${server.url}`)
+        const result = await race(demo.url)
+        expect(result.errors).toEqual([])
+        expect([...result.values].sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1))
+        expect(result.workers).toBeGreaterThan(1)
+      } finally {
+        await demo.stop()
+      }
     }, 120_000)
 
     it('two servers: keys are spread over both, counters stay exact, and the order the servers are listed in does not matter', async () => {
