@@ -134,7 +134,13 @@ export class Pool {
         this.#pending.delete(opaque)
         reject(this.#failed(node, describe(error, this.#options)))
       })
-      node.server.write(request(opcode, opaque, key, extras, value, cas))
+      try {
+        node.server.write(request(opcode, opaque, key, extras, value, cas))
+      } catch (error) {
+        // Whatever went wrong, the call fails now and the server does not stay marked as being probed.
+        this.#pending.delete(opaque)
+        reject(this.#failed(node, describe(error, this.#options)))
+      }
     })
   }
 
