@@ -1,4 +1,7 @@
 /** The memcached backend's pure parts: URL and env config, item names, expirations, the ring, the registry. */
+import { execFileSync } from 'node:child_process'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { cleared, MAX_REGISTRY_BYTES, Registry } from '../adapters/memcached/clears.js'
 import { memcachedOptionsFromUrl, parseServers } from '../adapters/memcached/definition.js'
@@ -160,4 +163,14 @@ describe('memcached clear registry', () => {
     expect(reset.e).not.toBe(base.e)
     expect(reset.p).toEqual([])
   })
+})
+
+describe('memcached without memjs installed', () => {
+  it('init works, and ready() rejects with a CacheConfigError saying what to install', () => {
+    const dir = fileURLToPath(new URL('./fixtures/no-memjs/', import.meta.url))
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--import', join(dir, 'register.mjs'), join(dir, 'main.ts')], { encoding: 'utf8' })
+    const error = JSON.parse(out) as { name: string; code: string; message: string }
+    expect(error).toMatchObject({ name: 'CacheConfigError', code: 'CACHE_CONFIG' })
+    expect(error.message).toContain('npm install memjs')
+  }, 30_000)
 })
