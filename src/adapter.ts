@@ -45,6 +45,12 @@ export interface AdapterCapabilities {
    * true, TTL tests wait in real time instead of moving a fake clock.
    */
   realClock: boolean
+  /**
+   * `keys(prefix)` can list the live keys. False for a backend that cannot (memcached): `Cache.keys()` then
+   * throws `CacheUnsupportedError` saying why, and the conformance suite checks that instead of the listing.
+   * Absent means true.
+   */
+  listKeys?: boolean
 }
 
 /** Context every adapter factory receives from the Cache. */

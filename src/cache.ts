@@ -13,6 +13,7 @@ import {
   CacheSerializationError,
   CacheTypeError,
   incrementTypeError,
+  CacheUnsupportedError,
   showKey,
 } from './errors.js'
 import { CacheEmitter, type CacheEventName, type CacheListener } from './events.js'
@@ -573,6 +574,12 @@ export class Cache {
     const core = this.#core()
     const prefix = this.#full(core, '')
     const adapter = core.adapter ?? (await core.loading)
+    if (adapter.capabilities.listKeys === false) {
+      throw new CacheUnsupportedError(
+        `keys() is not available on the ${adapter.name} backend: it cannot list its keys. ` +
+          'Keep an index of the keys you need under a key of your own, or use a backend that lists keys (Redis, SQLite, filesystem, memory).',
+      )
+    }
     try {
       for await (const full of iterate(adapter.keys(prefix))) {
         if (full.startsWith(prefix)) yield full.slice(prefix.length)

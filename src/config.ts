@@ -1,4 +1,5 @@
 import type { KeyvStoreOption } from '../adapters/keyv.js'
+import type { MemcachedOptions } from '../adapters/memcached/definition.js'
 import { resolve as resolvePath } from 'node:path'
 import type { AdapterContext, CacheAdapter } from './adapter.js'
 import type { SerializerOption } from './codec.js'
@@ -75,8 +76,8 @@ export interface RedisNodeOption {
   [option: string]: unknown
 }
 
-/** Options of the backends. Each is read only by the backend that names it. */
-export interface AdapterOptions {
+/** Options of the backends. Each is read only by the backend that names it. memcached's are in {@link MemcachedOptions}. */
+export interface AdapterOptions extends MemcachedOptions {
   /**
    * A URL that selects and configures the backend (`redis://...`, `sqlite:./app.db`, `file:./cache`).
    * For Redis: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.

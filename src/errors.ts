@@ -13,6 +13,7 @@ export type CacheErrorCode =
   | 'CACHE_NOT_INITIALIZED'
   | 'CACHE_CLOSED'
   | 'CACHE_FACTORY'
+  | 'CACHE_UNSUPPORTED'
 
 /** Context attached to an error: the key or option it concerns. */
 export interface CacheErrorContext {
@@ -118,6 +119,16 @@ export class CacheClosedError extends CacheError {
 export class CacheFactoryError extends CacheError {
   constructor(message: string, context: CacheErrorContext = {}) {
     super(message, 'CACHE_FACTORY', context)
+  }
+}
+
+/**
+ * The backend cannot do this at all (not a failure that may pass): `keys()` on memcached, which has no way to
+ * list keys. The message says why and what to do instead.
+ */
+export class CacheUnsupportedError extends CacheError {
+  constructor(message: string, context: CacheErrorContext = {}) {
+    super(message, 'CACHE_UNSUPPORTED', context)
   }
 }
 

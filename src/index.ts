@@ -21,6 +21,7 @@ export {
   CacheNotInitializedError,
   CacheSerializationError,
   CacheTypeError,
+  CacheUnsupportedError,
   type CacheErrorCode,
   type IncrementRefusal,
 } from './errors.js'

@@ -1,5 +1,6 @@
 import type { AdapterFactory } from './adapter.js'
 import { CacheConfigError } from './errors.js'
+import { memcachedDefinition } from '../adapters/memcached/definition.js'
 import { redactText, redactUrl } from './redact.js'
 
 /**
@@ -187,6 +188,7 @@ export const ADAPTERS: readonly AdapterDefinition[] = [
     options: { store: 'object', shared: 'boolean', connectTimeout: 'duration', commandTimeout: 'duration' },
     load: async () => (await import('../adapters/keyv.js')).keyvAdapter as unknown as AdapterFactory<Record<string, unknown>>,
   },
+  memcachedDefinition,
 ]
 
 /** The definition for a type or alias, or `undefined`. */

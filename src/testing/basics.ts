@@ -1,7 +1,9 @@
 import { expect, it } from 'vitest'
+import type { AdapterCapabilities } from '../adapter.js'
+import { CacheUnsupportedError } from '../errors.js'
 import type { Harness } from './harness.js'
 
-export function basicTests(h: () => Harness): void {
+export function basicTests(h: () => Harness, caps: AdapterCapabilities): void {
   it('get misses on a key never set', async () => {
     const c = await h().cache()
     expect(await c.get('nope')).toBeUndefined()
@@ -73,7 +75,17 @@ export function basicTests(h: () => Harness): void {
     expect(await c.ttl('short')).toBeUndefined()
   })
 
-  it('keys lists the live keys under the prefix, without it', async () => {
+  if (caps.listKeys === false) {
+    it('keys() throws CacheUnsupportedError (listing is skipped: the adapter declares listKeys: false, its backend cannot list keys)', async () => {
+      const c = await h().cache()
+      await c.set('a', 1)
+      const listing = (async () => {
+        for await (const _ of c.keys()) return
+      })()
+      await expect(listing).rejects.toBeInstanceOf(CacheUnsupportedError)
+      await expect(listing).rejects.toThrow(/cannot list/)
+    })
+  } else it('keys lists the live keys under the prefix, without it', async () => {
     const c = await h().cache()
     await c.setMany([['a', 1], ['b:c', 2], ['d', 3]])
     await c.delete('d')

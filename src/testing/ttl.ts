@@ -1,8 +1,10 @@
 import { expect, it } from 'vitest'
+import type { AdapterCapabilities } from '../adapter.js'
 import type { Harness } from './harness.js'
 
-export function ttlTests(h: () => Harness): void {
-  it('expired entries are never returned by get, getMany, has or keys', async () => {
+export function ttlTests(h: () => Harness, caps: AdapterCapabilities): void {
+  const listKeys = caps.listKeys !== false
+  it(`expired entries are never returned by get, getMany, has${listKeys ? ' or keys' : ' (keys not checked: the adapter declares listKeys: false)'}`, async () => {
     const hh = h()
     const c = await hh.cache()
     await c.set('short', 's', hh.shortTtl)
@@ -12,6 +14,7 @@ export function ttlTests(h: () => Harness): void {
     expect(await c.get('short')).toBeUndefined()
     expect(await c.getMany(['short', 'long'])).toEqual([undefined, 'l'])
     expect(await c.has('short')).toBe(false)
+    if (!listKeys) return
     const keys: string[] = []
     for await (const k of c.keys()) keys.push(k)
     expect(keys).toEqual(['long'])
@@ -60,8 +63,9 @@ export function ttlTests(h: () => Harness): void {
     await c.set('live', 3, 0)
     await hh.elapse(hh.shortTtl)
     const removed = await c.purgeExpired()
-    // A backend with its own clock (Redis) purges by itself and may find nothing left to remove.
-    if (!hh.caps.realClock) expect(removed).toBeGreaterThanOrEqual(2)
+    // A backend with its own clock (Redis) purges by itself and may find nothing left to remove; one that
+    // cannot list its keys (memcached) cannot find expired ones either: its server drops them in time.
+    if (!hh.caps.realClock && hh.caps.listKeys !== false) expect(removed).toBeGreaterThanOrEqual(2)
     expect(await c.get('live')).toBe(3)
     expect(await c.getMany(['a', 'b'])).toEqual([undefined, undefined])
   })
