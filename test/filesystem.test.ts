@@ -4,14 +4,27 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs'
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { filesystemAdapter } from '../adapters/filesystem/index.js'
 import { keyRef } from '../adapters/filesystem/format.js'
-import { tryLock, unlock } from '../adapters/filesystem/lock.js'
+import { tryLock, UNSIGNED_GRACE_MS, unlock, useSymlinkLocks } from '../adapters/filesystem/lock.js'
 import { slackOf } from '../adapters/filesystem/purge.js'
 import type { AdapterEvent } from '../src/adapter.js'
 import { CacheConfigError } from '../src/errors.js'
@@ -237,43 +250,105 @@ describe('filesystem: locks', () => {
     const holder = child({ kind: 'hold', dir, key: 'held' })
     await holder.printed('held')
     const lockFile = `${fileOf(dir, 'held')}.lock`
-    expect(statSync(lockFile).isFile()).toBe(true)
+    // The lock is a link whose target names its holder, made in one create.
+    expect(readlinkSync(lockFile)).toMatch(new RegExp(`^ck2 ${holder.proc.pid} `))
     holder.proc.kill('SIGKILL')
     await holder.exited
     const cache = createCache({ type: 'filesystem', dir, lockStaleTimeout: '1h' })
     // The stale timeout is an hour: only the dead holder's pid can let these through.
     expect(await cache.inc('held')).toBe(1)
     expect(await cache.add('held', 'x')).toBe(false)
-    expect(() => statSync(lockFile)).toThrow(/ENOENT/)
+    expect(() => lstatSync(lockFile)).toThrow(/ENOENT/)
     await cache.close()
   }, 30_000)
 
-  it('a lock of a holder that cannot be checked (another host) is respected until the stale timeout, then broken', () => {
+  for (const form of ['link', 'file'] as const) {
+    it(`a lock (as a ${form}) of a holder that cannot be checked (another host) is respected until the stale timeout, then broken`, () => {
+      const dir = freshDir()
+      mkdirSync(dir, { recursive: true })
+      const path = join(dir, 'x.lock')
+      const plant = (text: string) => {
+        rmSync(path, { force: true })
+        if (form === 'link') symlinkSync(text, path)
+        else writeFileSync(path, text)
+      }
+      const foreign = (createdAt: number) => `ck2 12345 ${createdAt} 1 another-host`
+      plant(foreign(Date.now()))
+      expect(tryLock(path, options)).toBe(false)
+      plant(foreign(Date.now() - options.staleMs - 1))
+      expect(tryLock(path, options)).toBe(true)
+      unlock(path, options)
+      expect(() => lstatSync(path)).toThrow(/ENOENT/)
+    })
+  }
+
+  it('locks made as linked files (where links cannot be made) hold their holder from the start and leave nothing beside', () => {
     const dir = freshDir()
     mkdirSync(dir, { recursive: true })
     const path = join(dir, 'x.lock')
-    const foreign = (createdAt: number) => `cachekit-lock 1\n12345\nanother-host pid:[1]\n${createdAt}\n1\n`
-    writeFileSync(path, foreign(Date.now()))
-    expect(tryLock(path, options)).toBe(false)
-    writeFileSync(path, foreign(Date.now() - options.staleMs - 1))
-    expect(tryLock(path, options)).toBe(true)
-    unlock(path, options)
-    // A lock file left empty (its holder died between create and write) is judged by its age.
-    writeFileSync(path, '')
-    expect(tryLock(path, options)).toBe(false)
-    const old = new Date(Date.now() - options.staleMs - 1000)
-    utimesSync(path, old, old)
-    expect(tryLock(path, options)).toBe(true)
-    unlock(path, options)
-    expect(() => statSync(path)).toThrow(/ENOENT/)
+    const before = useSymlinkLocks(false)
+    try {
+      expect(tryLock(path, options)).toBe(true)
+      expect(lstatSync(path).isFile()).toBe(true)
+      expect(readFileSync(path, 'utf8')).toMatch(new RegExp(`^ck2 ${process.pid} \\d+ \\d+ [0-9a-f]{12}$`))
+      // Held by this process: not free, not stale.
+      expect(tryLock(path, options)).toBe(false)
+      unlock(path, options)
+      expect(readdirSync(dir)).toEqual([])
+      // A linked-file lock of a dead holder is recovered like a link.
+      expect(tryLock(path, options)).toBe(true)
+      const text = readFileSync(path, 'utf8')
+      unlock(path, options)
+      writeFileSync(path, text.replace(`ck2 ${process.pid} `, 'ck2 999999999 '))
+      expect(tryLock(path, options)).toBe(true)
+      unlock(path, options)
+    } finally {
+      useSymlinkLocks(before)
+    }
   })
+
+  it('a lock that says nothing (an empty file) is respected briefly, then broken whatever the stale timeout', () => {
+    const dir = freshDir()
+    mkdirSync(dir, { recursive: true })
+    const path = join(dir, 'x.lock')
+    const long = { ...options, staleMs: 3_600_000 }
+    writeFileSync(path, '')
+    // Dated in the future: a writer may be between its create and its write.
+    const future = new Date(Date.now() + 60_000)
+    utimesSync(path, future, future)
+    expect(tryLock(path, long)).toBe(false)
+    const old = new Date(Date.now() - UNSIGNED_GRACE_MS - 1000)
+    utimesSync(path, old, old)
+    expect(tryLock(path, long)).toBe(true)
+    unlock(path, long)
+    expect(() => lstatSync(path)).toThrow(/ENOENT/)
+  })
+
+  it('a lock left empty by a holder killed between its create and its write does not stall the key (stale timeout: 1 h)', async () => {
+    const dir = freshDir()
+    const key = 'half'
+    const holder = child({ kind: 'half-lock', dir, key })
+    await holder.printed('created')
+    holder.proc.kill('SIGKILL')
+    await holder.exited
+    const lockFile = `${fileOf(dir, key)}.lock`
+    expect(statSync(lockFile).size).toBe(0)
+    const cache = createCache({ type: 'filesystem', dir, lockStaleTimeout: '1h' })
+    // Far below the hour the old rule waited, and far above the grace: the only question is "stuck or not".
+    const stalled = (ms: number) => new Promise<'stalled'>((r) => setTimeout(() => r('stalled'), ms).unref())
+    expect(await Promise.race([cache.inc(key), stalled(20_000)])).toBe(1)
+    expect(await Promise.race([cache.touch(key, '1m'), stalled(20_000)])).toBe(true)
+    expect(await Promise.race([cache.add(key, 'x'), stalled(20_000)])).toBe(false)
+    expect(await cache.get(key)).toBe(1)
+    await cache.close()
+  }, 60_000)
 
   it('8 processes racing to break one stale lock: exactly one add wins', async () => {
     const dir = freshDir()
     const key = 'contested'
     const lockFile = `${fileOf(dir, key)}.lock`
     mkdirSync(join(lockFile, '..'), { recursive: true })
-    writeFileSync(lockFile, `cachekit-lock 1\n12345\nanother-host pid:[1]\n${Date.now() - 60_000}\n1\n`)
+    symlinkSync(`ck2 12345 ${Date.now() - 60_000} 1 another-host`, lockFile)
     const results = (await runInProcesses<boolean>({ type: 'filesystem', dir, lockStaleTimeout: '10s' }, { kind: 'add', key }, 8)).flat()
     expect(results.filter((r) => r === true)).toHaveLength(1)
   }, 60_000)

@@ -286,7 +286,7 @@ export class Housekeeper {
       // Yield between shards so a large folder never stalls the event loop for long.
       await yieldToLoop()
       if (Date.now() - refreshed > this.#files.lock.staleMs / 4) {
-        refreshLock(this.#lockPath)
+        refreshLock(this.#lockPath, this.#files.lock)
         refreshed = Date.now()
       }
     }
