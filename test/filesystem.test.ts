@@ -473,3 +473,32 @@ describe('filesystem: config', () => {
     await cache.close()
   })
 })
+
+describe('filesystem: forged headers', () => {
+  it('a header claiming more than 4 GiB (or more than the file holds) is a miss, is removed and reported', async () => {
+    const dir = freshDir()
+    const events: AdapterEvent[] = []
+    const adapter = filesystemAdapter({ dir, purgeInterval: 0 }, { now: Date.now, threshold: 100, emit: (e) => events.push(e) })
+    for (const [key, keyLength, payloadLength] of [
+      ['huge', 4, 0xffff_ffff],
+      ['huge-key', 0xffff_ffff, 10],
+      ['3gib', 4, 3 * 2 ** 30],
+    ] as const) {
+      await adapter.set(key, 'v', null)
+      const file = fileOf(dir, key)
+      const real = readFileSync(file)
+      // Larger than one read (64 KiB), so that the claimed length is what would be allocated.
+      const forged = Buffer.concat([real, Buffer.alloc(70 * 1024)])
+      forged.writeUInt32LE(keyLength, 24)
+      forged.writeUInt32LE(payloadLength, 28)
+      writeFileSync(file, forged)
+      expect(await adapter.get(key)).toBeUndefined()
+      expect(() => lstatSync(file)).toThrow(/ENOENT/)
+      // The key works again.
+      await adapter.set(key, 'again', null)
+      expect(await adapter.get(key)).toBe('again')
+    }
+    expect(events.filter((e) => e.type === 'corrupt')).toHaveLength(3)
+    await adapter.close()
+  })
+})

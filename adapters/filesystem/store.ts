@@ -4,6 +4,7 @@
  * why), so the one scratch buffer is never shared by two operations at once.
  */
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs'
+import { kMaxLength } from 'node:buffer'
 import { join } from 'node:path'
 import { HEADER_SIZE, parseHeader, type Header } from './format.js'
 import { errorCode, quiet, unlinkQuiet } from './io.js'
@@ -72,9 +73,13 @@ export class EntryFiles {
         if (header.total !== n) return n < header.total ? `truncated (${n} of ${header.total} bytes)` : `bad length (${n} bytes, header says ${header.total})`
         return { header, buf }
       }
+      // A larger file: its size must be what the header says before anything is allocated for it (a header
+      // may claim up to 8 GiB).
+      const size = fstatSync(fd).size
+      if (size !== header.total) return size < header.total ? `truncated (${size} of ${header.total} bytes)` : `bad length (${size} bytes, header says ${header.total})`
       if (part === 'whole' || (part === 'key' && HEADER_SIZE + header.keyLength > n)) {
-        // One byte more than the header says, to see a file that is too long.
-        const big = Buffer.allocUnsafe(header.total + 1)
+        if (header.total > kMaxLength) return `too large to read (${header.total} bytes)`
+        const big = Buffer.allocUnsafe(header.total)
         let got = Math.min(n, big.length)
         buf.copy(big, 0, 0, got)
         while (got < big.length) {
@@ -82,11 +87,8 @@ export class EntryFiles {
           if (r === 0) break
           got += r
         }
-        if (got !== header.total) return got < header.total ? `truncated (${got} of ${header.total} bytes)` : 'bad length (longer than its header says)'
+        if (got !== header.total) return `truncated (${got} of ${header.total} bytes)`
         buf = big
-      } else {
-        const size = fstatSync(fd).size
-        if (size !== header.total) return size < header.total ? `truncated (${size} of ${header.total} bytes)` : `bad length (${size} bytes, header says ${header.total})`
       }
       return { header, buf }
     } finally {
