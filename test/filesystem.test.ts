@@ -26,6 +26,7 @@ import { filesystemAdapter } from '../adapters/filesystem/index.js'
 import { keyRef } from '../adapters/filesystem/format.js'
 import { tryLock, UNSIGNED_GRACE_MS, unlock, useSymlinkLocks } from '../adapters/filesystem/lock.js'
 import { slackOf } from '../adapters/filesystem/purge.js'
+import { EntryFiles } from '../adapters/filesystem/store.js'
 import type { AdapterEvent } from '../src/adapter.js'
 import { CacheConfigError } from '../src/errors.js'
 import { configFromEnv, resolveConfig } from '../src/config.js'
@@ -61,8 +62,17 @@ const fileOf = (dir: string, key: string): string => {
   return join(dir, hash.slice(0, 2), hash)
 }
 
-/** A child running the fixture with `job`; resolves `line` once it prints `line`. */
-function child(job: object): { proc: ChildProcess; printed: (line: string) => Promise<void>; exited: Promise<number | null> } {
+interface Child {
+  proc: ChildProcess
+  /** Resolves once the child prints `line`. */
+  printed: (line: string) => Promise<void>
+  exited: Promise<number | null>
+  /** The JSON the child printed last, once it exits with 0. */
+  result: <T>() => Promise<T>
+}
+
+/** A child running the fixture with `job`. */
+function child(job: object): Child {
   const proc = spawn(process.execPath, ['--import', 'tsx', FIXTURE, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
@@ -78,7 +88,12 @@ function child(job: object): { proc: ChildProcess; printed: (line: string) => Pr
       waiters.push({ line, resolve })
       void exited.then((code) => reject(new Error(`child exited (${code}) before printing ${line}\n${stderr}`)))
     })
-  return { proc, printed, exited }
+  const result = async <T>(): Promise<T> => {
+    const code = await exited
+    if (code !== 0) throw new Error(`child exited with ${code}\n${stderr}`)
+    return JSON.parse(stdout.trim().split('\n').pop() ?? '') as T
+  }
+  return { proc, printed, exited, result }
 }
 
 describe('filesystem: paths', () => {
@@ -471,6 +486,88 @@ describe('filesystem: config', () => {
     expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('mine')
     expect(readFileSync(join(dir, 'ab', 'mine.txt'), 'utf8')).toBe('mine too')
     await cache.close()
+  })
+})
+
+describe('filesystem: no lost updates across processes', () => {
+  /** Setters on their own keys, reading each version back, while touchers touch those keys. */
+  async function touchRace(naive: boolean): Promise<{ sets: number; stale: number; touches: number }> {
+    const dir = freshDir()
+    const stop = join(base, `stop-${n++}`)
+    const keys = ['a', 'b']
+    const touchers = [0, 1].map(() => child({ kind: 'toucher', dir, keys, stop, naive }))
+    await Promise.all(touchers.map((t) => t.printed('running')))
+    const setters = keys.map((key) => child({ kind: 'setter', dir, key, count: 1000 }))
+    const results = await Promise.all(setters.map((s) => s.result<{ sets: number; stale: number }>()))
+    writeFileSync(stop, '')
+    const touched = await Promise.all(touchers.map((t) => t.result<{ ops: number }>()))
+    return {
+      sets: results.reduce((a, r) => a + r.sets, 0),
+      stale: results.reduce((a, r) => a + r.stale, 0),
+      touches: touched.reduce((a, r) => a + r.ops, 0),
+    }
+  }
+
+  it('a touch never writes back a value that a set replaced: every read-back is the version just set', async () => {
+    const { sets, stale, touches } = await touchRace(false)
+    expect(sets).toBe(2000)
+    expect(touches).toBeGreaterThan(100)
+    expect(stale).toBe(0)
+  }, 120_000)
+
+  it('control: with a read-modify-write "touch" (get, then set) the same check sees older values come back', async () => {
+    const { stale, touches } = await touchRace(true)
+    expect(touches).toBeGreaterThan(100)
+    expect(stale).toBeGreaterThan(0)
+  }, 120_000)
+
+  /** A deleter that checks its deletes stay done, while incrementers count on the key. */
+  async function deleteRace(naive: boolean): Promise<{ epochs: number; undone: number; incs: number }> {
+    const dir = freshDir()
+    const stop = join(base, `stop-${n++}`)
+    const incers = [0, 1].map(() => child({ kind: 'incer', dir, key: 'n', stop, naive }))
+    await Promise.all(incers.map((c) => c.printed('running')))
+    const deleter = child({ kind: 'deleter', dir, key: 'n', epochs: 100 })
+    const { epochs, undone } = await deleter.result<{ epochs: number; undone: number }>()
+    writeFileSync(stop, '')
+    const counted = await Promise.all(incers.map((c) => c.result<{ ops: number }>()))
+    return { epochs, undone, incs: counted.reduce((a, r) => a + r.ops, 0) }
+  }
+
+  it('a delete that resolved is never undone by an inc that read before it', async () => {
+    const { epochs, undone, incs } = await deleteRace(false)
+    expect(epochs).toBe(100)
+    expect(incs).toBeGreaterThan(100)
+    expect(undone).toBe(0)
+  }, 120_000)
+
+  it('control: with a read-modify-write "inc" (get, then set) the same check sees deletes undone', async () => {
+    const { undone, incs } = await deleteRace(true)
+    expect(incs).toBeGreaterThan(100)
+    expect(undone).toBeGreaterThan(0)
+  }, 120_000)
+
+  it('a set landing while a purge judges an expired entry is kept (the purge removes only what it judged)', async () => {
+    const dir = freshDir()
+    const clock = new FakeClock()
+    const ctx = { now: clock.now, threshold: 0, emit: () => {} }
+    const purger = filesystemAdapter({ dir, purgeInterval: 0 }, ctx)
+    const writer = filesystemAdapter({ dir, purgeInterval: 0 }, ctx)
+    await purger.set('k', 'old', clock.t + 1000)
+    clock.advance(1000)
+    const files = new EntryFiles(resolve(dir), { staleMs: 10_000, fileMode: 0o600, dirMode: 0o700 })
+    let landed: unknown
+    // What a purge does for an expired entry: judge it under its lock, then remove it. A set from another
+    // process lands in between (here: from within the judgement, the one place in between).
+    const removed = files.removeIf(keyRef('k').hash, 'header', (read) => {
+      landed = writer.set('k', 'fresh', null)
+      return typeof read === 'object' && read.header.expiresAt !== null && read.header.expiresAt <= clock.t
+    })
+    expect(removed).toBe(true)
+    await landed
+    expect(await writer.get('k')).toBe('fresh')
+    await purger.close()
+    await writer.close()
   })
 })
 

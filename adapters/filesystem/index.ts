@@ -5,8 +5,11 @@
  *   No part of a key ever reaches a path, so `../../etc/passwd`, `a/b` or a NUL byte stay inside `dir`.
  * - A file is a header (magic, version, expiry, write time, lengths), the key and the payload
  *   (format.ts). A truncated, empty or foreign file reads as a miss, is removed and reported as `corrupt`.
- * - Writes go to a temporary file and `rename` over the old one (store.ts); `add`, `increment` and `touch`
- *   hold a per-key lock file that a crashed holder cannot leave stuck (lock.ts).
+ * - Writes go to a temporary file and `rename` over the old one (store.ts). Every change of an entry (`set`,
+ *   `add`, `increment`, `touch`, `delete`, `clear`, a purge) holds the key's lock, which a crashed holder
+ *   cannot leave stuck (lock.ts): so a `touch` or `increment` never writes back a value that a `set` or
+ *   `delete` replaced after they read it, and a purge never removes an entry written after it looked.
+ *   Reads take no lock: a file is replaced whole, so a read sees the old one or the new one.
  * - Expired files are purged from their headers only, on a timer and on demand, and the count is bounded
  *   by `threshold` without listing the folder on each write (purge.ts).
  *
@@ -184,9 +187,9 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     keeper.written()
   }
 
-  /** Run `work` holding the lock of `ref`: now if it is free, else once another process releases it. */
-  const withLock = <T>(ref: KeyRef, work: () => T): T | Promise<T> => {
-    const path = files.lockOf(ref.hash)
+  /** Run `work` holding the lock of `hash`: now if it is free, else once another process releases it. */
+  const withLock = <T>(hash: string, work: () => T): T | Promise<T> => {
+    const path = files.lockOf(hash)
     const run = (): T => {
       try {
         return work()
@@ -206,7 +209,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
 
   const set = (key: string, value: Payload, expiresAt: ExpiresAt): void | Promise<void> => {
     const ref = keyRef(key)
-    return withRoom(() => write(ref, value, expiresAt))
+    return withRoom(() => withLock(ref.hash, () => write(ref, value, expiresAt)))
   }
 
   /** Every entry file, a shard folder at a time, yielding to the event loop in between. */
@@ -275,7 +278,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     add(key, value, expiresAt) {
       const ref = keyRef(key)
       return withRoom(() =>
-        withLock(ref, () => {
+        withLock(ref.hash, () => {
           if (readLive(ref, 'key', true) !== undefined) return false
           write(ref, value, expiresAt)
           return true
@@ -286,7 +289,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     increment(key, delta, expiresAt) {
       const ref = keyRef(key)
       return withRoom(() =>
-        withLock(ref, () => {
+        withLock(ref.hash, () => {
           const read = readLive(ref, 'whole', true)
           const result = addToPayload(key, read === undefined ? undefined : storedPayload(read.buf, read.header), delta)
           // An existing counter keeps its expiry; a new one gets the one given.
@@ -299,16 +302,21 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     delete(key) {
       const ref = keyRef(key)
       const file = files.fileOf(ref.hash)
-      const read = files.read(file, 'key')
-      if (read === undefined) return false
-      const live =
-        typeof read === 'object' && sameKey(read.buf, read.header, ref) && (read.header.expiresAt === null || read.header.expiresAt > now())
-      return unlinkQuiet(file) && live
+      // No file: nothing to remove, and no lock to take (nor a shard folder to make).
+      if (files.read(file, 'key') === undefined) return false
+      // Under the lock: an `increment` or `touch` that read the entry has written before this removes it.
+      return withLock(ref.hash, () => {
+        const read = files.read(file, 'key')
+        if (read === undefined) return false
+        const live =
+          typeof read === 'object' && sameKey(read.buf, read.header, ref) && (read.header.expiresAt === null || read.header.expiresAt > now())
+        return unlinkQuiet(file) && live
+      })
     },
 
-    deleteMany(keys) {
+    async deleteMany(keys) {
       let n = 0
-      for (const key of keys) if (this.delete(key) === true) n++
+      for (const key of keys) if ((await this.delete(key)) === true) n++
       return n
     },
 
@@ -318,7 +326,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
 
     deleteIfEquals(key, value) {
       const ref = keyRef(key)
-      return withLock(ref, () => {
+      return withLock(ref.hash, () => {
         const read = readLive(ref, 'whole', true)
         if (read === undefined) return false
         return samePayload(storedPayload(read.buf, read.header), value) && unlinkQuiet(files.fileOf(ref.hash))
@@ -327,7 +335,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
 
     touch(key, expiresAt) {
       const ref = keyRef(key)
-      return withLock(ref, () => {
+      return withLock(ref.hash, () => {
         const read = readLive(ref, 'whole', true)
         if (read === undefined) return false
         files.write(ref.hash, withExpiry(read.buf, read.header, expiresAt, wallClock()))
@@ -338,12 +346,13 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     async clear(prefix) {
       for await (const batch of entryFiles()) {
         for (const { hash, file } of batch) {
-          if (prefix === '') {
-            unlinkQuiet(file)
-            continue
-          }
-          const read = files.read(file, 'key')
-          if (typeof read === 'object' && storedKey(read.buf, read.header).startsWith(prefix)) unlinkQuiet(files.fileOf(hash))
+          // Under each key's lock, as `delete`: an `increment` in flight never brings a cleared entry back.
+          const removing = withLock(hash, () => {
+            if (prefix === '') return unlinkQuiet(file)
+            const read = files.read(file, 'key')
+            return typeof read === 'object' && storedKey(read.buf, read.header).startsWith(prefix) && unlinkQuiet(file)
+          })
+          if (typeof removing !== 'boolean') await removing
         }
       }
     },

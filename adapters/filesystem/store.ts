@@ -131,8 +131,9 @@ export class EntryFiles {
 
   /**
    * Remove the file of `hash` if, read (`part` of it) under its lock, `shouldGo` says it should go. False if it did not go (a
-   * busy lock counts: the holder is using the entry). The lock keeps a purge from removing a counter that an
-   * `increment` just rewrote after finding the old one expired.
+   * busy lock counts: the holder is using the entry). Every write holds the lock too, so what goes is the
+   * very file judged here: a purge never removes an entry that a `set` or `increment` wrote after the purge
+   * found the old one expired.
    */
   removeIf(hash: string, part: 'header' | 'key', shouldGo: (read: ReadResult) => boolean): boolean {
     const lockPath = this.lockOf(hash)
