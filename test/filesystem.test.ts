@@ -2,9 +2,10 @@
  * Proofs for the filesystem adapter beyond the conformance suite: paths, corrupt files, crashes (real child
  * processes killed with SIGKILL), lock recovery, purge and the threshold bound under concurrent writers.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import {
+  chownSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -568,6 +569,116 @@ describe('filesystem: no lost updates across processes', () => {
     expect(await writer.get('k')).toBe('fresh')
     await purger.close()
     await writer.close()
+  })
+})
+
+describe('filesystem: symbolic links and strangers in the folder', () => {
+  const ctx = (events: AdapterEvent[] = []) => ({ now: Date.now, threshold: 100, emit: (e: AdapterEvent) => events.push(e) })
+
+  it('a shard folder replaced by a symbolic link: writes refuse it, clear, keys and purges never follow it', async () => {
+    const dir = freshDir()
+    const outside = freshDir()
+    const adapter = filesystemAdapter({ dir, purgeInterval: 0 }, ctx())
+    const key = 'victim'
+    const { hash } = keyRef(key)
+    // Outside the cache: a file named like an entry of that shard, which clear() would remove if it went there.
+    mkdirSync(outside, { recursive: true })
+    const bait = join(outside, hash)
+    await adapter.set(key, 'v', null)
+    const entry = readFileSync(fileOf(dir, key))
+    writeFileSync(bait, entry)
+    rmSync(join(dir, hash.slice(0, 2)), { recursive: true })
+    symlinkSync(outside, join(dir, hash.slice(0, 2)))
+    expect(() => adapter.set(key, 'w', null)).toThrow(/symbolic link/)
+    expect(() => adapter.increment(key, 1, null)).toThrow(/symbolic link/)
+    const listed: string[] = []
+    for await (const k of adapter.keys('')) listed.push(k)
+    expect(listed).toEqual([])
+    await adapter.clear('')
+    await adapter.clear('vic')
+    expect(await adapter.purgeExpired()).toBe(0)
+    expect(readdirSync(outside)).toEqual([hash])
+    expect(readFileSync(bait).equals(entry)).toBe(true)
+    await adapter.close()
+  })
+
+  it('a planted link at the name of a temporary file makes no write land on its target', async () => {
+    const dir = freshDir()
+    const adapter = filesystemAdapter({ dir, purgeInterval: 0 }, ctx())
+    await adapter.set('warm', 'up', null)
+    const target = join(base, `target-${n++}`)
+    writeFileSync(target, 'precious')
+    const file = fileOf(dir, 'k')
+    mkdirSync(join(file, '..'), { recursive: true })
+    // The next temporary names this adapter will use (one counter per adapter, from 1; 'warm' took 1).
+    for (let i = 2; i < 10; i++) symlinkSync(target, `${file}.${process.pid}-${i}.tmp`)
+    await adapter.set('k', 'value', null)
+    await adapter.increment('n', 1, null)
+    expect(readFileSync(target, 'utf8')).toBe('precious')
+    expect(await adapter.get('k')).toBe('value')
+    expect(lstatSync(file).isFile()).toBe(true)
+    await adapter.close()
+  })
+
+  it('a link or a FIFO in the place of an entry is a miss (no hang), is removed, and its target is left alone', async () => {
+    const dir = freshDir()
+    const events: AdapterEvent[] = []
+    const adapter = filesystemAdapter({ dir, purgeInterval: 0 }, ctx(events))
+    await adapter.set('a', '1', null)
+    await adapter.set('b', '2', null)
+    const target = join(base, `target-${n++}`)
+    const entry = readFileSync(fileOf(dir, 'a'))
+    writeFileSync(target, entry)
+    rmSync(fileOf(dir, 'a'))
+    symlinkSync(target, fileOf(dir, 'a'))
+    rmSync(fileOf(dir, 'b'))
+    execFileSync('mkfifo', [fileOf(dir, 'b')])
+    expect(await adapter.get('a')).toBeUndefined()
+    expect(await adapter.get('b')).toBeUndefined()
+    expect(() => lstatSync(fileOf(dir, 'a'))).toThrow(/ENOENT/)
+    expect(() => lstatSync(fileOf(dir, 'b'))).toThrow(/ENOENT/)
+    expect(readFileSync(target).equals(entry)).toBe(true)
+    expect(events.filter((e) => e.type === 'corrupt')).toHaveLength(2)
+    await adapter.close()
+  })
+
+  it('a journal or state file replaced by a link never writes to its target', async () => {
+    for (const name of ['cachekit-writes', 'cachekit-state']) {
+      const dir = freshDir()
+      await filesystemAdapter({ dir, purgeInterval: 0 }, ctx()).close()
+      const target = join(base, `target-${n++}`)
+      writeFileSync(target, 'precious')
+      rmSync(join(dir, name), { force: true })
+      symlinkSync(target, join(dir, name))
+      try {
+        const adapter = filesystemAdapter({ dir, purgeInterval: 0 }, ctx())
+        await adapter.ready?.()
+        for (let i = 0; i < 5; i++) await adapter.set(`k${i}`, 'v', null)
+        await adapter.purgeExpired()
+        await adapter.close()
+      } catch (error) {
+        // Refusing the folder is an answer too; writing through the link is not.
+        expect(String(error)).toMatch(/cache folder/)
+      }
+      expect(readFileSync(target, 'utf8')).toBe('precious')
+    }
+  })
+
+  it('warns when the cache folder belongs to another user, even with mode 0700', async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('only root can give a folder to another user (chown)')
+    const dir = freshDir()
+    mkdirSync(dir, { mode: 0o700 })
+    chownSync(dir, 65534, 65534)
+    const events: AdapterEvent[] = []
+    const adapter = filesystemAdapter({ dir, purgeInterval: 0 }, ctx(events))
+    const warnings = events.filter((e) => e.type === 'warning').map((e) => (e as { message: string }).message)
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatch(/belongs to another user \(uid 65534/)
+    await adapter.close()
+    // A folder of one's own: no warning.
+    const own: AdapterEvent[] = []
+    await filesystemAdapter({ dir: freshDir(), purgeInterval: 0 }, ctx(own)).close()
+    expect(own.filter((e) => e.type === 'warning')).toEqual([])
   })
 })
 

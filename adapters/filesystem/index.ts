@@ -10,6 +10,8 @@
  *   cannot leave stuck (lock.ts): so a `touch` or `increment` never writes back a value that a `set` or
  *   `delete` replaced after they read it, and a purge never removes an entry written after it looked.
  *   Reads take no lock: a file is replaced whole, so a read sees the old one or the new one.
+ * - Nothing follows a symbolic link planted in the folder: shard folders must be real folders, entries
+ *   and temporary files are opened with `O_NOFOLLOW`/`O_EXCL`, and `clear` and purges list real folders only.
  * - Expired files are purged from their headers only, on a timer and on demand, and the count is bounded
  *   by `threshold` without listing the folder on each write (purge.ts).
  *
@@ -20,13 +22,13 @@
  * long (a purge or `clear` of a large folder, `keys`) yields to the event loop between shard folders, and a
  * wait for a lock held by another process is an async sleep, never a spin.
  */
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, statSync, writeFileSync, type Dirent } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { addToPayload, samePayload, type AdapterContext, type CacheAdapter, type ExpiresAt, type Payload } from '../../src/adapter.js'
 import { parseDuration, type Duration } from '../../src/duration.js'
 import { CacheBackendError, CacheConfigError, CacheError } from '../../src/errors.js'
 import { encodeEntry, ENTRY_NAME, keyRef, sameKey, SHARD_NAME, storedKey, storedPayload, withExpiry, type KeyRef } from './format.js'
-import { errorCode, unlinkQuiet, yieldToLoop } from './io.js'
+import { errorCode, yieldToLoop } from './io.js'
 import { lockNowOrLater, unlock, type LockOptions } from './lock.js'
 import { Housekeeper } from './purge.js'
 import { EntryFiles, type EntryRead } from './store.js'
@@ -105,7 +107,7 @@ function resolveSettings(options: FilesystemAdapterOptions): Settings {
   }
 }
 
-/** Create (or check) the cache folder; say so if other users may write into it. */
+/** Create (or check) the cache folder; say so if other users may write into it, or own it. */
 function prepareFolder(settings: Settings, context: AdapterContext): void {
   const { dir } = settings
   try {
@@ -118,6 +120,13 @@ function prepareFolder(settings: Settings, context: AdapterContext): void {
       context.emit({
         type: 'warning',
         message: `the cache folder ${dir} can be written by other users (mode 0o${(stat.mode & 0o777).toString(8)}): they could plant or change entries. Use a folder of your own (mode 0o700).`,
+      })
+    }
+    const uid = process.getuid?.()
+    if (uid !== undefined && stat.uid !== uid) {
+      context.emit({
+        type: 'warning',
+        message: `the cache folder ${dir} belongs to another user (uid ${stat.uid}, this process runs as ${uid}): its owner can plant or change entries whatever its mode. Use a folder of your own (mode 0o700).`,
       })
     }
     try {
@@ -173,7 +182,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     if (typeof read === 'string' || !sameKey(read.buf, read.header, ref)) {
       const detail = typeof read === 'string' ? read : 'holds another key'
       const removed = locked
-        ? unlinkQuiet(files.fileOf(ref.hash))
+        ? files.remove(files.fileOf(ref.hash))
         : files.removeIf(ref.hash, 'key', (r) => typeof r === 'string' || (r !== undefined && !sameKey(r.buf, r.header, ref)))
       corrupt(ref, detail, removed)
       return undefined
@@ -187,8 +196,12 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     keeper.written()
   }
 
-  /** Run `work` holding the lock of `hash`: now if it is free, else once another process releases it. */
+  /**
+   * Run `work` holding the lock of `hash`: now if it is free, else once another process releases it. The
+   * shard folder is checked first, so that neither the lock nor the file lands outside the cache folder.
+   */
   const withLock = <T>(hash: string, work: () => T): T | Promise<T> => {
+    files.ensureShard(hash)
     const path = files.lockOf(hash)
     const run = (): T => {
       try {
@@ -216,20 +229,25 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
   async function* entryFiles(): AsyncGenerator<{ hash: string; file: string }[]> {
     let shards: string[]
     try {
-      shards = readdirSync(settings.dir).filter((name) => SHARD_NAME.test(name))
+      // Real folders only: a shard replaced by a symbolic link is never followed out of the cache folder.
+      shards = readdirSync(settings.dir, { withFileTypes: true })
+        .filter((d) => d.isDirectory() && SHARD_NAME.test(d.name))
+        .map((d) => d.name)
     } catch (error) {
       if (errorCode(error) === 'ENOENT') return
       throw error
     }
     for (const shard of shards) {
-      let names: string[]
+      let names: Dirent[]
       try {
-        names = readdirSync(join(settings.dir, shard))
+        names = readdirSync(join(settings.dir, shard), { withFileTypes: true })
       } catch (error) {
-        if (errorCode(error) === 'ENOENT') continue
+        if (errorCode(error) === 'ENOENT' || errorCode(error) === 'ENOTDIR') continue
         throw error
       }
-      yield names.filter((name) => ENTRY_NAME.test(name)).map((hash) => ({ hash, file: join(settings.dir, shard, hash) }))
+      yield names
+        .filter((d) => !d.isDirectory() && ENTRY_NAME.test(d.name))
+        .map((d) => ({ hash: d.name, file: join(settings.dir, shard, d.name) }))
       await yieldToLoop()
     }
   }
@@ -310,7 +328,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
         if (read === undefined) return false
         const live =
           typeof read === 'object' && sameKey(read.buf, read.header, ref) && (read.header.expiresAt === null || read.header.expiresAt > now())
-        return unlinkQuiet(file) && live
+        return files.remove(file) && live
       })
     },
 
@@ -329,7 +347,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
       return withLock(ref.hash, () => {
         const read = readLive(ref, 'whole', true)
         if (read === undefined) return false
-        return samePayload(storedPayload(read.buf, read.header), value) && unlinkQuiet(files.fileOf(ref.hash))
+        return samePayload(storedPayload(read.buf, read.header), value) && files.remove(files.fileOf(ref.hash))
       })
     },
 
@@ -348,9 +366,9 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
         for (const { hash, file } of batch) {
           // Under each key's lock, as `delete`: an `increment` in flight never brings a cleared entry back.
           const removing = withLock(hash, () => {
-            if (prefix === '') return unlinkQuiet(file)
+            if (prefix === '') return files.remove(file)
             const read = files.read(file, 'key')
-            return typeof read === 'object' && storedKey(read.buf, read.header).startsWith(prefix) && unlinkQuiet(file)
+            return typeof read === 'object' && storedKey(read.buf, read.header).startsWith(prefix) && files.remove(file)
           })
           if (typeof removing !== 'boolean') await removing
         }
