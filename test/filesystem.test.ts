@@ -28,12 +28,13 @@ import { keyRef } from '../adapters/filesystem/format.js'
 import { tryLock, UNSIGNED_GRACE_MS, unlock, useSymlinkLocks } from '../adapters/filesystem/lock.js'
 import { slackOf } from '../adapters/filesystem/purge.js'
 import { EntryFiles } from '../adapters/filesystem/store.js'
-import type { AdapterEvent } from '../src/adapter.js'
+import type { AdapterEvent, CacheAdapter } from '../src/adapter.js'
 import { CacheConfigError } from '../src/errors.js'
 import { configFromEnv, resolveConfig } from '../src/config.js'
 import { createCache } from '../src/singleton.js'
 import { runInProcesses } from '../src/testing/index.js'
 import { FakeClock } from '../src/testing/harness.js'
+import { staleAfterTouchRace } from '../src/testing/touch.js'
 import { checkChurnValue } from './fixtures/fs-values.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/fs-child.ts', import.meta.url))
@@ -547,6 +548,30 @@ describe('filesystem: no lost updates across processes', () => {
     expect(incs).toBeGreaterThan(100)
     expect(undone).toBeGreaterThan(0)
   }, 120_000)
+
+  it("control for the conformance suite's touch race: a read-then-rewrite touch fails it, the adapter's passes", async () => {
+    const dir = freshDir()
+    const ctx = { now: Date.now, threshold: 100, emit: () => {} }
+    const real = filesystemAdapter({ dir, purgeInterval: 0 }, ctx)
+    const inner = filesystemAdapter({ dir, purgeInterval: 0 }, ctx)
+    const naive: CacheAdapter = {
+      ...inner,
+      // What a backend without a native touch might do: read the entry, then write it back.
+      async touch(key, expiresAt) {
+        const value = await inner.get(key)
+        if (value === undefined) return false
+        await new Promise((r) => setImmediate(r))
+        await inner.set(key, value, expiresAt)
+        return true
+      },
+    }
+    const good = createCache({ adapter: real })
+    const bad = createCache({ adapter: naive })
+    expect(await staleAfterTouchRace(good, 'race', 24, 60_000)).toBe(0)
+    expect(await staleAfterTouchRace(bad, 'race', 24, 60_000)).toBeGreaterThan(0)
+    await good.close()
+    await bad.close()
+  })
 
   it('a set landing while a purge judges an expired entry is kept (the purge removes only what it judged)', async () => {
     const dir = freshDir()

@@ -20,6 +20,7 @@ import { lifecycleTests } from './lifecycle.js'
 import { limitTests } from './limits.js'
 import { modelTests } from './model.js'
 import { processTests } from './processes.js'
+import { touchTests } from './touch.js'
 import { ttlTests } from './ttl.js'
 import { valueTests } from './values.js'
 
@@ -64,6 +65,7 @@ export function runAdapterConformance(options: ConformanceOptions): void {
       deleteIfEqualsTests(options)
     })
     describe('TTL', () => ttlTests(h))
+    describe('touch', () => touchTests(h))
     describe('isolation', () => isolationTests(h))
     describe('limits', () => limitTests(h))
     describe('model', () => modelTests(h))
