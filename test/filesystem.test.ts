@@ -418,6 +418,26 @@ describe('filesystem: threshold', () => {
     await cache.close()
   }, 120_000)
 
+  it('only writes that may create an entry count towards the threshold: overwrites and increments of a counter do not', async () => {
+    const dir = freshDir()
+    const cache = createCache({ type: 'filesystem', dir, threshold: 20, purgeInterval: 0 })
+    const journal = () => statSync(join(dir, 'cachekit-writes')).size
+    for (let i = 0; i < 10; i++) await cache.set(`k${i}`, i)
+    expect(await cache.inc('n')).toBe(1)
+    expect(journal()).toBe(11)
+    // 200 overwrites and 50 increments: no new entry, so nothing counted and no pass needed.
+    for (let round = 0; round < 20; round++) for (let i = 0; i < 10; i++) await cache.set(`k${i}`, round)
+    for (let i = 0; i < 50; i++) await cache.inc('n')
+    expect(journal()).toBe(11)
+    // A deleted key set again may be new: it counts.
+    await cache.delete('k0')
+    await cache.set('k0', 'again')
+    expect(journal()).toBe(12)
+    expect(await cache.get('n')).toBe(51)
+    expect(entries(dir)).toHaveLength(11)
+    await cache.close()
+  })
+
   it('the oldest entries go first', async () => {
     const dir = freshDir()
     const cache = createCache({ type: 'filesystem', dir, threshold: 20, purgeInterval: 0 })

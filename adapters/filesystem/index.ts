@@ -191,9 +191,14 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     return expiresAt !== null && expiresAt <= now() ? undefined : read
   }
 
-  const write = (ref: KeyRef, value: Payload, expiresAt: ExpiresAt): void => {
+  /**
+   * Write the entry of `ref`, holding its lock. Only a write that may create an entry counts towards the
+   * threshold: one that replaces a file known to be there (`replaces`) adds nothing, and since every
+   * removal holds the lock too, that file is still there when the rename replaces it.
+   */
+  const write = (ref: KeyRef, value: Payload, expiresAt: ExpiresAt, replaces: boolean): void => {
     files.write(ref.hash, encodeEntry(ref, value, expiresAt, wallClock()))
-    keeper.written()
+    if (!replaces) keeper.written()
   }
 
   /**
@@ -222,7 +227,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
 
   const set = (key: string, value: Payload, expiresAt: ExpiresAt): void | Promise<void> => {
     const ref = keyRef(key)
-    return withRoom(() => withLock(ref.hash, () => write(ref, value, expiresAt)))
+    return withRoom(() => withLock(ref.hash, () => write(ref, value, expiresAt, files.exists(ref.hash))))
   }
 
   /** Every entry file, a shard folder at a time, yielding to the event loop in between. */
@@ -298,7 +303,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
       return withRoom(() =>
         withLock(ref.hash, () => {
           if (readLive(ref, 'key', true) !== undefined) return false
-          write(ref, value, expiresAt)
+          write(ref, value, expiresAt, false)
           return true
         }),
       )
@@ -311,7 +316,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
           const read = readLive(ref, 'whole', true)
           const result = addToPayload(key, read === undefined ? undefined : storedPayload(read.buf, read.header), delta)
           // An existing counter keeps its expiry; a new one gets the one given.
-          write(ref, String(result), read === undefined ? expiresAt : read.header.expiresAt)
+          write(ref, String(result), read === undefined ? expiresAt : read.header.expiresAt, read !== undefined)
           return result
         }),
       )

@@ -2,8 +2,10 @@
  * Housekeeping of a cache folder, shared by every process that uses it: purging expired files and keeping
  * the number of entries under `threshold`, without listing the folder on every write.
  *
- * How the count is bounded. Every write appends one byte to `cachekit-writes` (an `O_APPEND` file, so
- * appends from many processes all land) after its rename, and `fstat` gives the total so far. A pass (one
+ * How the count is bounded. Every write that may create an entry appends one byte to `cachekit-writes` (an
+ * `O_APPEND` file, so appends from many processes all land) after its rename, and `fstat` gives the total
+ * so far. (A write over a file it saw there, under the key's lock, creates nothing: every removal holds
+ * that lock too, so the file is still there when the rename replaces it.) A pass (one
  * process at a time, under `cachekit-housekeeping.lock`) notes the journal size, counts the entries and
  * records `count` and that size in `cachekit-state`. So `count + (journal size - size at the pass)` is an
  * upper bound of the entries now: every entry created since the pass either was counted or appended its
@@ -15,7 +17,7 @@
  * - at `threshold + slack`: it waits for a pass first.
  *
  * So the folder holds at most `threshold + slack` entries (slack = 10% of `threshold`, at least 1), plus
- * one write in flight per process. The bound counts overwrites and deletes as new entries, so it only errs
+ * one write in flight per process. The bound does not subtract deletes, so it only errs
  * towards passing early; a pass that finds room only lists the shard folders (no file is opened).
  */
 import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readdirSync, readSync, renameSync, writeSync } from 'node:fs'

@@ -175,6 +175,17 @@ export class EntryFiles {
     }
   }
 
+  /** True if the file of `hash` is there (whatever it holds): one `lstat`, cheaper than a read. */
+  exists(hash: string): boolean {
+    try {
+      quiet(() => lstatSync(this.fileOf(hash)))
+      return true
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return false
+      throw error
+    }
+  }
+
   /** Remove the entry file `file`: false if it was not there, or is a folder (left alone: no entry is one). */
   remove(file: string): boolean {
     try {
