@@ -19,7 +19,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { hostname, tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it, vi } from 'vitest'
@@ -322,6 +322,22 @@ describe('filesystem: locks', () => {
     } finally {
       useSymlinkLocks(before)
     }
+  })
+
+  it('a lock file of an older version (rolling upgrade) is understood: a live holder is respected, a dead one broken at once', () => {
+    const dir = freshDir()
+    mkdirSync(dir, { recursive: true })
+    const path = join(dir, 'x.lock')
+    const long = { ...options, staleMs: 3_600_000 }
+    const id = `${hostname()} ${readlinkSync('/proc/self/ns/pid')}`
+    const old = new Date(Date.now() - UNSIGNED_GRACE_MS - 1000)
+    // Dated past the grace for a lock that says nothing: only reading its holder keeps it.
+    writeFileSync(path, `cachekit-lock 1\n${process.ppid}\n${id}\n${Date.now()}\n7\n`)
+    utimesSync(path, old, old)
+    expect(tryLock(path, long)).toBe(false)
+    writeFileSync(path, `cachekit-lock 1\n999999999\n${id}\n${Date.now()}\n7\n`)
+    expect(tryLock(path, long)).toBe(true)
+    unlock(path, long)
   })
 
   it('a lock that says nothing (an empty file) is respected briefly, then broken whatever the stale timeout', () => {

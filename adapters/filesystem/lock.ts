@@ -51,7 +51,8 @@ function identity(): string {
  * The identity, hashed: a lock's text stays under 60 bytes, which ext4 keeps inside the link's inode (a
  * longer target costs a data block: measured 115 µs a lock instead of 17).
  */
-const IDENTITY = createHash('sha256').update(identity()).digest('hex').slice(0, 12)
+const FULL_IDENTITY = identity()
+const IDENTITY = createHash('sha256').update(FULL_IDENTITY).digest('hex').slice(0, 12)
 const TAG = 'ck2'
 /** How deep a chain of `.break` locks may go before the last one is removed on the evidence alone. */
 const MAX_DEPTH = 2
@@ -156,8 +157,15 @@ function readLock(path: string): LockInfo | undefined {
     throw error
   }
   const [tag, pid, createdAt, , id] = raw.split(' ')
-  if (tag !== TAG || pid === undefined || createdAt === undefined || id === undefined) return { raw }
-  return { raw, pid: Number(pid), identity: id, createdAt: Number(createdAt) }
+  if (tag === TAG && pid !== undefined && createdAt !== undefined && id !== undefined) {
+    return { raw, pid: Number(pid), identity: id, createdAt: Number(createdAt) }
+  }
+  // The lock file of an older version (during a rolling upgrade): four lines, the identity in full.
+  const [header, oldPid, oldId, oldCreatedAt] = raw.split('\n')
+  if (header === 'cachekit-lock 1' && oldPid !== undefined && oldId !== undefined && oldCreatedAt !== undefined) {
+    return { raw, pid: Number(oldPid), identity: oldId === FULL_IDENTITY.replace(/\n/g, ' ') ? IDENTITY : oldId, createdAt: Number(oldCreatedAt) }
+  }
+  return { raw }
 }
 
 function alive(pid: number): boolean {
