@@ -3,9 +3,10 @@
  * processes killed with SIGKILL), lock recovery, purge and the threshold bound under concurrent writers.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import {
   chownSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -25,7 +26,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { filesystemAdapter } from '../adapters/filesystem/index.js'
 import { keyRef } from '../adapters/filesystem/format.js'
-import { tryLock, UNSIGNED_GRACE_MS, unlock, useSymlinkLocks } from '../adapters/filesystem/lock.js'
+import { tryLock, UNSIGNED_GRACE_MS, unlock, useLinkedLocks } from '../adapters/filesystem/lock.js'
 import { slackOf } from '../adapters/filesystem/purge.js'
 import { EntryFiles } from '../adapters/filesystem/store.js'
 import type { AdapterEvent, CacheAdapter } from '../src/adapter.js'
@@ -114,7 +115,7 @@ describe('filesystem: paths', () => {
     expect(readdirSync(parent)).toEqual(['cache'])
     for (const path of walk(dir)) {
       expect(relative(dir, resolve(dir, path)).startsWith('..')).toBe(false)
-      expect(path).toMatch(/^(CACHEDIR\.TAG|cachekit-writes|cachekit-state|[0-9a-f]{2}\/[0-9a-f]{64})$/)
+      expect(path).toMatch(/^(CACHEDIR\.TAG|cachekit-writes|cachekit-state|cachekit-holder-\d+-[0-9a-f]{8}|[0-9a-f]{2}\/[0-9a-f]{64})$/)
     }
     expect(entries(dir)).toHaveLength(keys.length)
   })
@@ -256,6 +257,26 @@ describe('filesystem: purge', () => {
     expect(left).toContain(freshTemp.split('/').pop())
     await cache.close()
   })
+  it('a purge removes the holder files of processes that are gone, once no lock links to them', async () => {
+    const dir = freshDir()
+    const cache = createCache({ type: 'filesystem', dir, purgeInterval: 0 })
+    expect(await cache.inc('n')).toBe(1)
+    const holdersNow = () => readdirSync(dir).filter((name) => name.startsWith('cachekit-holder-')).sort()
+    const [own] = holdersNow()
+    const id = createHash('sha256').update(`${hostname()} ${readlinkSync('/proc/self/ns/pid')}`).digest('hex').slice(0, 12)
+    // A process of this machine that died holding a lock, and one of another host that may be alive.
+    const dead = join(dir, 'cachekit-holder-999999999-deadbeef')
+    writeFileSync(dead, `ckh 999999999 1 deadbeef ${id}`)
+    const leftover = `${fileOf(dir, 'n')}.lock`
+    linkSync(dead, leftover)
+    const foreign = join(dir, 'cachekit-holder-12345-0badc0de')
+    writeFileSync(foreign, 'ckh 12345 1 0badc0de another-host')
+    await cache.purgeExpired()
+    expect(() => lstatSync(leftover)).toThrow(/ENOENT/)
+    expect(holdersNow()).toEqual([own, 'cachekit-holder-12345-0badc0de'].sort())
+    expect(await cache.inc('n')).toBe(2)
+    await cache.close()
+  })
 })
 
 describe('filesystem: locks', () => {
@@ -267,8 +288,9 @@ describe('filesystem: locks', () => {
     const holder = child({ kind: 'hold', dir, key: 'held' })
     await holder.printed('held')
     const lockFile = `${fileOf(dir, 'held')}.lock`
-    // The lock is a link whose target names its holder, made in one create.
-    expect(readlinkSync(lockFile)).toMatch(new RegExp(`^ck2 ${holder.proc.pid} `))
+    // The lock is a hard link to the holder's file, which names it: the holder is there from the start.
+    expect(readFileSync(lockFile, 'utf8')).toMatch(new RegExp(`^ckh ${holder.proc.pid} `))
+    expect(lstatSync(lockFile).nlink).toBe(2)
     holder.proc.kill('SIGKILL')
     await holder.exited
     const cache = createCache({ type: 'filesystem', dir, lockStaleTimeout: '1h' })
@@ -279,31 +301,61 @@ describe('filesystem: locks', () => {
     await cache.close()
   }, 30_000)
 
-  for (const form of ['link', 'file'] as const) {
-    it(`a lock (as a ${form}) of a holder that cannot be checked (another host) is respected until the stale timeout, then broken`, () => {
-      const dir = freshDir()
-      mkdirSync(dir, { recursive: true })
-      const path = join(dir, 'x.lock')
-      const plant = (text: string) => {
-        rmSync(path, { force: true })
-        if (form === 'link') symlinkSync(text, path)
-        else writeFileSync(path, text)
-      }
-      const foreign = (createdAt: number) => `ck2 12345 ${createdAt} 1 another-host`
-      plant(foreign(Date.now()))
-      expect(tryLock(path, options)).toBe(false)
-      plant(foreign(Date.now() - options.staleMs - 1))
-      expect(tryLock(path, options)).toBe(true)
-      unlock(path, options)
-      expect(() => lstatSync(path)).toThrow(/ENOENT/)
-    })
-  }
-
-  it('locks made as linked files (where links cannot be made) hold their holder from the start and leave nothing beside', () => {
+  it('a lock file of a holder that cannot be checked (another host) is respected until the stale timeout, then broken', () => {
     const dir = freshDir()
     mkdirSync(dir, { recursive: true })
     const path = join(dir, 'x.lock')
-    const before = useSymlinkLocks(false)
+    const foreign = (createdAt: number) => `ck2 12345 ${createdAt} 1 another-host`
+    writeFileSync(path, foreign(Date.now()))
+    expect(tryLock(path, options)).toBe(false)
+    writeFileSync(path, foreign(Date.now() - options.staleMs - 1))
+    expect(tryLock(path, options)).toBe(true)
+    unlock(path, options)
+    expect(() => lstatSync(path)).toThrow(/ENOENT/)
+  })
+
+  it("a linked lock of a holder that cannot be checked is respected while the holder shows life, then broken", async () => {
+    const dir = freshDir()
+    mkdirSync(dir, { recursive: true })
+    const path = join(dir, 'x.lock')
+    const holderFile = join(dir, 'cachekit-holder-12345-0badc0de')
+    writeFileSync(holderFile, 'ckh 12345 1 0badc0de another-host')
+    linkSync(holderFile, path)
+    // Its last sign of life is the holder file's ctime (each link stamps it): just now.
+    expect(tryLock(path, { ...options, staleMs: 3_600_000 })).toBe(false)
+    await new Promise((r) => setTimeout(r, 600))
+    expect(tryLock(path, { ...options, staleMs: 300 })).toBe(true)
+    unlock(path, options)
+    expect(lstatSync(holderFile).nlink).toBe(1)
+  })
+
+  it('a lock is a hard link to the holder file of its process: no temporary file, one holder file per process', () => {
+    const dir = freshDir()
+    mkdirSync(join(dir, 'ab'), { recursive: true })
+    const mine = { ...options, root: dir }
+    const a = join(dir, 'ab', 'a.lock')
+    const b = join(dir, 'ab', 'b.lock')
+    expect(tryLock(a, mine)).toBe(true)
+    expect(tryLock(b, mine)).toBe(true)
+    const holderFiles = readdirSync(dir).filter((name) => name.startsWith('cachekit-holder-'))
+    expect(holderFiles).toHaveLength(1)
+    const holderFile = join(dir, holderFiles[0] as string)
+    expect(readFileSync(holderFile, 'utf8')).toMatch(new RegExp(`^ckh ${process.pid} \\d+ [0-9a-f]{8} [0-9a-f]{12}$`))
+    expect(lstatSync(a).ino).toBe(lstatSync(holderFile).ino)
+    expect(lstatSync(holderFile).nlink).toBe(3)
+    // Held by this process: not free, not stale.
+    expect(tryLock(a, mine)).toBe(false)
+    unlock(a, mine)
+    unlock(b, mine)
+    expect(readdirSync(join(dir, 'ab'))).toEqual([])
+    expect(lstatSync(holderFile).nlink).toBe(1)
+  })
+
+  it('locks made as files of their own (where hard links cannot be made) hold their holder and leave nothing beside', () => {
+    const dir = freshDir()
+    mkdirSync(dir, { recursive: true })
+    const path = join(dir, 'x.lock')
+    const before = useLinkedLocks(false)
     try {
       expect(tryLock(path, options)).toBe(true)
       expect(lstatSync(path).isFile()).toBe(true)
@@ -320,7 +372,7 @@ describe('filesystem: locks', () => {
       expect(tryLock(path, options)).toBe(true)
       unlock(path, options)
     } finally {
-      useSymlinkLocks(before)
+      useLinkedLocks(before)
     }
   })
 
@@ -381,7 +433,7 @@ describe('filesystem: locks', () => {
     const key = 'contested'
     const lockFile = `${fileOf(dir, key)}.lock`
     mkdirSync(join(lockFile, '..'), { recursive: true })
-    symlinkSync(`ck2 12345 ${Date.now() - 60_000} 1 another-host`, lockFile)
+    writeFileSync(lockFile, `ck2 12345 ${Date.now() - 60_000} 1 another-host`)
     const results = (await runInProcesses<boolean>({ type: 'filesystem', dir, lockStaleTimeout: '10s' }, { kind: 'add', key }, 8)).flat()
     expect(results.filter((r) => r === true)).toHaveLength(1)
   }, 60_000)

@@ -155,7 +155,7 @@ function prepareFolder(settings: Settings, context: AdapterContext): void {
 export function filesystemAdapter(options: FilesystemAdapterOptions, context: AdapterContext): CacheAdapter {
   const settings = resolveSettings(options ?? {})
   prepareFolder(settings, context)
-  const lockOptions: LockOptions = { staleMs: settings.staleMs, fileMode: settings.fileMode, dirMode: settings.dirMode }
+  const lockOptions: LockOptions = { staleMs: settings.staleMs, fileMode: settings.fileMode, dirMode: settings.dirMode, root: settings.dir }
   const files = new EntryFiles(settings.dir, lockOptions)
   let keeper: Housekeeper
   try {

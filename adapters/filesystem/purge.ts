@@ -25,7 +25,7 @@ import { join } from 'node:path'
 import type { AdapterContext } from '../../src/adapter.js'
 import { ENTRY_NAME, SHARD_NAME } from './format.js'
 import { errorCode, quiet, unlinkQuiet, yieldToLoop } from './io.js'
-import { breakIfStale, CREATE_FLAGS, lockNowOrLater, READ_FLAGS, refreshLock, unlock } from './lock.js'
+import { breakIfStale, CREATE_FLAGS, lockNowOrLater, READ_FLAGS, refreshLock, tidyHolders, unlock } from './lock.js'
 import type { EntryFiles, ReadResult } from './store.js'
 
 /** The journal is emptied by the next pass once it is this long (one byte per write). */
@@ -206,6 +206,8 @@ export class Housekeeper {
         }
       }
     }
+    // After the scan, which broke the stale locks still linked to them: holder files of processes gone.
+    if (purge && !this.#closed) tidyHolders(this.#files.root)
     this.#finish(count, journalAt, purge)
     return removed
   }
@@ -290,7 +292,7 @@ export class Housekeeper {
       // Yield between shards so a large folder never stalls the event loop for long.
       await yieldToLoop()
       if (Date.now() - refreshed > this.#files.lock.staleMs / 4) {
-        refreshLock(this.#lockPath, this.#files.lock)
+        refreshLock(this.#lockPath)
         refreshed = Date.now()
       }
     }
