@@ -7,9 +7,9 @@
  * (and `O_NONBLOCK`, so that a FIFO cannot hang a read), temporary files are created with `O_EXCL`, and a
  * shard folder must be a real folder before anything is written into it.
  */
-import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs'
 import { kMaxLength } from 'node:buffer'
-import { join } from 'node:path'
+import { sep } from 'node:path'
 import { CacheBackendError } from '../../src/errors.js'
 import { HEADER_SIZE, parseHeader, type Header } from './format.js'
 import { errorCode, quiet, unlinkQuiet } from './io.js'
@@ -34,21 +34,25 @@ export class EntryFiles {
   readonly dirMode: number
   readonly lock: LockOptions
   readonly #scratch = Buffer.allocUnsafeSlow(SCRATCH_SIZE)
+  /** `root` and a separator: paths are built by concatenation (a `join` per call cost more than the `lstat`). */
+  readonly #prefix: string
   #temps = 0
 
+  /** `root` must be an absolute, normalized path (`path.resolve`). */
   constructor(root: string, lock: LockOptions) {
     this.root = root
     this.lock = lock
     this.fileMode = lock.fileMode
     this.dirMode = lock.dirMode
+    this.#prefix = root.endsWith(sep) ? root : root + sep
   }
 
   shardOf(hash: string): string {
-    return join(this.root, hash.slice(0, 2))
+    return this.#prefix + hash.slice(0, 2)
   }
 
   fileOf(hash: string): string {
-    return join(this.root, hash.slice(0, 2), hash)
+    return this.#prefix + hash.slice(0, 2) + sep + hash
   }
 
   lockOf(hash: string): string {
@@ -175,15 +179,9 @@ export class EntryFiles {
     }
   }
 
-  /** True if the file of `hash` is there (whatever it holds): one `lstat`, cheaper than a read. */
+  /** True if the file of `hash` is there (whatever it holds): one `access`, cheaper than a read or a `stat`. */
   exists(hash: string): boolean {
-    try {
-      quiet(() => lstatSync(this.fileOf(hash)))
-      return true
-    } catch (error) {
-      if (errorCode(error) === 'ENOENT') return false
-      throw error
-    }
+    return existsSync(this.fileOf(hash))
   }
 
   /** Remove the entry file `file`: false if it was not there, or is a folder (left alone: no entry is one). */
