@@ -5,8 +5,13 @@
  *   No part of a key ever reaches a path, so `../../etc/passwd`, `a/b` or a NUL byte stay inside `dir`.
  * - A file is a header (magic, version, expiry, write time, lengths), the key and the payload
  *   (format.ts). A truncated, empty or foreign file reads as a miss, is removed and reported as `corrupt`.
- * - Writes go to a temporary file and `rename` over the old one (store.ts); `add`, `increment` and `touch`
- *   hold a per-key lock file that a crashed holder cannot leave stuck (lock.ts).
+ * - Writes go to a temporary file and `rename` over the old one (store.ts). Every change of an entry (`set`,
+ *   `add`, `increment`, `touch`, `delete`, `clear`, a purge) holds the key's lock, which a crashed holder
+ *   cannot leave stuck (lock.ts): so a `touch` or `increment` never writes back a value that a `set` or
+ *   `delete` replaced after they read it, and a purge never removes an entry written after it looked.
+ *   Reads take no lock: a file is replaced whole, so a read sees the old one or the new one.
+ * - Nothing follows a symbolic link planted in the folder: shard folders must be real folders, entries
+ *   and temporary files are opened with `O_NOFOLLOW`/`O_EXCL`, and `clear` and purges list real folders only.
  * - Expired files are purged from their headers only, on a timer and on demand, and the count is bounded
  *   by `threshold` without listing the folder on each write (purge.ts).
  *
@@ -17,13 +22,13 @@
  * long (a purge or `clear` of a large folder, `keys`) yields to the event loop between shard folders, and a
  * wait for a lock held by another process is an async sleep, never a spin.
  */
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, statSync, writeFileSync, type Dirent } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { addToPayload, samePayload, type AdapterContext, type CacheAdapter, type ExpiresAt, type Payload } from '../../src/adapter.js'
 import { parseDuration, type Duration } from '../../src/duration.js'
 import { CacheBackendError, CacheConfigError, CacheError } from '../../src/errors.js'
 import { encodeEntry, ENTRY_NAME, keyRef, sameKey, SHARD_NAME, storedKey, storedPayload, withExpiry, type KeyRef } from './format.js'
-import { errorCode, unlinkQuiet, yieldToLoop } from './io.js'
+import { errorCode, yieldToLoop } from './io.js'
 import { lockNowOrLater, unlock, type LockOptions } from './lock.js'
 import { Housekeeper } from './purge.js'
 import { EntryFiles, type EntryRead } from './store.js'
@@ -102,7 +107,7 @@ function resolveSettings(options: FilesystemAdapterOptions): Settings {
   }
 }
 
-/** Create (or check) the cache folder; say so if other users may write into it. */
+/** Create (or check) the cache folder; say so if other users may write into it, or own it. */
 function prepareFolder(settings: Settings, context: AdapterContext): void {
   const { dir } = settings
   try {
@@ -115,6 +120,13 @@ function prepareFolder(settings: Settings, context: AdapterContext): void {
       context.emit({
         type: 'warning',
         message: `the cache folder ${dir} can be written by other users (mode 0o${(stat.mode & 0o777).toString(8)}): they could plant or change entries. Use a folder of your own (mode 0o700).`,
+      })
+    }
+    const uid = process.getuid?.()
+    if (uid !== undefined && stat.uid !== uid) {
+      context.emit({
+        type: 'warning',
+        message: `the cache folder ${dir} belongs to another user (uid ${stat.uid}, this process runs as ${uid}): its owner can plant or change entries whatever its mode. Use a folder of your own (mode 0o700).`,
       })
     }
     try {
@@ -143,7 +155,7 @@ function prepareFolder(settings: Settings, context: AdapterContext): void {
 export function filesystemAdapter(options: FilesystemAdapterOptions, context: AdapterContext): CacheAdapter {
   const settings = resolveSettings(options ?? {})
   prepareFolder(settings, context)
-  const lockOptions: LockOptions = { staleMs: settings.staleMs, fileMode: settings.fileMode, dirMode: settings.dirMode }
+  const lockOptions: LockOptions = { staleMs: settings.staleMs, fileMode: settings.fileMode, dirMode: settings.dirMode, root: settings.dir }
   const files = new EntryFiles(settings.dir, lockOptions)
   let keeper: Housekeeper
   try {
@@ -170,7 +182,7 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     if (typeof read === 'string' || !sameKey(read.buf, read.header, ref)) {
       const detail = typeof read === 'string' ? read : 'holds another key'
       const removed = locked
-        ? unlinkQuiet(files.fileOf(ref.hash))
+        ? files.remove(files.fileOf(ref.hash))
         : files.removeIf(ref.hash, 'key', (r) => typeof r === 'string' || (r !== undefined && !sameKey(r.buf, r.header, ref)))
       corrupt(ref, detail, removed)
       return undefined
@@ -179,14 +191,23 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     return expiresAt !== null && expiresAt <= now() ? undefined : read
   }
 
-  const write = (ref: KeyRef, value: Payload, expiresAt: ExpiresAt): void => {
+  /**
+   * Write the entry of `ref`, holding its lock. Only a write that may create an entry counts towards the
+   * threshold: one that replaces a file known to be there (`replaces`) adds nothing, and since every
+   * removal holds the lock too, that file is still there when the rename replaces it.
+   */
+  const write = (ref: KeyRef, value: Payload, expiresAt: ExpiresAt, replaces: boolean): void => {
     files.write(ref.hash, encodeEntry(ref, value, expiresAt, wallClock()))
-    keeper.written()
+    if (!replaces) keeper.written()
   }
 
-  /** Run `work` holding the lock of `ref`: now if it is free, else once another process releases it. */
-  const withLock = <T>(ref: KeyRef, work: () => T): T | Promise<T> => {
-    const path = files.lockOf(ref.hash)
+  /**
+   * Run `work` holding the lock of `hash`: now if it is free, else once another process releases it. The
+   * shard folder is checked first, so that neither the lock nor the file lands outside the cache folder.
+   */
+  const withLock = <T>(hash: string, work: () => T): T | Promise<T> => {
+    files.ensureShard(hash)
+    const path = files.lockOf(hash)
     const run = (): T => {
       try {
         return work()
@@ -206,27 +227,32 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
 
   const set = (key: string, value: Payload, expiresAt: ExpiresAt): void | Promise<void> => {
     const ref = keyRef(key)
-    return withRoom(() => write(ref, value, expiresAt))
+    return withRoom(() => withLock(ref.hash, () => write(ref, value, expiresAt, files.exists(ref.hash))))
   }
 
   /** Every entry file, a shard folder at a time, yielding to the event loop in between. */
   async function* entryFiles(): AsyncGenerator<{ hash: string; file: string }[]> {
     let shards: string[]
     try {
-      shards = readdirSync(settings.dir).filter((name) => SHARD_NAME.test(name))
+      // Real folders only: a shard replaced by a symbolic link is never followed out of the cache folder.
+      shards = readdirSync(settings.dir, { withFileTypes: true })
+        .filter((d) => d.isDirectory() && SHARD_NAME.test(d.name))
+        .map((d) => d.name)
     } catch (error) {
       if (errorCode(error) === 'ENOENT') return
       throw error
     }
     for (const shard of shards) {
-      let names: string[]
+      let names: Dirent[]
       try {
-        names = readdirSync(join(settings.dir, shard))
+        names = readdirSync(join(settings.dir, shard), { withFileTypes: true })
       } catch (error) {
-        if (errorCode(error) === 'ENOENT') continue
+        if (errorCode(error) === 'ENOENT' || errorCode(error) === 'ENOTDIR') continue
         throw error
       }
-      yield names.filter((name) => ENTRY_NAME.test(name)).map((hash) => ({ hash, file: join(settings.dir, shard, hash) }))
+      yield names
+        .filter((d) => !d.isDirectory() && ENTRY_NAME.test(d.name))
+        .map((d) => ({ hash: d.name, file: join(settings.dir, shard, d.name) }))
       await yieldToLoop()
     }
   }
@@ -275,9 +301,9 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     add(key, value, expiresAt) {
       const ref = keyRef(key)
       return withRoom(() =>
-        withLock(ref, () => {
+        withLock(ref.hash, () => {
           if (readLive(ref, 'key', true) !== undefined) return false
-          write(ref, value, expiresAt)
+          write(ref, value, expiresAt, false)
           return true
         }),
       )
@@ -286,11 +312,11 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     increment(key, delta, expiresAt) {
       const ref = keyRef(key)
       return withRoom(() =>
-        withLock(ref, () => {
+        withLock(ref.hash, () => {
           const read = readLive(ref, 'whole', true)
           const result = addToPayload(key, read === undefined ? undefined : storedPayload(read.buf, read.header), delta)
           // An existing counter keeps its expiry; a new one gets the one given.
-          write(ref, String(result), read === undefined ? expiresAt : read.header.expiresAt)
+          write(ref, String(result), read === undefined ? expiresAt : read.header.expiresAt, read !== undefined)
           return result
         }),
       )
@@ -299,16 +325,21 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     delete(key) {
       const ref = keyRef(key)
       const file = files.fileOf(ref.hash)
-      const read = files.read(file, 'key')
-      if (read === undefined) return false
-      const live =
-        typeof read === 'object' && sameKey(read.buf, read.header, ref) && (read.header.expiresAt === null || read.header.expiresAt > now())
-      return unlinkQuiet(file) && live
+      // No file: nothing to remove, and no lock to take (nor a shard folder to make).
+      if (files.read(file, 'key') === undefined) return false
+      // Under the lock: an `increment` or `touch` that read the entry has written before this removes it.
+      return withLock(ref.hash, () => {
+        const read = files.read(file, 'key')
+        if (read === undefined) return false
+        const live =
+          typeof read === 'object' && sameKey(read.buf, read.header, ref) && (read.header.expiresAt === null || read.header.expiresAt > now())
+        return files.remove(file) && live
+      })
     },
 
-    deleteMany(keys) {
+    async deleteMany(keys) {
       let n = 0
-      for (const key of keys) if (this.delete(key) === true) n++
+      for (const key of keys) if ((await this.delete(key)) === true) n++
       return n
     },
 
@@ -318,16 +349,16 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
 
     deleteIfEquals(key, value) {
       const ref = keyRef(key)
-      return withLock(ref, () => {
+      return withLock(ref.hash, () => {
         const read = readLive(ref, 'whole', true)
         if (read === undefined) return false
-        return samePayload(storedPayload(read.buf, read.header), value) && unlinkQuiet(files.fileOf(ref.hash))
+        return samePayload(storedPayload(read.buf, read.header), value) && files.remove(files.fileOf(ref.hash))
       })
     },
 
     touch(key, expiresAt) {
       const ref = keyRef(key)
-      return withLock(ref, () => {
+      return withLock(ref.hash, () => {
         const read = readLive(ref, 'whole', true)
         if (read === undefined) return false
         files.write(ref.hash, withExpiry(read.buf, read.header, expiresAt, wallClock()))
@@ -338,12 +369,13 @@ export function filesystemAdapter(options: FilesystemAdapterOptions, context: Ad
     async clear(prefix) {
       for await (const batch of entryFiles()) {
         for (const { hash, file } of batch) {
-          if (prefix === '') {
-            unlinkQuiet(file)
-            continue
-          }
-          const read = files.read(file, 'key')
-          if (typeof read === 'object' && storedKey(read.buf, read.header).startsWith(prefix)) unlinkQuiet(files.fileOf(hash))
+          // Under each key's lock, as `delete`: an `increment` in flight never brings a cleared entry back.
+          const removing = withLock(hash, () => {
+            if (prefix === '') return files.remove(file)
+            const read = files.read(file, 'key')
+            return typeof read === 'object' && storedKey(read.buf, read.header).startsWith(prefix) && files.remove(file)
+          })
+          if (typeof removing !== 'boolean') await removing
         }
       }
     },

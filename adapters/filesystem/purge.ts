@@ -2,8 +2,10 @@
  * Housekeeping of a cache folder, shared by every process that uses it: purging expired files and keeping
  * the number of entries under `threshold`, without listing the folder on every write.
  *
- * How the count is bounded. Every write appends one byte to `cachekit-writes` (an `O_APPEND` file, so
- * appends from many processes all land) after its rename, and `fstat` gives the total so far. A pass (one
+ * How the count is bounded. Every write that may create an entry appends one byte to `cachekit-writes` (an
+ * `O_APPEND` file, so appends from many processes all land) after its rename, and `fstat` gives the total
+ * so far. (A write over a file it saw there, under the key's lock, creates nothing: every removal holds
+ * that lock too, so the file is still there when the rename replaces it.) A pass (one
  * process at a time, under `cachekit-housekeeping.lock`) notes the journal size, counts the entries and
  * records `count` and that size in `cachekit-state`. So `count + (journal size - size at the pass)` is an
  * upper bound of the entries now: every entry created since the pass either was counted or appended its
@@ -15,15 +17,15 @@
  * - at `threshold + slack`: it waits for a pass first.
  *
  * So the folder holds at most `threshold + slack` entries (slack = 10% of `threshold`, at least 1), plus
- * one write in flight per process. The bound counts overwrites and deletes as new entries, so it only errs
+ * one write in flight per process. The bound does not subtract deletes, so it only errs
  * towards passing early; a pass that finds room only lists the shard folders (no file is opened).
  */
-import { closeSync, fstatSync, ftruncateSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs'
+import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readdirSync, readSync, renameSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AdapterContext } from '../../src/adapter.js'
 import { ENTRY_NAME, SHARD_NAME } from './format.js'
 import { errorCode, quiet, unlinkQuiet, yieldToLoop } from './io.js'
-import { breakIfStale, lockNowOrLater, refreshLock, unlock } from './lock.js'
+import { breakIfStale, CREATE_FLAGS, lockNowOrLater, READ_FLAGS, refreshLock, tidyHolders, unlock } from './lock.js'
 import type { EntryFiles, ReadResult } from './store.js'
 
 /** The journal is emptied by the next pass once it is this long (one byte per write). */
@@ -31,6 +33,8 @@ const JOURNAL_MAX = 1024 * 1024
 /** A temporary file this old belongs to a write that died before its rename. */
 export const TEMP_MAX_AGE_MS = 60 * 60_000
 const ONE = Buffer.from([10])
+/** The journal is appended to, and never through a symbolic link (which could make it append to any file). */
+const JOURNAL_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | (constants.O_NOFOLLOW ?? 0)
 
 interface State {
   /** Entries counted by the last pass. */
@@ -73,7 +77,7 @@ export class Housekeeper {
     this.#journalPath = join(files.root, 'cachekit-writes')
     this.#statePath = join(files.root, 'cachekit-state')
     this.#lockPath = join(files.root, 'cachekit-housekeeping.lock')
-    this.#journal = openSync(this.#journalPath, 'a', files.fileMode)
+    this.#journal = openSync(this.#journalPath, JOURNAL_FLAGS, files.fileMode)
     this.#state = this.#readState()
     if (purgeInterval > 0) {
       this.#timer = setInterval(() => this.#scheduledPurge(purgeInterval), purgeInterval)
@@ -202,6 +206,8 @@ export class Housekeeper {
         }
       }
     }
+    // After the scan, which broke the stale locks still linked to them: holder files of processes gone.
+    if (purge && !this.#closed) tidyHolders(this.#files.root)
     this.#finish(count, journalAt, purge)
     return removed
   }
@@ -224,13 +230,13 @@ export class Housekeeper {
     const mine = fstatSync(this.#journal)
     let there: number | undefined
     try {
-      there = statSync(this.#journalPath).ino
+      there = lstatSync(this.#journalPath).ino
     } catch (error) {
       if (errorCode(error) !== 'ENOENT') throw error
     }
     if (there === mine.ino) return mine.size
     closeSync(this.#journal)
-    this.#journal = openSync(this.#journalPath, 'a', this.#files.fileMode)
+    this.#journal = openSync(this.#journalPath, JOURNAL_FLAGS, this.#files.fileMode)
     return fstatSync(this.#journal).size
   }
 
@@ -252,7 +258,7 @@ export class Housekeeper {
       try {
         names = readdirSync(folder)
       } catch (error) {
-        if (errorCode(error) === 'ENOENT') continue
+        if (errorCode(error) === 'ENOENT' || errorCode(error) === 'ENOTDIR') continue
         throw error
       }
       for (const name of names) {
@@ -299,16 +305,19 @@ export class Housekeeper {
       breakIfStale(path, this.#files.lock)
     } else if (name.endsWith('.tmp')) {
       try {
-        if (Date.now() - quiet(() => statSync(path)).mtimeMs > TEMP_MAX_AGE_MS) unlinkQuiet(path)
+        if (Date.now() - quiet(() => lstatSync(path)).mtimeMs > TEMP_MAX_AGE_MS) unlinkQuiet(path)
       } catch (error) {
         if (errorCode(error) !== 'ENOENT') throw error
       }
     }
   }
 
+  /** The shard folders: real folders only, so that a purge never follows a symbolic link out of the cache. */
   #shards(): string[] {
     try {
-      return readdirSync(this.#files.root).filter((name) => SHARD_NAME.test(name))
+      return readdirSync(this.#files.root, { withFileTypes: true })
+        .filter((d) => d.isDirectory() && SHARD_NAME.test(d.name))
+        .map((d) => d.name)
     } catch (error) {
       if (errorCode(error) === 'ENOENT') return []
       throw error
@@ -318,9 +327,16 @@ export class Housekeeper {
   #readState(): State | undefined {
     let text: string
     try {
-      text = quiet(() => readFileSync(this.#statePath, 'utf8'))
+      const fd = quiet(() => openSync(this.#statePath, READ_FLAGS))
+      try {
+        const buf = Buffer.allocUnsafe(128)
+        text = buf.toString('utf8', 0, readSync(fd, buf, 0, buf.length, 0))
+      } finally {
+        closeSync(fd)
+      }
     } catch (error) {
-      if (errorCode(error) === 'ENOENT') return undefined
+      // Missing, or not a file cachekit wrote (a link, a folder): no state, and the next pass writes one.
+      if (['ENOENT', 'ELOOP', 'EISDIR', 'EAGAIN'].includes(errorCode(error) ?? '')) return undefined
       throw error
     }
     const [count, at, purgedAt] = text.trim().split(' ').map(Number)
@@ -330,7 +346,9 @@ export class Housekeeper {
 
   #writeState(state: State): void {
     const temp = `${this.#statePath}.${process.pid}.tmp`
-    const fd = openSync(temp, 'w', this.#files.fileMode)
+    // A new file, never one a link points to: a leftover of this pid (or a planted link) is removed first.
+    unlinkQuiet(temp)
+    const fd = openSync(temp, CREATE_FLAGS, this.#files.fileMode)
     try {
       writeSync(fd, `${state.count} ${state.at} ${state.purgedAt}\n`)
     } finally {

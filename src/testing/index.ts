@@ -21,6 +21,7 @@ import { limitTests } from './limits.js'
 import { modelTests } from './model.js'
 import { craftedPayloadTests } from './payloads.js'
 import { processTests } from './processes.js'
+import { touchTests } from './touch.js'
 import { ttlTests } from './ttl.js'
 import { keyTests } from './keys.js'
 import { valueTests } from './values.js'
@@ -66,6 +67,7 @@ export function runAdapterConformance(options: ConformanceOptions): void {
       deleteIfEqualsTests(options)
     })
     describe('TTL', () => ttlTests(h, options.capabilities))
+    describe('touch', () => touchTests(h))
     describe('isolation', () => isolationTests(h))
     describe('keys', () => keyTests(h))
     describe('crafted payloads', () => craftedPayloadTests(h))
