@@ -13,12 +13,18 @@ import { EMBEDDED_DEFAULT } from '../src/index.js'
 import { sharedBackends } from './helpers/backends.js'
 
 const WORKERS = 4
+/**
+ * Each test starts the demo (a primary and 4 workers, each loading TypeScript): on a loaded 2-core machine,
+ * as CI can be, that alone takes tens of seconds. The tests claim what the clients see, not a start-up time.
+ */
+const PROCESSES = { timeout: 120_000 }
+const START_TIMEOUT_MS = 90_000
 const ONE_TO_100 = Array.from({ length: 100 }, (_, i) => i + 1)
 
 /** Start the demo with `env` (every other CACHE_* variable removed), race it, run `more`, stop it. */
 async function raceDemo(env: Record<string, string>, cwd?: string, more?: (url: string) => Promise<void>): Promise<RaceResult> {
   const cleared = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('CACHE_')).map((k) => [k, undefined]))
-  const demo = await startDemo({ workers: WORKERS, env: { ...cleared, ...env }, ...(cwd === undefined ? {} : { cwd }) })
+  const demo = await startDemo({ workers: WORKERS, timeout: START_TIMEOUT_MS, env: { ...cleared, ...env }, ...(cwd === undefined ? {} : { cwd }) })
   try {
     expect(demo.output()).toContain(`workers: ${WORKERS}`)
     const result = await race(demo.url)
@@ -35,7 +41,7 @@ async function fetchFresh(url: string): Promise<{ status: number; text: string }
   return { status: res.status, text: await res.text() }
 }
 
-describe('the demo race', () => {
+describe('the demo race', PROCESSES, () => {
   for (const backend of sharedBackends()) {
     it(`gives exactly 1..100 on ${backend.name} with ${WORKERS} workers`, async (t) => {
       if (!(await backend.available())) return t.skip()

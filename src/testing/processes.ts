@@ -89,7 +89,7 @@ export function processTests(options: ConformanceOptions): void {
     await runInProcesses(config, { kind: 'set', key: k, value: { from: 'child' } }, 1)
     const [[value]] = (await runInProcesses(config, { kind: 'get', key: k }, 1)) as [[unknown]]
     expect(value).toEqual({ from: 'child' })
-  })
+  }, 120_000)
 
   if (!caps.atomic) return
 
