@@ -98,8 +98,8 @@ function aSession(data: Record<string, unknown>, expires?: Date): SessionData {
 }
 
 /** `fn(callback)` as a promise, to call the store the way express-session does. */
-function viaCallback<T>(fn: (callback: (error: unknown, value?: T) => void) => void): Promise<T | undefined> {
-  return new Promise((resolve, reject) => fn((error, value) => (error ? reject(error) : resolve(value))))
+function viaCallback<T>(fn: (callback: (error: unknown, value?: unknown) => void) => void): Promise<T | undefined> {
+  return new Promise((resolve, reject) => fn((error, value) => (error ? reject(error) : resolve(value as T | undefined))))
 }
 
 /** A store whose touch writes the session it is given: connect-redis before its fix, the control. */
@@ -254,7 +254,7 @@ for (const backend of backends) {
           const loadedBeforeLogout = (await viaCallback<SessionData>((cb) => s.get('s', cb))) as SessionData
           await viaCallback<void>((cb) => s.destroy('s', cb))
           // The slow request ends after the logout and saves what it loaded (with a change of its own).
-          await viaCallback<void>((cb) => s.set('s', { ...loadedBeforeLogout, cart: ['pear'] }, cb))
+          await viaCallback<void>((cb) => s.set('s', { ...loadedBeforeLogout, cart: ['pear'] } as SessionData, cb))
         }
         expect(await store.get('s')).toBeNull()
         expect(present(`${cache.keyPrefix}sess:s`)).toBe(false)
