@@ -254,9 +254,14 @@ class RequestSession implements Session {
     this.#dirty = true
   }
 
-  /** Remove the entry now (so that errors reach the handler) and take a new id. */
+  /**
+   * Remove the entry now (so that errors reach the handler) and take a new id. The cookie's id is removed even
+   * when nothing was loaded for it: the read may have failed (fail-open), and a logout must not leave the
+   * entry alive behind a cookie that someone else may hold.
+   */
   async #leave(): Promise<void> {
-    if (this.#stored) await destroySession(this.#opts.sessions, this.#id)
+    const old = this.#stored ? this.#id : this.#removed ? undefined : this.#cookieId
+    if (old !== undefined) await destroySession(this.#opts.sessions, old)
     if (this.#cookieId !== undefined) this.#removed = true
     this.#id = newSessionId()
     this.#stored = false
