@@ -201,6 +201,21 @@ for (const backend of backends) {
         expect(sessionId(app, browsers[0] as CookieJar)).not.toBe(sessionId(app, browsers[1] as CookieJar))
       })
 
+      it(`${app}: two requests of one browser at once: cache.inc counts both; a count kept in the session (the control) loses one`, async (t) => {
+        if (skip) return t.skip()
+        for (const [path, expected] of [['/visits', [2, 3]], ['/visits-in-session', [2, 2]]] as const) {
+          const jar = new CookieJar()
+          expect((await send<{ visits: number }>(`${at(0)}${path}`, jar)).body.visits).toBe(1)
+          // Both load the session, then both count: held until each has loaded it.
+          const tags = [randomUUID(), randomUUID()]
+          const held = tags.map((tag, i) => send<{ visits: number }>(`${at(i)}${path}?tag=${tag}`, jar.copy()))
+          for (const tag of tags) while (!(await send<{ loaded: boolean }>(`${at(2)}/loaded?tag=${tag}`, undefined)).body.loaded) await sleep(10)
+          for (const tag of tags) await send(`${at(2)}/go?tag=${tag}`, undefined, { method: 'POST' })
+          const counts = (await Promise.all(held)).map((a) => a.body.visits).sort((a, b) => a - b)
+          expect(counts).toEqual(expected)
+        }
+      })
+
       it(`${app}: a request that loaded the session before a logout cannot save it back`, async (t) => {
         if (skip) return t.skip()
         const jar = new CookieJar()
