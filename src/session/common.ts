@@ -46,6 +46,7 @@ export function readSession<T>(sessions: Cache, id: string): Promise<T | undefin
 export async function saveSession(sessions: Cache, id: string, value: unknown, ttl: Milliseconds): Promise<boolean> {
   if (!(await sessions.set(id, value, ttl))) throw notDone('saved')
   // After the write, not before: a destroy that lands between a check and the write would be undone.
+  // With a memory tier (l1), this read too must go to the backend: the tombstone was written by another worker.
   if (await sessions.has(id + TOMBSTONE)) {
     await sessions.delete(id)
     return false
