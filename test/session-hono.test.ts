@@ -3,6 +3,7 @@
  * file with a fake clock, in this process: cookies, signatures, rolling expiry, what is written and when.
  * The same apps under several worker processes, on SQLite and Redis, are in session-workers.test.ts.
  */
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -105,6 +106,20 @@ describe('session() options', () => {
     expect(option({ trustProxy: 'yes' })).toBe('trustProxy')
     expect(option({ prefix: '' })).toBe('prefix')
   })
+})
+
+describe('loading', () => {
+  it('importing cachekit and cachekit/hono does not load express-session (only cachekit/session does)', () => {
+    const script = (entry: string) => `
+      await import(${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)})
+      await import(${JSON.stringify(new URL(entry, import.meta.url).href)})
+      const { createRequire } = await import('node:module')
+      const loaded = Object.keys(createRequire(import.meta.url).cache).some((file) => file.includes('/express-session/'))
+      process.stdout.write(String(loaded))`
+    const run = (entry: string) => execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(entry)], { encoding: 'utf8', timeout: 60_000 })
+    expect(run('../src/http/hono.ts')).toBe('false')
+    expect(run('../src/session/store.ts')).toBe('true') // the control: the check sees it when it is loaded
+  }, 90_000)
 })
 
 describe('signed ids', () => {
