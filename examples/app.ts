@@ -4,18 +4,30 @@
  * Several `node:cluster` workers share one port. Each keeps a counter with `cache.inc`, which is atomic on
  * every shared backend, so 100 concurrent clients see 1..100 whichever worker answers them. With
  * `CACHE_URL=memory:` each worker counts on its own copy, and `npm run demo:race` shows the damage.
+ * `/visits` is Flask-Session's per-visitor counter: express-session with cachekit's CacheStore, and one
+ * atomic counter per session, so each browser sees its own count whichever worker answers.
  *
  * Environment: PORT (default 3000; 0 picks a free port), HOST (default 127.0.0.1), WORKERS (default: the
- * number of cores, at least 2), and the cache's CACHE_* variables (default: the embedded SQLite file).
- * More in README.md beside this file.
+ * number of cores, at least 2), SESSION_SECRET (default: a random one per start, shared by the workers),
+ * and the cache's CACHE_* variables (default: the embedded SQLite file). More in README.md beside this file.
  */
 import cluster from 'node:cluster'
+import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import express, { type NextFunction, type Request, type Response } from 'express'
+import session from 'express-session'
 import { cache, configFromEnv, EMBEDDED_DEFAULT, type CacheConfig } from '../src/index.js'
 import { cached } from '../src/http/express.js'
+import { CacheStore } from '../src/session/store.js'
+
+declare module 'express-session' {
+  interface SessionData {
+    visitor?: boolean
+  }
+}
 
 const COUNTER = 'demo:counter'
+const SESSION_MAX_AGE = 86_400_000 // a day
 
 /** The config every worker uses: CACHE_* variables, else the embedded default. */
 function demoConfig(): { config: CacheConfig; source: string } {
@@ -69,7 +81,10 @@ function primary(): void {
   let listening = 0
   let stopping = false
 
-  for (let i = 0; i < workers; i++) cluster.fork()
+  // Every worker must sign and check session cookies with the same secret.
+  const secret = process.env.SESSION_SECRET ?? randomBytes(32).toString('base64url')
+  const fork = () => cluster.fork({ SESSION_SECRET: secret })
+  for (let i = 0; i < workers; i++) fork()
 
   cluster.on('listening', (_worker, address) => {
     listening++
@@ -90,7 +105,7 @@ function primary(): void {
       return
     }
     console.error(`cachekit demo: worker ${worker.process.pid} exited (${signal ?? code}); starting another.`)
-    cluster.fork()
+    fork()
   })
 
   function stop(code: number): void {
@@ -157,6 +172,14 @@ async function worker(): Promise<void> {
   // One worker computes it at a time (a lease across processes); the others wait and read its result.
   const report = cache.memoize(buildReport, { ttl: '1m' })
   const app = express()
+  // Sessions in the cache, so that every worker sees them; only /visits uses them.
+  const sessions = session({
+    store: new CacheStore({ cache, prefix: 'demo:sess:' }),
+    secret: process.env.SESSION_SECRET ?? '',
+    resave: false,
+    saveUninitialized: false,
+    cookie: { maxAge: SESSION_MAX_AGE },
+  })
 
   app.get('/', (req, res) => {
     const host = escapeHtml(req.get('host') ?? 'localhost:3000')
@@ -171,6 +194,7 @@ async function worker(): Promise<void> {
 <li><a href="/read">/read</a>: read the counter</li>
 <li><a href="/report">/report</a>: a slow report (about a second), memoized for a minute across workers</li>
 <li><a href="/time">/time</a>: a page cached for 10 seconds with <code>cached()</code></li>
+<li><a href="/visits">/visits</a>: how many times this browser came (a session per browser, an atomic counter per session)</li>
 </ul>
 <p>From a shell: <code>npm run demo:race -- http://${host}/</code> sends 100 concurrent requests to /increment and checks
 that they saw exactly 1..100.</p>`,
@@ -199,6 +223,15 @@ that they saw exactly 1..100.</p>`,
   app.get('/time', cached({ ttl: '10s' }), (_req, res) => {
     const now = new Date()
     res.type('html').send(page('cached time', `<h1>${now.toISOString()}</h1><p>Rendered by worker ${process.pid}; cached for 10 seconds, whichever worker you reach.</p>`))
+  })
+
+  app.get('/visits', sessions, async (req, res) => {
+    // A mark in the session, so that express-session stores it (saveUninitialized: false) and sends the cookie.
+    req.session.visitor = true
+    // The count is not in the session: two requests of one browser at once would both write visits + 1.
+    // One counter per session, incremented atomically by the backend, never loses a visit.
+    const visits = await cache.inc(`demo:visits:${req.sessionID}`, 1, SESSION_MAX_AGE)
+    res.json({ visits, worker: process.pid })
   })
 
   app.use((error: Error, _req: Request, res: Response, _next: NextFunction) => {

@@ -1,5 +1,6 @@
 /**
- * Cached responses for Hono: `app.get('/x', cached({ ttl: '1m' }), handler)`.
+ * Cached responses for Hono: `app.get('/x', cached({ ttl: '1m' }), handler)`; server-side sessions:
+ * `app.use(session({ secret }))`.
  * @module cachekit/hono
  */
 import type { Context, MiddlewareHandler } from 'hono'
@@ -8,6 +9,7 @@ import { requestTargetOf } from './keys.js'
 
 export { deleteCached, type CachedOptions, type CachedResponse, type DeleteCachedOptions } from './common.js'
 export { canonicalQuery, httpCacheKey, requestTargetKey, type HttpKeyParts, type RequestTargetKeyOptions } from './keys.js'
+export { session, type Session, type SessionCookieOptions, type SessionEnv, type SessionOptions } from '../session/hono.js'
 
 /**
  * A middleware that caches the handler's response (status, headers, body) and serves it to later requests

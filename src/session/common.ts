@@ -1,0 +1,99 @@
+/**
+ * What the express-session store and the Hono middleware share: how a session is read, saved and destroyed
+ * in a cache namespace, so that neither a touch nor a request that started before a logout brings a
+ * destroyed session back. Imports neither express-session nor Hono.
+ * @internal
+ */
+import type { Cache } from '../cache.js'
+import { parseDuration, type Duration, type Milliseconds } from '../duration.js'
+import { CacheBackendError, CacheConfigError } from '../errors.js'
+
+/**
+ * Beside a destroyed session's key, for {@link TOMBSTONE_TTL}: a save by a request that loaded the session
+ * before it was destroyed finds it and takes its write back. `|ck:` is the suffix cachekit's own keys use
+ * (leases too); session ids never contain `|`.
+ */
+const TOMBSTONE = '|ck:destroyed'
+
+/** How long a tombstone stays: longer than any request that could still save the session it marks. */
+export const TOMBSTONE_TTL: Milliseconds = 10 * 60_000
+
+/** The default prefix of session keys, in the cache's own prefix. */
+export const DEFAULT_SESSION_PREFIX = 'sess:'
+
+/** True for a key of the namespace that names a session (not a tombstone). */
+export function isSessionKey(key: string): boolean {
+  return !key.endsWith(TOMBSTONE)
+}
+
+/**
+ * The session stored at `id`, or `undefined`. A backend failure is a miss when the cache fails open (the
+ * visitor gets a fresh, empty session), else it throws.
+ */
+export function readSession<T>(sessions: Cache, id: string): Promise<T | undefined> {
+  // With a memory tier (l1), this read must go to the backend, so that a write by another worker is seen at once.
+  return sessions.get<T>(id)
+}
+
+/**
+ * Store `value` at `id` for `ttl` ms. Encoding comes first, so a value that cannot be encoded throws a
+ * `CacheSerializationError` and leaves the stored session as it was.
+ *
+ * @returns false if the session was destroyed meanwhile (by a logout, or a `regenerate` elsewhere): the write
+ * is taken back, and the session stays destroyed.
+ * @throws {CacheBackendError} when the backend did not store it (with `failOpen`, where `set` says false).
+ */
+export async function saveSession(sessions: Cache, id: string, value: unknown, ttl: Milliseconds): Promise<boolean> {
+  if (!(await sessions.set(id, value, ttl))) throw notDone('saved')
+  // After the write, not before: a destroy that lands between a check and the write would be undone.
+  // With a memory tier (l1), this read too must go to the backend: the tombstone was written by another worker.
+  if (await sessions.has(id + TOMBSTONE)) {
+    await sessions.delete(id)
+    return false
+  }
+  return true
+}
+
+/**
+ * Destroy the session at `id`: a tombstone first (its write is one whose failure shows, even with
+ * `failOpen`: a logout is never reported done while the backend was down), then the entry.
+ * @throws {CacheBackendError} when the backend failed.
+ */
+export async function destroySession(sessions: Cache, id: string): Promise<void> {
+  if (!(await sessions.set(id + TOMBSTONE, 1, TOMBSTONE_TTL))) throw notDone('destroyed')
+  await sessions.delete(id)
+}
+
+function notDone(what: string): CacheBackendError {
+  return new CacheBackendError(
+    `The session was not ${what}: the cache backend failed (its 'error' event has the cause). The request should fail rather than pretend it was ${what}.`,
+  )
+}
+
+/** `prefix`, checked: a non-empty string. @throws {CacheConfigError} */
+export function checkPrefix(prefix: unknown, where: string): string {
+  if (prefix === undefined) return DEFAULT_SESSION_PREFIX
+  if (typeof prefix !== 'string' || prefix === '') {
+    throw new CacheConfigError(`${where}: \`prefix\` must be a non-empty string (the namespace of session keys), not ${JSON.stringify(prefix)}.`, { option: 'prefix' })
+  }
+  return prefix
+}
+
+/** A duration option that must be more than 0 (0 would mean "never expire" to the cache). @throws {CacheConfigError} */
+export function positiveDuration(value: Duration, option: string, where: string): Milliseconds {
+  let ms: Milliseconds
+  try {
+    ms = parseDuration(value, `\`${option}\` of ${where}`)
+  } catch (error) {
+    throw new CacheConfigError((error as Error).message, { option, cause: error })
+  }
+  if (ms === 0) throw new CacheConfigError(`${where}: \`${option}\` must be more than 0; a session must expire.`, { option })
+  return ms
+}
+
+/** Unknown options are refused, naming them and the known ones. @throws {CacheConfigError} */
+export function checkKnown(options: object, known: readonly string[], where: string): void {
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) throw new CacheConfigError(`${where}: unknown option \`${name}\`; the options are ${known.join(', ')}.`, { option: name })
+  }
+}
