@@ -1,3 +1,5 @@
+import { mysqlDefinition } from '../adapters/mysql/definition.js'
+import { postgresDefinition } from '../adapters/postgres/definition.js'
 import type { AdapterFactory } from './adapter.js'
 import { CacheConfigError } from './errors.js'
 
@@ -138,6 +140,8 @@ export const ADAPTERS: readonly AdapterDefinition[] = [
     options: { store: 'object', shared: 'boolean', connectTimeout: 'duration', commandTimeout: 'duration' },
     load: async () => (await import('../adapters/keyv.js')).keyvAdapter as unknown as AdapterFactory<Record<string, unknown>>,
   },
+  postgresDefinition,
+  mysqlDefinition,
 ]
 
 /** The definition for a type or alias, or `undefined`. */
