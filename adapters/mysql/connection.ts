@@ -46,9 +46,8 @@ export function loadMysql(): MysqlDriver {
   return requireDriver<MysqlDriver>('mysql2', 'mysql')
 }
 
-/** A deadlock rolled the statement back: running it again is safe whatever it does. */
+/** A deadlock rolled the statement back: running it again is safe whatever it does (until the call's deadline). */
 const RETRY_ALWAYS = new Set(['ER_LOCK_DEADLOCK'])
-const TRIES = 4
 const LOST = new Set([
   'PROTOCOL_CONNECTION_LOST',
   'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR',
@@ -193,15 +192,17 @@ export class MysqlConnection {
     return timeouts.run(
       async (control) => {
         let reconnected = false
-        for (let attempt = 1; ; attempt++) {
+        for (;;) {
           try {
             return await this.#once(kind, sql, values, control)
           } catch (error) {
             if (control.done) throw error
-            const code = (error as { code?: string }).code ?? ''
-            const again = (RETRY_ALWAYS.has(code) && attempt < TRIES) || (idempotent && !reconnected && isConnectionError(error))
-            if (!again) throw this.fail(error)
-            if (isConnectionError(error)) reconnected = true
+            if (RETRY_ALWAYS.has((error as { code?: string }).code ?? '')) {
+              await new Promise((resolve) => setTimeout(resolve, Math.random() * 3))
+              continue
+            }
+            if (!idempotent || reconnected || !isConnectionError(error)) throw this.fail(error)
+            reconnected = true
           }
         }
       },

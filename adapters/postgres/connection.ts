@@ -49,16 +49,18 @@ export function loadPg(): PgDriver {
   return requireDriver<PgDriver>('pg', 'postgres')
 }
 
-/** Errors after which the statement had no effect, so that running it again is safe whatever it does. */
+/**
+ * Errors after which the statement had no effect, so that running it again is safe whatever it does: a
+ * serialization failure (a session at REPEATABLE READ or SERIALIZABLE lost a race on the row) or a deadlock.
+ * Retried until the call's deadline.
+ */
 const RETRY_ALWAYS = new Set(['40001', '40P01'])
-/** How many times such a statement is tried in all. */
-const TRIES = 4
 
 /** The connection to the server was lost (terminated by an operator, a restart, a network failure). */
 export function isConnectionError(error: unknown): boolean {
   const e = error as { code?: unknown; message?: unknown } | undefined
   const code = typeof e?.code === 'string' ? e.code : ''
-  if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true
+  if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300') return true
   if (['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND'].includes(code)) return true
   return typeof e?.message === 'string' && /Connection terminated|not queryable|Client was closed/.test(e.message)
 }
@@ -207,16 +209,19 @@ export class PgConnection {
     return timeouts.run(
       async (control) => {
         let reconnected = false
-        for (let attempt = 1; ; attempt++) {
+        for (;;) {
           try {
             const result = await this.#once(query, control)
             this.#lost = false
             return result
           } catch (error) {
             if (control.done) throw error
-            const again = (RETRY_ALWAYS.has((error as { code?: string }).code ?? '') && attempt < TRIES) || (idempotent && !reconnected && isConnectionError(error))
-            if (!again) throw this.fail(error)
-            if (isConnectionError(error)) reconnected = true
+            if (RETRY_ALWAYS.has((error as { code?: string }).code ?? '')) {
+              await new Promise((resolve) => setTimeout(resolve, Math.random() * 3))
+              continue
+            }
+            if (!idempotent || reconnected || !isConnectionError(error)) throw this.fail(error)
+            reconnected = true
           }
         }
       },

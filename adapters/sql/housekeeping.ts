@@ -34,6 +34,8 @@ export class Housekeeping {
   #writes = 0
   #timer: NodeJS.Timeout | undefined
   #background: Promise<void> | undefined
+  /** Asked for while a pass ran: one more pass follows, so that the last writes are counted too. */
+  #again: boolean | undefined
   #closed = false
 
   constructor(steps: HousekeepingSteps, options: HousekeepingOptions) {
@@ -60,7 +62,11 @@ export class Housekeeping {
 
   /** A background pass (purge, then bound) unless one is under way. Errors become `'error'` events. */
   schedule(purge: boolean): void {
-    if (this.#background !== undefined || this.#closed) return
+    if (this.#closed) return
+    if (this.#background !== undefined) {
+      this.#again = (this.#again ?? false) || purge
+      return
+    }
     this.#background = (async () => {
       if (purge) await this.purgeAll()
       await this.bound()
@@ -68,7 +74,12 @@ export class Housekeeping {
       .catch((error: unknown) => {
         if (!this.#closed) this.#o.emit({ type: 'error', error: error as Error })
       })
-      .finally(() => (this.#background = undefined))
+      .finally(() => {
+        this.#background = undefined
+        const again = this.#again
+        this.#again = undefined
+        if (again !== undefined) this.schedule(again)
+      })
   }
 
   /** Delete every expired row, batch by batch; how many went. */
