@@ -288,6 +288,20 @@ describe.runIf(run)('mysql: failures', () => {
     expect(await poolQuery(p, 'SELECT 1 AS one')).toEqual([{ one: 1 }])
   })
 
+  it("an app's pool without FOUND_ROWS gives the same answers (add, touch, delete)", async () => {
+    const p = pool({ flags: ['-FOUND_ROWS'] })
+    const c = createCache({ type: 'mysql', pool: p as never, table: table('flags') })
+    expect(await c.add('a', 1, '1h')).toBe(true)
+    expect(await c.add('a', 2, '1h')).toBe(false)
+    expect(await c.get('a')).toBe(1)
+    expect(await c.touch('a', 0)).toBe(true)
+    expect(await c.touch('a', 0)).toBe(true)
+    expect(await c.touch('missing', 0)).toBe(false)
+    expect(await c.delete('a')).toBe(true)
+    expect(await c.delete('a')).toBe(false)
+    await c.close()
+  })
+
   it('inc refuses non-integers and results beyond the safe range, leaving the value', async () => {
     const c = cache()
     await c.set('s', 'text')

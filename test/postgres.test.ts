@@ -284,6 +284,18 @@ describe.runIf(run)('postgres: failures', () => {
     await pool.end()
   })
 
+  it("a connected pg Client works as `pool`, and stays open after close()", async () => {
+    const client = new pg.Client({ connectionString: POSTGRES_URL })
+    await client.connect()
+    const c = createCache({ type: 'postgres', pool: client as never, table: table('client') })
+    await c.set('k', 'v')
+    expect(await c.get('k')).toBe('v')
+    expect(await c.inc('n', 3)).toBe(3)
+    await c.close()
+    expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }])
+    await client.end()
+  })
+
   it('inc refuses non-integers and results beyond the safe range, leaving the value', async () => {
     const c = cache()
     await c.set('s', 'text')
