@@ -106,16 +106,21 @@ export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterConte
     return setUp
   }
 
-  /** Run a statement once the table is there; while the server was just found down, fail at once. */
+  /** Set up the table unless it is; while the server was just found down, fail at once. */
+  const ensure = (): Promise<void> => {
+    if (closed) return Promise.reject(new CacheBackendError(`${where}: the cache is closed.`))
+    if (down !== undefined && Date.now() < down.until) return Promise.reject(down.error)
+    return prepare()
+  }
+
+  /** Run a statement once the table is there. */
   const exec = (kind: 'execute' | 'query', pick: (s: Statements) => string | readonly [string, readonly unknown[]], values: unknown[], idempotent: boolean): Promise<MysqlResult> => {
     const go = (s: Statements) => {
       const picked = pick(s)
       return typeof picked === 'string' ? conn.run(kind, picked, values, idempotent) : conn.run(kind, picked[0], [...picked[1]], idempotent)
     }
     if (st !== undefined) return go(st)
-    if (closed) return Promise.reject(new CacheBackendError(`${where}: the cache is closed.`))
-    if (down !== undefined && Date.now() < down.until) return Promise.reject(down.error)
-    return prepare().then(() => go(statementsNow()))
+    return ensure().then(() => go(statementsNow()))
   }
 
   /** A payload larger than the server takes in one packet would drop the connection: refuse it first. */
@@ -172,7 +177,8 @@ export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterConte
     async set(key, value, expiresAt) {
       const k = storedKey(key)
       const p = storedPayload(value)
-      if (server !== undefined) checkSize(key, p.bytes.length + k.bytes.length)
+      if (server === undefined) await ensure()
+      checkSize(key, p.bytes.length + k.bytes.length)
       await exec('execute', (s) => s.set, [k.hash, k.bytes, p.bytes, p.text ? 1 : 0, expiresAt], true)
       housekeeping.wrote(1)
     },
@@ -188,7 +194,7 @@ export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterConte
         const p = storedPayload(e.value)
         return { key: e.key, size: k.bytes.length + p.bytes.length, row: [k.hash, k.bytes, p.bytes, p.text ? 1 : 0, e.expiresAt] }
       })
-      if (server === undefined) await prepare()
+      if (server === undefined) await ensure()
       const room = Math.max(1, (server?.maxAllowedPacket ?? 16 * 2 ** 20) - PACKET_SLACK)
       // The text protocol sends bytes as hex: twice their size.
       let chunk: unknown[][] = []
@@ -212,7 +218,8 @@ export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterConte
     async add(key, value, expiresAt) {
       const k = storedKey(key)
       const p = storedPayload(value)
-      if (server !== undefined) checkSize(key, p.bytes.length + k.bytes.length)
+      if (server === undefined) await ensure()
+      checkSize(key, p.bytes.length + k.bytes.length)
       const result = await exec('execute', (s) => s.add(k.hash, k.bytes, p.bytes, p.text, expiresAt, now()), [], false)
       const added = Number(result.insertId ?? 0) !== 1
       if (added) housekeeping.wrote(1)
@@ -274,7 +281,7 @@ export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterConte
     },
 
     async purgeExpired() {
-      if (st === undefined) await prepare()
+      if (st === undefined) await ensure()
       return housekeeping.purgeAll()
     },
 
