@@ -33,7 +33,7 @@ interface CorePool {
   end(callback: (error?: Error | null) => void): void
   on(event: string, listener: (...args: never[]) => void): unknown
   removeListener(event: string, listener: (...args: never[]) => void): unknown
-  config?: { connectionLimit?: number; connectionConfig?: { host?: string; port?: number; database?: string } }
+  config?: { connectionLimit?: number; connectionConfig?: { host?: string; port?: number; database?: string; password?: unknown } }
   _allConnections?: { length: number }
 }
 
@@ -116,8 +116,9 @@ export class MysqlConnection {
       this.#single = this.#pool === undefined ? (core as Connection) : undefined
       this.#single?.on('error', this.#onError)
       this.#owned = false
-      this.#secrets = []
       const c = this.#pool?.config?.connectionConfig
+      // The app's pool may carry a password too: it must not reach a message either.
+      this.#secrets = secretForms(typeof c?.password === 'string' ? c.password : undefined)
       this.where = c?.host === undefined ? 'MySQL (the pool you passed)' : `MySQL at ${c.host}:${c.port ?? 3306}${c.database === undefined ? '' : `/${c.database}`}`
       return
     }

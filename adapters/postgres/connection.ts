@@ -34,7 +34,7 @@ interface PgPoolClient extends PgClient {
 interface PgPool extends PgClient {
   readonly totalCount: number
   readonly waitingCount: number
-  readonly options: { max?: number; host?: string; port?: number; database?: string; connectionString?: string }
+  readonly options: { max?: number; host?: string; port?: number; database?: string; connectionString?: string; password?: unknown }
   connect(): Promise<PgPoolClient>
   end(): Promise<void>
   on(event: 'error', listener: (error: Error) => void): unknown
@@ -137,8 +137,13 @@ export class PgConnection {
     if (o.url !== undefined && o.pool !== undefined) {
       throw new CacheConfigError('Options `url` and `pool` both say where PostgreSQL is: give only one of them.', { option: 'pool' })
     }
-    this.#secrets = secretForms(passwordOf(o.url))
     const given = o.pool as unknown as Partial<PgPool> | undefined
+    // The app's pool may carry a password too: it must not reach a message either.
+    const theirs = given?.options
+    this.#secrets = [
+      ...secretForms(passwordOf(o.url ?? theirs?.connectionString)),
+      ...secretForms(typeof theirs?.password === 'string' ? theirs.password : undefined),
+    ]
     if (given !== undefined) {
       if (typeof given !== 'object' || given === null || typeof given.query !== 'function' || typeof given.on !== 'function') {
         throw new CacheConfigError('Option `pool` must be a pg Pool (or a connected pg Client): `new pg.Pool({ connectionString })`.', { option: 'pool' })
