@@ -1,5 +1,7 @@
 import type { KeyvStoreOption } from '../adapters/keyv.js'
 import type { MemcachedOptions } from '../adapters/memcached/definition.js'
+import type { MysqlAdapterOptions, MysqlPool } from '../adapters/mysql/definition.js'
+import type { PostgresAdapterOptions, PostgresPool } from '../adapters/postgres/definition.js'
 import { resolve as resolvePath } from 'node:path'
 import type { AdapterContext, CacheAdapter } from './adapter.js'
 import type { SerializerOption } from './codec.js'
@@ -77,7 +79,9 @@ export interface RedisNodeOption {
 }
 
 /** Options of the backends. Each is read only by the backend that names it. memcached's are in {@link MemcachedOptions}. */
-export interface AdapterOptions extends MemcachedOptions {
+export interface AdapterOptions extends MemcachedOptions, Omit<PostgresAdapterOptions, 'pool'>, Omit<MysqlAdapterOptions, 'pool'> {
+  /** postgres: an existing pg Pool (or connected Client); mysql: an existing mysql2 pool. cachekit never ends it. */
+  pool?: PostgresPool | MysqlPool
   /**
    * A URL that selects and configures the backend (`redis://...`, `sqlite:./app.db`, `file:./cache`).
    * For Redis: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
@@ -726,7 +730,11 @@ export function configFromEnv(
     config.url = url
   }
   if (def === undefined) {
-    const implied = ADAPTERS.filter((d) => Object.keys(d.env ?? {}).some((name) => get(name) !== undefined))
+    // A variable several backends read (CACHE_SQL_TABLE) implies none of them while another one is set.
+    const setBy = (d: AdapterDefinition, own: boolean) =>
+      Object.keys(d.env ?? {}).some((name) => get(name) !== undefined && (!own || backendVars.indexOf(name) === backendVars.lastIndexOf(name)))
+    const byOwn = ADAPTERS.filter((d) => setBy(d, true))
+    const implied = byOwn.length > 0 ? byOwn : ADAPTERS.filter((d) => setBy(d, false))
     if (implied.length === 1) def = implied[0]
     else if (implied.length > 1) {
       throw new CacheConfigError(

@@ -1,3 +1,5 @@
+import { mysqlDefinition } from '../adapters/mysql/definition.js'
+import { postgresDefinition } from '../adapters/postgres/definition.js'
 import type { AdapterFactory } from './adapter.js'
 import { CacheConfigError } from './errors.js'
 import { memcachedDefinition } from '../adapters/memcached/definition.js'
@@ -189,6 +191,8 @@ export const ADAPTERS: readonly AdapterDefinition[] = [
     load: async () => (await import('../adapters/keyv.js')).keyvAdapter as unknown as AdapterFactory<Record<string, unknown>>,
   },
   memcachedDefinition,
+  postgresDefinition,
+  mysqlDefinition,
 ]
 
 /** The definition for a type or alias, or `undefined`. */

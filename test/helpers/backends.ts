@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { findAdapter } from '../../src/registry.js'
 import { uniquePrefix } from '../support/prefix.js'
 import { redisOrSkip, REDIS_URL } from '../support/redis.js'
+import { MYSQL_URL, mysqlOrSkip, POSTGRES_URL, postgresOrSkip } from '../support/sql.js'
 
 export interface SharedBackend {
   name: string
@@ -44,12 +45,19 @@ const redis: SharedBackend = {
   cleanup: () => {},
 }
 
+/** A SQL server's default table, under a random prefix per call (rows expire with the default TTL). */
+function sqlBackend(name: string, url: string, available: () => Promise<boolean>): SharedBackend {
+  return { name, fresh: () => ({ url, prefix: uniquePrefix(name) }), available, cleanup: () => {} }
+}
+
 /** Every shared backend the registry knows, in a stable order. */
 export function sharedBackends(): SharedBackend[] {
   const all: SharedBackend[] = [
     tempBackend('sqlite', (dir) => `sqlite:${join(dir, 'cache.sqlite')}`),
     tempBackend('filesystem', (dir) => `file:${join(dir, 'cache')}`),
     redis,
+    sqlBackend('postgres', POSTGRES_URL, () => postgresOrSkip('the PostgreSQL cases of the CLI and demo tests (npx vitest run test/cli.test.ts test/demo.test.ts)')),
+    sqlBackend('mysql', MYSQL_URL, () => mysqlOrSkip('the MySQL cases of the CLI and demo tests (npx vitest run test/cli.test.ts test/demo.test.ts)')),
   ]
   return all.filter((b) => findAdapter(b.name) !== undefined)
 }

@@ -1,0 +1,16 @@
+import { afterAll } from 'vitest'
+import { mysqlAdapter } from '../../adapters/mysql/index.js'
+import { runAdapterConformance } from '../../src/testing/index.js'
+import { MYSQL_URL, mysqlOrSkip, mysqlQuery, randomTable } from '../support/sql.js'
+
+const table = randomTable('conf')
+
+if (await mysqlOrSkip('the mysql conformance suite')) {
+  runAdapterConformance({
+    name: `mysql (${MYSQL_URL}, table ${table})`,
+    create: (context) => mysqlAdapter({ url: MYSQL_URL, table }, context),
+    capabilities: { shared: true, atomic: true, realClock: false },
+    processConfig: { type: 'mysql', url: MYSQL_URL, table },
+  })
+  afterAll(() => mysqlQuery(`DROP TABLE IF EXISTS \`${table}\``))
+}

@@ -1,0 +1,16 @@
+import { afterAll } from 'vitest'
+import { postgresAdapter } from '../../adapters/postgres/index.js'
+import { runAdapterConformance } from '../../src/testing/index.js'
+import { pgQuery, POSTGRES_URL, postgresOrSkip, randomTable } from '../support/sql.js'
+
+const table = randomTable('conf')
+
+if (await postgresOrSkip('the postgres conformance suite')) {
+  runAdapterConformance({
+    name: `postgres (${POSTGRES_URL}, table ${table})`,
+    create: (context) => postgresAdapter({ url: POSTGRES_URL, table }, context),
+    capabilities: { shared: true, atomic: true, realClock: false },
+    processConfig: { type: 'postgres', url: POSTGRES_URL, table },
+  })
+  afterAll(() => pgQuery(`DROP TABLE IF EXISTS "${table}"`))
+}

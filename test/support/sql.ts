@@ -1,0 +1,99 @@
+/**
+ * Test support for PostgreSQL and MySQL/MariaDB: the servers' URLs, whether one answers (skip with one loud
+ * line outside CI, fail under CI=true), a random table name per test file, and a plain driver connection
+ * for the checks a test makes behind the adapter's back.
+ */
+import { randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
+
+export const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+export const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test'
+
+const require = createRequire(import.meta.url)
+
+/** The small part of pg the tests use. */
+export interface PgClient {
+  connect(): Promise<void>
+  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>
+  end(): Promise<void>
+  on(event: 'error', listener: (error: Error) => void): unknown
+}
+export interface PgPool extends PgClient {
+  totalCount: number
+}
+export const pg = require('pg') as {
+  Client: new (config: Record<string, unknown>) => PgClient
+  Pool: new (config: Record<string, unknown>) => PgPool
+}
+
+/** The small part of mysql2 (callback API) the tests use. */
+export interface MysqlConnection {
+  query(sql: string, values: unknown[] | undefined, callback: (error: Error | null, result: unknown) => void): unknown
+  end(callback?: (error?: Error | null) => void): unknown
+  destroy(): void
+  on(event: 'error', listener: (error: Error) => void): unknown
+  threadId: number | null
+}
+export interface MysqlPool {
+  query(sql: string, values: unknown[] | undefined, callback: (error: Error | null, result: unknown) => void): unknown
+  end(callback?: (error?: Error | null) => void): unknown
+  on(event: string, listener: (...args: unknown[]) => void): unknown
+}
+export const mysql = require('mysql2') as {
+  createConnection(config: string | Record<string, unknown>): MysqlConnection
+  createPool(config: string | Record<string, unknown>): MysqlPool
+}
+
+/** A table name no other test file uses. */
+export function randomTable(tag: string): string {
+  return `ck_${tag}_${randomBytes(5).toString('hex')}`
+}
+
+/** Run one statement on PostgreSQL on a connection of its own. */
+export async function pgQuery(text: string, values?: unknown[], url = POSTGRES_URL): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 })
+  client.on('error', () => {})
+  await client.connect()
+  try {
+    return await client.query(text, values)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Run one statement on MySQL on a connection of its own. */
+export async function mysqlQuery<T = unknown>(sql: string, values?: unknown[], url = MYSQL_URL): Promise<T> {
+  const c = mysql.createConnection({ uri: url, connectTimeout: 2000 })
+  c.on('error', () => {})
+  try {
+    return await new Promise<T>((resolve, reject) => c.query(sql, values, (error, result) => (error ? reject(error) : resolve(result as T))))
+  } finally {
+    await new Promise<void>((resolve) => c.end(() => resolve()))
+  }
+}
+
+async function answers(probe: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await probe()
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function orSkip(what: string, server: string, url: string, probe: () => Promise<unknown>, files: string): Promise<boolean> {
+  if (await answers(probe)) return true
+  if (process.env.CI) throw new Error(`${what}: no ${server} answers at ${url}, and CI=true requires one (.ci/run starts it).`)
+  console.warn(`\n!!! SKIPPED ${what}: no ${server} at ${url}. Start one, then run: npx vitest run ${files}\n`)
+  return false
+}
+
+/** Whether the PostgreSQL tests can run (skip outside CI when no server answers; fail under CI). */
+export function postgresOrSkip(what: string): Promise<boolean> {
+  return orSkip(what, 'PostgreSQL', POSTGRES_URL, () => pgQuery('SELECT 1'), 'test/adapters/postgres.test.ts')
+}
+
+/** Whether the MySQL/MariaDB tests can run (skip outside CI when no server answers; fail under CI). */
+export function mysqlOrSkip(what: string): Promise<boolean> {
+  return orSkip(what, 'MySQL/MariaDB', MYSQL_URL, () => mysqlQuery('SELECT 1'), 'test/adapters/mysql.test.ts')
+}
