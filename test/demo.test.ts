@@ -19,6 +19,8 @@ const WORKERS = 4
  */
 const PROCESSES = { timeout: 120_000 }
 const START_TIMEOUT_MS = 90_000
+/** How long one of the 100 clients waits for its answer: they queue for one counter across 4 processes. */
+const ANSWER_TIMEOUT_MS = 60_000
 const ONE_TO_100 = Array.from({ length: 100 }, (_, i) => i + 1)
 
 /** Start the demo with `env` (every other CACHE_* variable removed), race it, run `more`, stop it. */
@@ -27,7 +29,7 @@ async function raceDemo(env: Record<string, string>, cwd?: string, more?: (url: 
   const demo = await startDemo({ workers: WORKERS, timeout: START_TIMEOUT_MS, env: { ...cleared, ...env }, ...(cwd === undefined ? {} : { cwd }) })
   try {
     expect(demo.output()).toContain(`workers: ${WORKERS}`)
-    const result = await race(demo.url)
+    const result = await race(demo.url, { timeout: ANSWER_TIMEOUT_MS })
     await more?.(demo.url)
     return result
   } finally {
