@@ -1,5 +1,5 @@
 import { Cache } from '../src/cache.js'
-import { configFromEnv, EMBEDDED_DEFAULT, type CacheConfig } from '../src/config.js'
+import { configFromEnv, EMBEDDED_DEFAULT, type CacheConfig } from '../src/config/index.js'
 import { redactUrl } from '../src/redact.js'
 
 /** An open cache for one CLI command. */

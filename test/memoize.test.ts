@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
-import { memoryAdapter } from '../adapters/memory.js'
+import { memoryAdapter } from '../adapters/memory/index.js'
 import type { CacheAdapter } from '../src/adapter.js'
 import { Cache } from '../src/cache.js'
 import { CacheArgumentError, CacheConfigError, type CacheError } from '../src/errors.js'
