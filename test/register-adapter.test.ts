@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { CacheConfigError, configFromEnv, createCache, registerAdapter, type AdapterDefinition, type CommonOptions } from '../src/index.js'
 import { addToPayload, type AdapterContext, type CacheAdapter, type ExpiresAt, type Payload } from '../src/adapter.js'
 import type { Cache } from '../src/cache.js'
+import { backendList } from '../bin/open.js'
 import { findAdapter } from '../src/registry.js'
 import { runAdapterConformance } from '../src/testing/index.js'
 
@@ -122,6 +123,11 @@ describe('registerAdapter', () => {
     const byAlias = open({ type: 'acme-cache' })
     await byAlias.set('a', 1)
     expect(byAlias.stats().type).toBe('acme')
+  })
+
+  it("the CLI's list of backends comes from the registry, the registered one included", () => {
+    expect(backendList()).toContain('memory (memory:), filesystem (file:), null (null:), sqlite (sqlite: sqlite3:), redis (redis: rediss:), keyv (no URL)')
+    expect(backendList()).toContain('acme (acme:)')
   })
 
   it('its URL scheme works in init', async () => {
