@@ -7,6 +7,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { CacheError } from '../src/errors.js'
 import { COMMANDS, findCommand, GLOBAL_OPTIONS, type Command } from './commands.js'
+import { backendList } from './open.js'
 import { withoutSecrets } from './output.js'
 
 const EXIT_ERROR = 2
@@ -26,6 +27,8 @@ function globalHelp(): string {
     '',
     'Options of every command:',
     GLOBAL_HELP,
+    '',
+    `Backends (and their URL schemes): ${backendList()}.`,
     '',
     'Exit codes: 0 success, 1 a miss (get, ttl) or a failed race, 2 an error (message on stderr).',
     'Run `cachekit <command> --help` for a command\'s own options.',

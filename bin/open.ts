@@ -1,6 +1,7 @@
 import { Cache } from '../src/cache.js'
-import { configFromEnv, EMBEDDED_DEFAULT, type CacheConfig } from '../src/config.js'
+import { configFromEnv, EMBEDDED_DEFAULT, type CacheConfig } from '../src/config/index.js'
 import { redactUrl } from '../src/redact.js'
+import { adapterDefinitions } from '../src/registry.js'
 
 /** An open cache for one CLI command. */
 export interface Opened {
@@ -51,4 +52,14 @@ export async function openCache(options: { url?: string; prefix?: string; warn: 
       await cache.close()
     },
   }
+}
+
+/**
+ * The backends a `--url` or `CACHE_TYPE` can name, from the registry (so a backend added there, or with
+ * `registerAdapter`, is listed without a copy here): `memory (memory:), ..., keyv (no URL)`.
+ */
+export function backendList(): string {
+  return adapterDefinitions()
+    .map((d) => `${d.type} (${d.schemes === undefined ? 'no URL' : d.schemes.map((s) => `${s}:`).join(' ')})`)
+    .join(', ')
 }

@@ -1,7 +1,7 @@
 import type { AdapterCapabilities, AdapterEvent, CacheAdapter, ExpiresAt, Payload } from './adapter.js'
 import { Budget } from './budget.js'
 import { resolveCodec, type Codec } from './codec.js'
-import { checkAdapter, configFromEnv, differentConfigError, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, type CacheConfig, type ResolvedConfig } from './config.js'
+import { checkAdapter, configFromEnv, differentConfigError, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, type CacheConfig, type ResolvedConfig } from './config/index.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import {
   CacheArgumentError,

@@ -1,4 +1,4 @@
-import { CacheArgumentError, type CacheErrorContext } from './errors.js'
+import { CacheArgumentError, CacheConfigError, type CacheErrorContext } from './errors.js'
 
 /**
  * A duration as users write it: a number of milliseconds, or a number and a unit
@@ -61,4 +61,19 @@ export function parseDuration(input: Duration, what = 'duration', context: Cache
   }
   // Sub-millisecond fractions would make "expired" depend on rounding; round up so a TTL is never shortened.
   return Math.ceil(ms)
+}
+
+/**
+ * A duration option, checked once at config time: milliseconds, or a `CacheConfigError` naming the option
+ * (and `where` it was given, e.g. `cached()`), with {@link parseDuration}'s message.
+ *
+ * @throws {CacheConfigError} for a value {@link parseDuration} refuses.
+ */
+export function durationOption(value: Duration, option: string, where?: string): Milliseconds {
+  try {
+    return parseDuration(value, where === undefined ? `\`${option}\`` : `\`${option}\` of ${where}`, { option })
+  } catch (error) {
+    // parseDuration's message already names the option and the value.
+    throw new CacheConfigError((error as Error).message, { option, cause: error })
+  }
 }

@@ -2,6 +2,7 @@ import type { Budget } from './budget.js'
 import type { Cache } from './cache.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import { CacheArgumentError, CacheError, CacheFactoryError, showKey } from './errors.js'
+import { checkOptionNames } from './config/suggest.js'
 import type { CacheInternals } from './internals.js'
 import { backoff, LEASE_SUFFIX, sleep, tryLease, type Lease } from './lease.js'
 
@@ -61,6 +62,9 @@ export interface ResolvedGetOrSet {
   lease: { ttl: Milliseconds; wait: Milliseconds } | false
 }
 
+/** The names of `getOrSet`'s options. */
+const GET_OR_SET_OPTIONS = ['ttl', 'grace', 'timeout', 'lease']
+
 /**
  * Validate `getOrSet`'s third argument: a TTL (as before) or an options object. Eager, so that a bad option
  * fails on the first call, hit or miss.
@@ -73,12 +77,7 @@ export function resolveGetOrSetOptions(key: string, input: Duration | GetOrSetOp
   if (typeof input !== 'object' || input === null) {
     throw new CacheArgumentError(`getOrSet(${showKey(key)}): the third argument must be a TTL or an options object, not ${String(input)}.`, { key })
   }
-  const known = ['ttl', 'grace', 'timeout', 'lease']
-  for (const name of Object.keys(input)) {
-    if (!known.includes(name)) {
-      throw new CacheArgumentError(`getOrSet(${showKey(key)}): unknown option \`${name}\`; the options are ${known.join(', ')}.`, { key })
-    }
-  }
+  checkOptionNames(input, GET_OR_SET_OPTIONS, `getOrSet(${showKey(key)})`, (message) => new CacheArgumentError(message, { key }))
   const ms = (value: Duration | undefined, name: string, fallback: Milliseconds): Milliseconds =>
     value === undefined ? fallback : parseDuration(value, `\`${name}\` of getOrSet(${showKey(key)})`, { key })
   if (input.ttl !== undefined) ms(input.ttl, 'ttl', 0)

@@ -9,7 +9,9 @@ export {
   type AdapterOptions,
   type CacheConfig,
   type CommonOptions,
-} from './config.js'
+} from './config/index.js'
+export { registerAdapter } from './registry.js'
+export type { AdapterDefinition, OptionKind } from './definition.js'
 export { parseDuration, type Duration, type Milliseconds } from './duration.js'
 export {
   CacheArgumentError,

@@ -4,6 +4,7 @@ import type { Cache } from './cache.js'
 import type { Duration } from './duration.js'
 import { CacheArgumentError, CacheConfigError, CacheError } from './errors.js'
 import { computeOnce, resolveGetOrSetOptions, type LeaseOptions, type Slot } from './getorset.js'
+import { checkOptionNames } from './config/suggest.js'
 import { INTERNALS, type CacheInternals } from './internals.js'
 import { canonicalEncode, sha256 } from './keys-canonical.js'
 
@@ -157,9 +158,7 @@ function ignoredPositions(fn: (...args: never[]) => unknown, name: string, argsT
 
 function checkOptions(name: string, options: MemoizeOptions<never[], never>): void {
   const known = ['ttl', 'name', 'key', 'unless', 'forcedUpdate', 'cacheIf', 'argsToIgnore', 'lease']
-  for (const option of Object.keys(options)) {
-    if (!known.includes(option)) throw new CacheConfigError(`memoize(${name}): unknown option \`${option}\`; the options are ${known.join(', ')}.`, { option })
-  }
+  checkOptionNames(options, known, `memoize(${name})`, (message, option) => new CacheConfigError(message, { option }))
   for (const option of ['key', 'unless', 'forcedUpdate', 'cacheIf'] as const) {
     if (options[option] !== undefined && typeof options[option] !== 'function') {
       throw new CacheConfigError(`memoize(${name}): \`${option}\` must be a function.`, { option })

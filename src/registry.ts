@@ -1,201 +1,127 @@
-import { mysqlDefinition } from '../adapters/mysql/definition.js'
-import { postgresDefinition } from '../adapters/postgres/definition.js'
-import type { AdapterFactory } from './adapter.js'
+/**
+ * The adapters a `type`, a URL scheme or a `CACHE_*` variable can name: the built-ins listed in
+ * `adapters/index.ts`, then those added with {@link registerAdapter}. The only module of the core that
+ * imports from `adapters/`.
+ */
+import { ADAPTERS } from '../adapters/index.js'
+import { COMMON_ENV, COMMON_KINDS } from './config/options.js'
+import { OPTION_KINDS, type AdapterDefinition } from './definition.js'
 import { CacheConfigError } from './errors.js'
-import { memcachedDefinition } from '../adapters/memcached/definition.js'
-import { redactText, redactUrl } from './redact.js'
 
-/**
- * The kind of an adapter option, checked at `init` before the adapter (and its driver) is loaded.
- * `'duration'` accepts a {@link Duration} and `'size'` a {@link Size}, both parsed at `init` (the adapter
- * receives milliseconds or bytes); `'any'` is checked by the adapter itself.
- */
-export type OptionKind = 'string' | 'number' | 'boolean' | 'duration' | 'size' | 'object' | 'function' | 'any'
+export type { AdapterDefinition, OptionKind } from './definition.js'
+export { pathFromUrl } from './url.js'
+export { ADAPTERS }
 
-/**
- * How the Cache knows an adapter without loading it: its option names (to catch misspellings at `init`),
- * its URL schemes and environment variables, and a lazy `load` so that importing cachekit for a memory
- * cache never loads a native module or a Redis client.
- */
-export interface AdapterDefinition {
-  /** The `type` users write, e.g. `'sqlite'`. */
-  type: string
-  /** Other names for `type` (`'file'` for `'filesystem'`). */
-  aliases?: readonly string[]
-  /** The adapter's own options and their kinds. */
-  options: Readonly<Record<string, OptionKind>>
-  /** URL schemes (without the colon) that select this adapter. */
-  schemes?: readonly string[]
-  /** Adapter options from a URL of one of `schemes`. */
-  fromUrl?(url: string): Record<string, unknown>
-  /** Environment variables read by `configFromEnv`, mapped to an option name. */
-  env?: Readonly<Record<string, string>>
-  /** Load the adapter's factory (and its driver). */
-  load(): Promise<AdapterFactory<Record<string, unknown>>>
+/** Built-ins first, then registered adapters in the order they were registered. */
+let all: readonly AdapterDefinition[] = ADAPTERS
+
+/** Every adapter a config can name: the built-ins, then the registered ones. */
+export function adapterDefinitions(): readonly AdapterDefinition[] {
+  return all
 }
-
-/** Strip a URL scheme and return the rest as a path: `sqlite:./a.db` and `sqlite://./a.db` give `./a.db`. */
-export function pathFromUrl(url: string): string {
-  const rest = url.replace(/^[a-z][a-z0-9+.-]*:/i, '')
-  return decodeURIComponent(rest.startsWith('//') ? rest.slice(2) : rest)
-}
-
-const REDIS_URL_FORM = 'write it as redis://[user:password@]host:port[/db] (or rediss:// for TLS)'
-
-/**
- * Refuse a Redis URL that would not connect where it says, before anything connects, with a message that
- * says what is wrong and never shows the password (the URL parser's own error carries the whole input, so
- * it is not kept as the cause). A userinfo is everything before the last `@`, as the parser reads it.
- */
-function checkRedisUrl(url: string): Record<string, unknown> {
-  const shown = JSON.stringify(redactUrl(url))
-  const scheme = /^rediss?:\/\//i.exec(url)
-  if (scheme === null) throw new CacheConfigError(`Invalid Redis URL ${shown}: ${REDIS_URL_FORM}.`, { option: 'url' })
-  const rest = url.slice(scheme[0].length)
-  const at = rest.lastIndexOf('@')
-  const userinfo = at === -1 ? '' : rest.slice(0, at)
-  const authority = (at === -1 ? rest : rest.slice(at + 1)).split(/[/?#]/, 1)[0] ?? ''
-  if (/[/?#]/.test(userinfo)) {
-    throw new CacheConfigError(
-      `Invalid Redis URL ${shown}: the user name or password contains \`/\`, \`?\` or \`#\`, which end a URL's host part. ` +
-        'Percent-encode the password (encodeURIComponent(password): %2F, %3F, %23), or pass it in `clientOptions: { password }`.',
-      { option: 'url' },
-    )
-  }
-  let parsed: URL
-  try {
-    parsed = new URL(url)
-  } catch {
-    const port = /^(?:\[[^\]]*\]|[^:[\]]*)(?::(.*))?$/.exec(authority)?.[1]
-    const reason = authority.includes('[') && !/^\[[0-9a-f:.]+\](:\d*)?$/i.test(authority)
-      ? 'an IPv6 host goes in brackets, e.g. redis://[::1]:6379'
-      : port !== undefined && !/^\d*$/.test(port)
-        ? 'the port must be a number'
-        : /\s/.test(userinfo)
-          ? 'percent-encode the user name and password (encodeURIComponent)'
-          : REDIS_URL_FORM
-    // No cause: the parser's TypeError holds the whole input, password included.
-    throw new CacheConfigError(`Invalid Redis URL ${shown}: ${reason}.`, { option: 'url' })
-  }
-  try {
-    decodeURIComponent(parsed.username)
-    decodeURIComponent(parsed.password)
-  } catch {
-    throw new CacheConfigError(`Invalid Redis URL ${shown}: the user name or password has a \`%\` that is not a percent-escape; write it as %25.`, { option: 'url' })
-  }
-  if (parsed.pathname !== '' && parsed.pathname !== '/' && !/^\/\d+$/.test(parsed.pathname)) {
-    throw new CacheConfigError(`Invalid Redis URL ${shown}: the path must be a database number such as /0, not ${JSON.stringify(redactText(parsed.pathname))}.`, { option: 'url' })
-  }
-  return {}
-}
-
-/** A file: or sqlite: URL names a file or folder, never an account: refuse a userinfo before it becomes a name. */
-function refuseUserinfo(url: string, example: string): void {
-  if (redactUrl(url) === url) return
-  throw new CacheConfigError(
-    `The URL ${JSON.stringify(redactUrl(url))} has a user or password before an \`@\`: it names a file or folder, never an account. ` +
-      `Write e.g. ${example} (for an \`@\` in a name, start with ./).`,
-    { option: 'url' },
-  )
-}
-
-/** Whether an import failed because a package is not installed. */
-function isMissing(error: unknown, ...packages: string[]): boolean {
-  const e = error as { code?: string; message?: string }
-  return (e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'MODULE_NOT_FOUND') && packages.some((p) => e.message?.includes(p) === true)
-}
-
-/**
- * `sqlite:./app.db`, `sqlite:///var/cache/app.db` (absolute), `sqlite://relative/app.db`,
- * `sqlite::memory:`.
- */
-export function sqliteOptionsFromUrl(url: string): Record<string, unknown> {
-  refuseUserinfo(url, "'sqlite:./.cache/app.sqlite'")
-  const path = pathFromUrl(url)
-  if (path.trim() === '') {
-    throw new CacheConfigError(`The URL ${JSON.stringify(redactUrl(url))} has no path: write e.g. 'sqlite:./.cache/app.sqlite' or 'sqlite::memory:'.`, { option: 'url' })
-  }
-  return { path }
-}
-
-/** Every adapter cachekit ships, by type. Later adapters add one entry each. */
-export const ADAPTERS: readonly AdapterDefinition[] = [
-  {
-    type: 'memory',
-    aliases: ['simple'],
-    options: { maxBytes: 'size' },
-    schemes: ['memory'],
-    load: async () => (await import('../adapters/memory.js')).memoryAdapter as AdapterFactory<Record<string, unknown>>,
-  },
-  {
-    type: 'filesystem',
-    // Flask-Caching's `FileSystemCache` (and `filesystemcache`) reach it through the lowercase, strip-"cache" rule.
-    aliases: ['file', 'fs', 'files'],
-    options: { dir: 'string', dirMode: 'number', fileMode: 'number', lockStaleTimeout: 'duration', purgeInterval: 'duration' },
-    schemes: ['file'],
-    fromUrl(url) {
-      refuseUserinfo(url, "'file:./cache' or 'file:///var/cache/app'")
-      const dir = pathFromUrl(url)
-      if (dir === '') throw new CacheConfigError(`The URL ${JSON.stringify(redactUrl(url))} names no folder: write file:./cache or file:///var/cache/app.`, { option: 'url' })
-      return { dir }
-    },
-    env: { CACHE_DIR: 'dir' },
-    load: async () => (await import('../adapters/filesystem/index.js')).filesystemAdapter as AdapterFactory<Record<string, unknown>>,
-  },
-  {
-    type: 'null',
-    aliases: ['none'],
-    options: {},
-    schemes: ['null'],
-    load: async () => (await import('../adapters/null.js')).nullAdapter as AdapterFactory<Record<string, unknown>>,
-  },
-  {
-    type: 'sqlite',
-    aliases: ['sqlite3'],
-    options: { path: 'string', table: 'string', busyTimeout: 'duration', purgeInterval: 'duration', purgeBatchSize: 'number', driver: 'string' },
-    schemes: ['sqlite', 'sqlite3'],
-    fromUrl: sqliteOptionsFromUrl,
-    env: { CACHE_SQLITE_PATH: 'path' },
-    // The binding (better-sqlite3 or node:sqlite) is loaded by the factory, so a missing one is a clear error at `ready()`.
-    load: async () => (await import('../adapters/sqlite/index.js')).sqliteAdapter as AdapterFactory<Record<string, unknown>>,
-  },
-  {
-    type: 'redis',
-    aliases: ['valkey'],
-    options: {
-      client: 'object',
-      cluster: 'object',
-      sentinel: 'object',
-      connectTimeout: 'duration',
-      commandTimeout: 'duration',
-      clearAll: 'boolean',
-      clientOptions: 'object',
-    },
-    schemes: ['redis', 'rediss'],
-    fromUrl: checkRedisUrl,
-    env: { CACHE_REDIS_URL: 'url' },
-    load: async () => {
-      try {
-        return (await import('../adapters/redis/index.js')).redisAdapter as AdapterFactory<Record<string, unknown>>
-      } catch (error) {
-        if (isMissing(error, '@keyv/redis', '@redis/client')) {
-          throw new CacheConfigError('The redis backend needs @keyv/redis: run `npm install @keyv/redis`.', { option: 'type', cause: error })
-        }
-        throw error
-      }
-    },
-  },
-  {
-    type: 'keyv',
-    options: { store: 'object', shared: 'boolean', connectTimeout: 'duration', commandTimeout: 'duration' },
-    load: async () => (await import('../adapters/keyv.js')).keyvAdapter as unknown as AdapterFactory<Record<string, unknown>>,
-  },
-  memcachedDefinition,
-  postgresDefinition,
-  mysqlDefinition,
-]
 
 /** The definition for a type or alias, or `undefined`. */
 export function findAdapter(type: string): AdapterDefinition | undefined {
-  return ADAPTERS.find((d) => d.type === type || d.aliases?.includes(type))
+  return all.find((d) => d.type === type || d.aliases?.includes(type))
+}
+
+/** The definition for a URL scheme (lowercase, without the colon), or `undefined`. */
+export function findAdapterForScheme(scheme: string): AdapterDefinition | undefined {
+  return all.find((d) => d.schemes?.includes(scheme))
+}
+
+const NAME = /^[A-Za-z][A-Za-z0-9_-]*$/
+const SCHEME = /^[a-z][a-z0-9+.-]*$/
+const VARIABLE = /^[A-Z][A-Z0-9_]*$/
+
+/**
+ * Add a backend that `type`, a URL of one of its `schemes` and its `env` variables can name, validated at
+ * `init` like a built-in (a misspelled option gets a suggestion). Register it once, before the first
+ * `init` that names it, e.g. in the module that exports the adapter.
+ *
+ * @example
+ * registerAdapter({
+ *   type: 'acme',
+ *   options: { endpoint: 'string', timeout: 'duration' },
+ *   schemes: ['acme'],
+ *   fromUrl: (url) => ({ endpoint: url.slice('acme://'.length) }),
+ *   env: { CACHE_ACME_ENDPOINT: 'endpoint' },
+ *   load: async () => (await import('./acme-adapter.js')).acmeAdapter,
+ * })
+ * cache.init('acme://cache.internal')
+ * @throws {CacheConfigError} naming the type and what is wrong: a malformed definition, or a type, alias,
+ *   URL scheme or variable another adapter already has.
+ */
+export function registerAdapter(definition: AdapterDefinition): void {
+  const def = checkedDefinition(definition)
+  const where = `registerAdapter(${JSON.stringify(def.type)})`
+  for (const name of [def.type, ...(def.aliases ?? [])]) {
+    const taken = findAdapter(name)
+    if (taken !== undefined) throw taken_(where, `the type \`${name}\``, taken, 'type')
+  }
+  for (const scheme of def.schemes ?? []) {
+    const taken = findAdapterForScheme(scheme)
+    if (taken !== undefined) throw taken_(where, `the URL scheme \`${scheme}:\``, taken, 'schemes')
+  }
+  for (const variable of Object.keys(def.env ?? {})) {
+    if (COMMON_ENV.includes(variable)) throw new CacheConfigError(`${where}: \`${variable}\` is a variable of every cache; give the backend its own.`, { option: 'env' })
+    const taken = all.find((d) => d.env?.[variable] !== undefined)
+    if (taken !== undefined) throw taken_(where, `the variable \`${variable}\``, taken, 'env')
+  }
+  all = [...all, def]
+}
+
+function taken_(where: string, what: string, by: AdapterDefinition, option: string): CacheConfigError {
+  const owner = ADAPTERS.includes(by) ? `the built-in \`${by.type}\` backend` : `the registered \`${by.type}\` backend`
+  return new CacheConfigError(`${where}: ${what} is already taken by ${owner}. Choose another name.`, { option })
+}
+
+/** A frozen copy of a definition, or a `CacheConfigError` naming the type and the field that is wrong. */
+function checkedDefinition(input: unknown): AdapterDefinition {
+  if (typeof input !== 'object' || input === null) {
+    throw new CacheConfigError(`registerAdapter: the definition must be an object ({ type, options, load, ... }), not ${input === null ? 'null' : typeof input}.`)
+  }
+  const d = input as Record<string, unknown>
+  if (typeof d.type !== 'string' || !NAME.test(d.type)) {
+    throw new CacheConfigError(`registerAdapter: \`type\` must be a name of letters, digits, - and _ (starting with a letter), not ${JSON.stringify(d.type) ?? typeof d.type}.`, { option: 'type' })
+  }
+  const where = `registerAdapter(${JSON.stringify(d.type)})`
+  const fail = (field: string, what: string): never => {
+    throw new CacheConfigError(`${where}: \`${field}\` ${what}.`, { option: field })
+  }
+  const strings = (field: string, pattern: RegExp, what: string): string[] | undefined => {
+    const v = d[field]
+    if (v === undefined) return undefined
+    if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || !pattern.test(s))) fail(field, `must be an array of ${what}`)
+    return [...(v as string[])]
+  }
+  const aliases = strings('aliases', NAME, 'names (letters, digits, - and _)')
+  const schemes = strings('schemes', SCHEME, 'lowercase URL schemes without the colon (e.g. "acme")')
+  if (typeof d.options !== 'object' || d.options === null || Array.isArray(d.options)) fail('options', "must be an object of option names and kinds, e.g. { endpoint: 'string' } ({} for none)")
+  const options = { ...(d.options as Record<string, unknown>) }
+  for (const [name, kind] of Object.entries(options)) {
+    if (name in COMMON_KINDS || name === 'url') fail('options', `declares \`${name}\`, an option of every cache: a backend cannot redefine it`)
+    if (!OPTION_KINDS.includes(kind as never)) fail('options', `gives \`${name}\` the kind ${JSON.stringify(kind)}; the kinds are ${OPTION_KINDS.join(', ')}`)
+  }
+  let env: Record<string, string> | undefined
+  if (d.env !== undefined) {
+    if (typeof d.env !== 'object' || d.env === null || Array.isArray(d.env)) fail('env', 'must be an object of variable names and the options they set')
+    env = { ...(d.env as Record<string, string>) }
+    for (const [variable, option] of Object.entries(env)) {
+      if (!VARIABLE.test(variable)) fail('env', `names ${JSON.stringify(variable)}, not a variable name (capitals, digits and _)`)
+      if (option !== 'url' && !(option in options)) fail('env', `maps ${variable} to \`${String(option)}\`, which is not one of its options (or \`url\`)`)
+    }
+  }
+  if (d.fromUrl !== undefined && typeof d.fromUrl !== 'function') fail('fromUrl', 'must be a function (url) => options')
+  if (d.fromUrl !== undefined && schemes === undefined) fail('fromUrl', 'is given without `schemes`: say which URLs it reads')
+  if (typeof d.load !== 'function') fail('load', 'must be a function that returns (a promise of) the adapter factory')
+  return Object.freeze({
+    type: d.type,
+    ...(aliases === undefined ? {} : { aliases: Object.freeze(aliases) }),
+    options: Object.freeze(options) as AdapterDefinition['options'],
+    ...(schemes === undefined ? {} : { schemes: Object.freeze(schemes) }),
+    ...(d.fromUrl === undefined ? {} : { fromUrl: d.fromUrl as AdapterDefinition['fromUrl'] }),
+    ...(env === undefined ? {} : { env: Object.freeze(env) }),
+    load: d.load as AdapterDefinition['load'],
+  })
 }

@@ -1,5 +1,5 @@
 import { Cache } from './cache.js'
-import type { CacheConfig } from './config.js'
+import type { CacheConfig } from './config/index.js'
 
 const KEY = Symbol.for('cachekit')
 

@@ -176,7 +176,7 @@ describe('the singleton', () => {
     cache.init({ type: 'memory', serializer: { ...one } })
     expect(() => cache.init({ type: 'memory', serializer: codec() })).toThrow(/`serializer` is another function/)
     await cache.close()
-    const { memoryAdapter } = await import('../adapters/memory.js')
+    const { memoryAdapter } = await import('../adapters/memory/index.js')
     cache.init({ adapter: (context) => memoryAdapter({}, context) })
     expect(() => cache.init({ adapter: (context) => memoryAdapter({}, context) })).toThrow(/`adapter` is another function/)
   })
@@ -278,7 +278,7 @@ describe('events, stats and the clock', () => {
     c.on('error', () => events.push('error'))
     // Write around the codec, as another program sharing the backend would.
     await c.ready()
-    const { memoryAdapter } = await import('../adapters/memory.js')
+    const { memoryAdapter } = await import('../adapters/memory/index.js')
     const raw = memoryAdapter({}, { now: Date.now, threshold: 10, emit: () => {} })
     const c2 = createCache({ adapter: raw })
     open.push(c2)
@@ -292,7 +292,7 @@ describe('events, stats and the clock', () => {
 
 describe('your own adapter', () => {
   it('a factory gets the cache context, so the injected clock reaches it', async () => {
-    const { memoryAdapter } = await import('../adapters/memory.js')
+    const { memoryAdapter } = await import('../adapters/memory/index.js')
     const clock = new FakeClock()
     const c = createCache({ adapter: (context) => memoryAdapter({}, context), now: clock.now })
     open.push(c)
@@ -350,7 +350,7 @@ describe('your own adapter', () => {
   })
 
   it("an adapter whose close() throws: close() rejects with a CacheBackendError, the adapter's error as its cause", async () => {
-    const { memoryAdapter } = await import('../adapters/memory.js')
+    const { memoryAdapter } = await import('../adapters/memory/index.js')
     const inner = memoryAdapter({}, { now: Date.now, threshold: 10, emit: () => {} })
     const c = createCache({
       adapter: {
@@ -391,7 +391,7 @@ describe('memory backend specifics', () => {
   })
 
   it('by default at most 64 MiB of keys and encoded values: 120 values of 8 MiB cannot take 1 GiB', async () => {
-    const { MEMORY_DEFAULTS } = await import('../adapters/memory.js')
+    const { MEMORY_DEFAULTS } = await import('../adapters/memory/index.js')
     expect(MEMORY_DEFAULTS.maxBytes).toBe(64 * 2 ** 20)
     const c = memory()
     const eight = 'x'.repeat(8 * 2 ** 20 - 64)

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest'
 import { Cache, CacheConfigError, configFromEnv, createCache, DEFAULTS } from '../src/index.js'
-import { resolveConfig, suggest } from '../src/config.js'
+import { resolveConfig, suggest } from '../src/config/index.js'
 import { CacheArgumentError } from '../src/errors.js'
 import { parseSize } from '../src/size.js'
 

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { Deadlines } from '../adapters/redis/deadlines.js'
 import { redisAdapter } from '../adapters/redis/index.js'
 import type { Cache } from '../src/cache.js'
-import { resolveConfig } from '../src/config.js'
+import { resolveConfig } from '../src/config/index.js'
 import { CacheBackendError, CacheConfigError, type CacheError } from '../src/errors.js'
 import { LEASE_SUFFIX } from '../src/lease.js'
 import { createCache } from '../src/singleton.js'

@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
-import { memoryAdapter } from '../adapters/memory.js'
+import { memoryAdapter } from '../adapters/memory/index.js'
 import type { AdapterCapabilities, CacheAdapter } from '../src/adapter.js'
 import type { Cache } from '../src/cache.js'
-import type { CacheConfig } from '../src/config.js'
+import type { CacheConfig } from '../src/config/index.js'
 import { CacheArgumentError, CacheFactoryError, type CacheError } from '../src/errors.js'
 import { INTERNALS } from '../src/internals.js'
 import { LEASE_SUFFIX, tryLease } from '../src/lease.js'
@@ -80,7 +80,8 @@ describe('getOrSet options', () => {
 
   it('refuses unknown options and bad durations, naming them', async () => {
     const c = track(createCache({ type: 'memory' }))
-    await expect(c.getOrSet('k', () => 1, { tll: 1 } as never)).rejects.toThrow(/unknown option `tll`/)
+    await expect(c.getOrSet('k', () => 1, { tll: 1 } as never)).rejects.toThrow(/unknown option `tll`\. Did you mean `ttl`\? The options are ttl, grace, timeout, lease\./)
+    await expect(c.getOrSet('k', () => 1, { leese: false } as never)).rejects.toThrow(/unknown option `leese`\. Did you mean `lease`\?/)
     await expect(c.getOrSet('k', () => 1, { grace: -1 })).rejects.toThrow(CacheArgumentError)
     await expect(c.getOrSet('k', () => 1, { lease: { ttl: 0 } })).rejects.toThrow(/lease\.ttl/)
     await expect(c.getOrSet('k', () => 1, 'soon')).rejects.toThrow(/"soon"/)

@@ -168,7 +168,8 @@ describe('what is stored', () => {
 
   it('checks the options when the middleware is built', () => {
     expect(() => resolveCachedOptions({ tll: 1 } as never, 'cached()')).toThrow(CacheConfigError)
-    expect(() => resolveCachedOptions({ tll: 1 } as never, 'cached()')).toThrow(/unknown option `tll`/)
+    expect(() => resolveCachedOptions({ tll: 1 } as never, 'cached()')).toThrow(/cached\(\): unknown option `tll`\. Did you mean `ttl`\?/)
+    expect(() => resolveCachedOptions({ queryStrings: false } as never, 'cached()')).toThrow(/unknown option `queryStrings`\. Did you mean `queryString`\?/)
     expect(() => resolveCachedOptions({ ttl: '5 minutes' }, 'cached()')).toThrow(/5 minutes/)
     expect(() => resolveCachedOptions({ vary: 'accept' } as never, 'cached()')).toThrow(/`vary`/)
     expect(resolveCachedOptions({}, 'cached()')).toMatchObject({ keyPrefix: 'view/', queryString: true, xCache: false })

@@ -42,7 +42,7 @@ for (const backend of backends) {
 
 describe('toKeyvStore', () => {
   it('takes an adapter too, and disconnect() closes only what it made', async () => {
-    const { memoryAdapter } = await import('../adapters/memory.js')
+    const { memoryAdapter } = await import('../adapters/memory/index.js')
     const adapter = memoryAdapter({}, { now: Date.now, threshold: 100, emit: () => {} })
     const owned = toKeyvStore(adapter)
     const keyv = new Keyv({ store: owned })

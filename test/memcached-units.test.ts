@@ -9,7 +9,7 @@ import { decodeEntry, encodeEntry } from '../adapters/memcached/entry.js'
 import { itemName, MAX_KEY_BYTES } from '../adapters/memcached/keys.js'
 import { exptimeFor, RELATIVE_LIMIT_S } from '../adapters/memcached/protocol.js'
 import { Ring } from '../adapters/memcached/ring.js'
-import { configFromEnv, resolveConfig } from '../src/config.js'
+import { configFromEnv, resolveConfig } from '../src/config/index.js'
 import { CacheConfigError } from '../src/errors.js'
 
 describe('memcached config', () => {

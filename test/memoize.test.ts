@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
-import { memoryAdapter } from '../adapters/memory.js'
+import { memoryAdapter } from '../adapters/memory/index.js'
 import type { CacheAdapter } from '../src/adapter.js'
 import { Cache } from '../src/cache.js'
 import { CacheArgumentError, CacheConfigError, type CacheError } from '../src/errors.js'
@@ -114,7 +114,8 @@ describe('memoize', () => {
     expect(() => c.memoize(() => 1)).toThrow(CacheConfigError)
     expect(() => c.memoize(() => 1)).toThrow(/anonymous.*name/)
     expect(c.memoize(() => 1, { name: 'one' }).makeCacheKey()).toMatch(/^memoize:one:/)
-    expect(() => c.memoize(function named() {}, { ttl: 1, tll: 2 } as never)).toThrow(/unknown option `tll`/)
+    expect(() => c.memoize(function named() {}, { ttl: 1, tll: 2 } as never)).toThrow(/memoize\(named\): unknown option `tll`\. Did you mean `ttl`\?/)
+    expect(() => c.memoize(function named() {}, { argsToIgnor: [0] } as never)).toThrow(/unknown option `argsToIgnor`\. Did you mean `argsToIgnore`\?/)
   })
 
   it('throws CacheConfigError at memoize time for a bad ttl, naming the function and the value', () => {

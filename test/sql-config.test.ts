@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest'
 import { postgresDefinition } from '../adapters/postgres/definition.js'
 import { requireDriver } from '../adapters/sql/options.js'
-import { resolveConfig } from '../src/config.js'
+import { resolveConfig } from '../src/config/index.js'
 import { CacheConfigError, configFromEnv, type CacheConfig } from '../src/index.js'
 
 function configError(fn: () => unknown): CacheConfigError {

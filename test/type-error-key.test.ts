@@ -4,7 +4,7 @@
  * here, an adapter of a third party that throws a CacheTypeError of its own making.
  */
 import { describe, expect, it } from 'vitest'
-import { memoryAdapter } from '../adapters/memory.js'
+import { memoryAdapter } from '../adapters/memory/index.js'
 import { CacheTypeError, createCache } from '../src/index.js'
 
 describe("inc's CacheTypeError", () => {

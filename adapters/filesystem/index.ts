@@ -25,22 +25,16 @@
 import { mkdirSync, readdirSync, statSync, writeFileSync, type Dirent } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { addToPayload, samePayload, type AdapterContext, type CacheAdapter, type ExpiresAt, type Payload } from '../../src/adapter.js'
-import { parseDuration, type Duration } from '../../src/duration.js'
+import { durationOption, type Duration } from '../../src/duration.js'
 import { CacheBackendError, CacheConfigError, CacheError } from '../../src/errors.js'
 import { encodeEntry, ENTRY_NAME, keyRef, sameKey, SHARD_NAME, storedKey, storedPayload, withExpiry, type KeyRef } from './format.js'
 import { errorCode, yieldToLoop } from './io.js'
 import { lockNowOrLater, unlock, type LockOptions } from './lock.js'
 import { Housekeeper } from './purge.js'
 import { EntryFiles, type EntryRead } from './store.js'
+import type { FilesystemAdapterOptions } from './definition.js'
 
-/** Options of the filesystem backend (see `AdapterOptions` in `src/config.ts` for their documentation). */
-export interface FilesystemAdapterOptions {
-  dir?: string
-  dirMode?: number
-  fileMode?: number
-  lockStaleTimeout?: Duration
-  purgeInterval?: Duration
-}
+export type { FilesystemAdapterOptions } from './definition.js'
 
 /** The filesystem backend's defaults. */
 export const FILESYSTEM_DEFAULTS = {
@@ -81,13 +75,7 @@ function mode(option: 'dirMode' | 'fileMode', value: unknown, fallback: number, 
 }
 
 function duration(option: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  try {
-    return parseDuration(value as Duration, `\`${option}\``, { option })
-  } catch (error) {
-    if (error instanceof CacheError) throw configError(option, `is invalid: ${error.message}`, error)
-    throw error
-  }
+  return value === undefined ? fallback : durationOption(value as Duration, option)
 }
 
 function resolveSettings(options: FilesystemAdapterOptions): Settings {

@@ -4,7 +4,7 @@
  */
 import type { Duration } from '../../src/duration.js'
 import { CacheConfigError } from '../../src/errors.js'
-import type { AdapterDefinition, OptionKind } from '../../src/registry.js'
+import type { AdapterDefinition, OptionKind } from '../../src/definition.js'
 import type { MemjsModule } from './driver.js'
 
 /** The memcached options (`type: 'memcached'`). */

@@ -1,7 +1,7 @@
 import type { AdapterFactory } from '../../src/adapter.js'
 import type { Duration } from '../../src/duration.js'
 import { CacheConfigError } from '../../src/errors.js'
-import type { AdapterDefinition } from '../../src/registry.js'
+import type { AdapterDefinition } from '../../src/definition.js'
 import { requireDriver } from '../sql/options.js'
 
 /**

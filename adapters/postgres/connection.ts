@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { redactUrl } from '../../src/config.js'
+import { redactUrl } from '../../src/redact.js'
 import { CacheBackendError, CacheConfigError } from '../../src/errors.js'
 import { requireDriver } from '../sql/options.js'
 import { reasonOf, secretForms, withoutSecrets } from '../sql/secrets.js'

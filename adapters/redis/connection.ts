@@ -1,7 +1,7 @@
 import KeyvRedis from '@keyv/redis'
-import type { AdapterOptions } from '../../src/config.js'
 import { CacheBackendError, CacheConfigError } from '../../src/errors.js'
 import { collectSecrets, redactError, redactText, redactUrl } from '../../src/redact.js'
+import type { RedisAdapterOptions } from './definition.js'
 
 /** The commands the adapter sends, as @redis/client's client, cluster and sentinel all offer them. */
 export interface Commands {
@@ -46,12 +46,6 @@ interface KeyvRedisParts {
   /** Private in @keyv/redis 5 (its slot-aware batching); checked to exist at start-up. */
   getSlotMap?(keys: string[]): Map<number, string[]>
 }
-
-/** The Redis options of {@link AdapterOptions}, as the redis adapter reads them. */
-export type RedisAdapterOptions = Pick<
-  AdapterOptions,
-  'url' | 'client' | 'cluster' | 'sentinel' | 'connectTimeout' | 'commandTimeout' | 'clearAll' | 'clientOptions'
->
 
 /**
  * `RESP_TYPES.BLOB_STRING` of @redis/client (the RESP `$` type), written out so that cachekit needs only

@@ -7,14 +7,15 @@ import {
   type Payload,
 } from '../../src/adapter.js'
 import { CacheConfigError, CacheError } from '../../src/errors.js'
-import { parseDuration } from '../../src/duration.js'
-import { Connection, type Commands, type RedisAdapterOptions } from './connection.js'
+import { durationOption, type Duration } from '../../src/duration.js'
+import { Connection, type Commands } from './connection.js'
+import type { RedisAdapterOptions } from './definition.js'
 import { Deadlines } from './deadlines.js'
 import { DELETE_IF_EQUALS, INCREMENT, PERSIST, type Script } from './scripts.js'
 
-export type { RedisAdapterOptions } from './connection.js'
+export type { RedisAdapterOptions, RedisNodeOption } from './definition.js'
 
-/** Defaults of the redis options (also in their TSDoc in `AdapterOptions`). */
+/** Defaults of the redis options (also in their TSDoc in `definition.ts`). */
 export const REDIS_DEFAULTS = {
   url: 'redis://127.0.0.1:6379',
   connectTimeout: 5_000,
@@ -38,12 +39,7 @@ export interface RedisAdapter extends CacheAdapter {
 
 function timeoutOption(value: unknown, name: 'connectTimeout' | 'commandTimeout'): number {
   if (value === undefined) return REDIS_DEFAULTS[name]
-  let ms: number
-  try {
-    ms = parseDuration(value as number | string, `\`${name}\``)
-  } catch (error) {
-    throw new CacheConfigError((error as Error).message, { option: name, cause: error })
-  }
+  const ms = durationOption(value as Duration, name)
   if (ms === 0) throw new CacheConfigError(`Option \`${name}\` must be more than 0: a Redis call must never wait forever.`, { option: name })
   return ms
 }

@@ -7,9 +7,9 @@ import { createRequire } from 'node:module'
 import { CacheConfigError } from '../../src/errors.js'
 import { betterSqlite3Driver, type BetterSqlite3Module } from './driver-better-sqlite3.js'
 import { nodeSqliteDriver, type NodeSqliteModule } from './driver-node.js'
+import type { SqliteDriverName } from './definition.js'
 
-/** Which SQLite binding a cache uses: `'better-sqlite3'` (the npm package) or `'node'` (`node:sqlite`). */
-export type SqliteDriverName = 'node' | 'better-sqlite3'
+export type { SqliteDriverName } from './definition.js'
 
 /** The names `driver` accepts. */
 export const SQLITE_DRIVERS: readonly SqliteDriverName[] = ['better-sqlite3', 'node']

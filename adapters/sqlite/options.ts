@@ -1,44 +1,10 @@
-/** The SQLite backend's options, their defaults, and their checks. */
+/** The SQLite backend's defaults and the checks of its options (declared in `definition.ts`). */
 import { resolve } from 'node:path'
-import { parseDuration, type Duration } from '../../src/duration.js'
+import { durationOption, type Duration } from '../../src/duration.js'
 import { CacheConfigError } from '../../src/errors.js'
-import type { SqliteDriverName } from './driver.js'
+import type { SqliteAdapterOptions, SqliteDriverName } from './definition.js'
 
-/** Options of the SQLite backend. */
-export interface SqliteAdapterOptions {
-  /**
-   * The database file, relative to the working directory or absolute; parent folders are created as
-   * needed. `':memory:'` is a private in-memory database (one process, gone on close).
-   * @default '.cache/cachekit.sqlite'
-   */
-  path?: string
-  /**
-   * The table that holds the entries (letters, digits and `_`). Several caches may share one file with
-   * different tables, or one table with different `keyPrefix`es.
-   * @default 'cachekit'
-   */
-  table?: string
-  /**
-   * How long a write waits for another process's lock before it gives up with a `CacheBackendError`.
-   * @default '5s'
-   */
-  busyTimeout?: Duration
-  /** How often expired rows are deleted in the background; `0` turns the timer off. @default '1m' */
-  purgeInterval?: Duration
-  /**
-   * The most rows one purge or eviction step deletes before it yields to the event loop, so that purging a
-   * large table never stalls a server.
-   * @default 500
-   */
-  purgeBatchSize?: number
-  /**
-   * The SQLite binding: `'better-sqlite3'` (the npm package, a native module) or `'node'` (`node:sqlite`,
-   * built into Node 22.13 and later, nothing to compile). Both read and write the same files, so processes
-   * on either share one cache.
-   * @default better-sqlite3 where it is installed, else node:sqlite
-   */
-  driver?: SqliteDriverName
-}
+export type { SqliteAdapterOptions } from './definition.js'
 
 /** The defaults of {@link SqliteAdapterOptions}. */
 export const SQLITE_DEFAULTS = {
@@ -98,10 +64,5 @@ function positiveInteger(value: unknown, option: string): number {
 }
 
 function duration(value: Duration | undefined, fallback: number, option: string): number {
-  if (value === undefined) return fallback
-  try {
-    return parseDuration(value, `\`${option}\``, { option })
-  } catch (error) {
-    throw new CacheConfigError((error as Error).message, { option, cause: error })
-  }
+  return value === undefined ? fallback : durationOption(value, option)
 }

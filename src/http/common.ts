@@ -1,5 +1,6 @@
 import type { Cache } from '../cache.js'
-import { parseDuration, type Duration } from '../duration.js'
+import { checkOptionNames } from '../config/suggest.js'
+import { durationOption, type Duration } from '../duration.js'
 import { CacheConfigError } from '../errors.js'
 import { cache as singleton } from '../singleton.js'
 import { HTTP_KEY_PREFIX, httpCacheKey, requestTargetKey } from './keys.js'
@@ -57,16 +58,8 @@ const KNOWN = ['ttl', 'cache', 'keyPrefix', 'queryString', 'unless', 'forcedUpda
 /** Check `cached(...)`'s options once, at config time. @throws {CacheConfigError} naming the option. */
 export function resolveCachedOptions<Req>(options: CachedOptions<Req>, where: string): ResolvedCached<Req> {
   if (typeof options !== 'object' || options === null) throw new CacheConfigError(`${where}: the options must be an object.`)
-  for (const name of Object.keys(options)) {
-    if (!KNOWN.includes(name)) throw new CacheConfigError(`${where}: unknown option \`${name}\`; the options are ${KNOWN.join(', ')}.`, { option: name })
-  }
-  if (options.ttl !== undefined) {
-    try {
-      parseDuration(options.ttl, `\`ttl\` of ${where}`)
-    } catch (error) {
-      throw new CacheConfigError((error as Error).message, { option: 'ttl', cause: error })
-    }
-  }
+  checkOptionNames(options, KNOWN, where, (message, option) => new CacheConfigError(message, { option }))
+  if (options.ttl !== undefined) durationOption(options.ttl, 'ttl', where)
   for (const name of ['unless', 'forcedUpdate', 'responseFilter'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'function') throw new CacheConfigError(`${where}: \`${name}\` must be a function.`, { option: name })
   }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { AdapterCapabilities, AdapterContext, CacheAdapter } from '../adapter.js'
 import { Cache } from '../cache.js'
-import type { CacheConfig, CommonOptions } from '../config.js'
+import type { CacheConfig, CommonOptions } from '../config/index.js'
 
 /** What a conformance run needs to know about an adapter. */
 export interface ConformanceOptions {

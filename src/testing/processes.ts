@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { expect, it } from 'vitest'
-import type { CacheConfig } from '../config.js'
+import type { CacheConfig } from '../config/index.js'
 import type { ConformanceOptions } from './harness.js'
 
 /** What each child process does once every child is ready. */

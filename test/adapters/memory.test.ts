@@ -1,4 +1,4 @@
-import { memoryAdapter } from '../../adapters/memory.js'
+import { memoryAdapter } from '../../adapters/memory/index.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
 
 runAdapterConformance({

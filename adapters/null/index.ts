@@ -1,7 +1,7 @@
-import type { AdapterContext, CacheAdapter } from '../src/adapter.js'
+import type { AdapterContext, CacheAdapter } from '../../src/adapter.js'
+import type { NullAdapterOptions } from './definition.js'
 
-/** The null backend has no options. */
-export type NullAdapterOptions = Record<string, never>
+export type { NullAdapterOptions } from './definition.js'
 
 /**
  * Flask-Caching's NullCache: stores nothing. `get` always misses, `set` reports success, `add` succeeds

@@ -8,19 +8,12 @@ import {
   type CacheAdapter,
   type ExpiresAt,
   type Payload,
-} from '../src/adapter.js'
-import { CacheConfigError } from '../src/errors.js'
-import { parseSize, showBytes, type Size } from '../src/size.js'
+} from '../../src/adapter.js'
+import { CacheConfigError } from '../../src/errors.js'
+import { parseSize, showBytes } from '../../src/size.js'
+import type { MemoryAdapterOptions } from './definition.js'
 
-/** Options of the memory backend; `threshold` (in the context) bounds its entries. */
-export interface MemoryAdapterOptions {
-  /**
-   * The most bytes the entries may take: each key's UTF-8 bytes plus its encoded value's. `0` means no
-   * byte bound. Without it, a cache with `threshold: 0` is unbounded (and warns).
-   * @default '64mb'
-   */
-  maxBytes?: Size
-}
+export type { MemoryAdapterOptions } from './definition.js'
 
 /** Defaults of the memory options (also in their TSDoc). */
 export const MEMORY_DEFAULTS = {
