@@ -52,7 +52,7 @@ describe('postgres and mysql in config', () => {
 
   it('a URL of the wrong shape is refused before anything connects, without echoing a password', () => {
     const e = configError(() => resolveConfig({ type: 'postgres', url: 'mysql://u:hunter2@db/app' }))
-    expect(e.message).toContain('postgres://')
+    expect(e.message).toContain('a postgres: or postgresql: URL')
     expect(e.message).not.toContain('hunter2')
     expect(configError(() => resolveConfig('mysql://u:hunter2@db')).message).toMatch(/database/)
     expect(configError(() => resolveConfig('mysql://u:hunter2@db/app?flags=-FOUND_ROWS')).message).toContain('`pool`')
