@@ -229,7 +229,7 @@ describe('filesystem: purge', () => {
     await vi.waitFor(() => expect(entries(dir)).toHaveLength(1), { timeout: 30_000, interval: 100 })
     expect(await cache.get('forever')).toBe('stays')
     await cache.close()
-  }, 60_000)
+  }, 180_000)
 
   it('purgeExpired() removes exactly the expired entries, and stale locks and temporary files of crashed writers', async () => {
     const dir = freshDir()
