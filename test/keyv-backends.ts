@@ -5,6 +5,10 @@ import { join } from 'node:path'
 import { afterAll } from 'vitest'
 import { ADAPTERS, type AdapterDefinition } from '../src/registry.js'
 import { REDIS_URL, serverAvailable } from './keyv-servers.js'
+import { MYSQL_URL, mysqlOrSkip, mysqlQuery, pgQuery, POSTGRES_URL, postgresOrSkip, randomTable } from './support/sql.js'
+
+/** The SQL backends' table for these tests, dropped at the end. */
+const SQL_TABLE = randomTable('keyv')
 
 /** A config reaching each backend, by the URL scheme its registry entry declares. */
 const BY_SCHEME: Record<string, (def: AdapterDefinition, dir: string) => Record<string, unknown>> = {
@@ -12,6 +16,8 @@ const BY_SCHEME: Record<string, (def: AdapterDefinition, dir: string) => Record<
   file: (def, dir) => ({ url: `file:${join(dir, def.type)}` }),
   sqlite: (def, dir) => ({ url: `sqlite:${join(dir, `${def.type}.sqlite`)}` }),
   redis: () => ({ url: REDIS_URL }),
+  postgres: () => ({ url: POSTGRES_URL, table: SQL_TABLE }),
+  mysql: () => ({ url: MYSQL_URL, table: SQL_TABLE }),
 }
 /** Backends without a URL of their own. */
 const BY_TYPE: Record<string, () => Record<string, unknown>> = {
@@ -50,6 +56,10 @@ export async function loadableBackends(label: string): Promise<Backend[]> {
   for (const def of ADAPTERS) {
     if (EXCLUDED[def.type] !== undefined || configFor(def, dir) === undefined) continue
     if (needsRedis(def) && !redisUp) continue
+    if (def.type === 'postgres' || def.type === 'mysql') {
+      if (!(await (def.type === 'postgres' ? postgresOrSkip : mysqlOrSkip)(`${label} for the ${def.type} adapter`))) continue
+      afterAll(() => (def.type === 'postgres' ? pgQuery(`DROP TABLE IF EXISTS "${SQL_TABLE}"`) : mysqlQuery(`DROP TABLE IF EXISTS \`${SQL_TABLE}\``)).then(() => {}))
+    }
     try {
       await def.load()
     } catch (error) {
