@@ -210,7 +210,7 @@ describe('environment variables', () => {
   const urlVariables = ['CACHE_URL', ...ADAPTERS.flatMap((d) => Object.keys(d.env ?? {})).filter((v) => v.endsWith('_URL'))]
 
   it('covers every *_URL variable', () => {
-    expect(urlVariables).toEqual(['CACHE_URL', 'CACHE_REDIS_URL'])
+    expect(urlVariables).toEqual(['CACHE_URL', 'CACHE_REDIS_URL', 'CACHE_POSTGRES_URL', 'CACHE_MYSQL_URL'])
   })
 
   for (const variable of urlVariables) {

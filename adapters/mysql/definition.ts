@@ -71,8 +71,9 @@ function mysqlFromUrl(url: string): Record<string, unknown> {
   let parsed: URL
   try {
     parsed = new URL(url)
-  } catch (cause) {
-    throw new CacheConfigError('Invalid MySQL URL: write it as mysql://[user[:password]@]host[:port]/database (or mariadb://).', { option: 'url', cause })
+  } catch {
+    // No cause: the parser's TypeError holds the whole input, password included.
+    throw new CacheConfigError('Invalid MySQL URL: write it as mysql://[user[:password]@]host[:port]/database (or mariadb://); percent-encode `/`, `?`, `#` and `@` in a password.', { option: 'url' })
   }
   if (parsed.protocol !== 'mysql:' && parsed.protocol !== 'mariadb:') {
     throw new CacheConfigError(`A MySQL URL starts with mysql:// or mariadb://, not ${parsed.protocol}//.`, { option: 'url' })

@@ -79,10 +79,10 @@ function postgresFromUrl(url: string): Record<string, unknown> {
   let parsed: URL
   try {
     parsed = new URL(url)
-  } catch (cause) {
-    throw new CacheConfigError('Invalid PostgreSQL URL: write it as postgres://[user[:password]@]host[:port]/database[?sslmode=require].', {
+  } catch {
+    // No cause: the parser's TypeError holds the whole input, password included.
+    throw new CacheConfigError('Invalid PostgreSQL URL: write it as postgres://[user[:password]@]host[:port]/database[?sslmode=require]; percent-encode `/`, `?`, `#` and `@` in a password.', {
       option: 'url',
-      cause,
     })
   }
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
