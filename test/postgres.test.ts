@@ -8,7 +8,8 @@ import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
-import { postgresAdapter } from '../adapters/postgres/index.js'
+import { PgConnection } from '../adapters/postgres/connection.js'
+import { postgresAdapter, type PostgresPool } from '../adapters/postgres/index.js'
 import type { AdapterContext, CacheAdapter } from '../src/adapter.js'
 import { CacheBackendError, CacheConfigError, CacheTypeError, createCache, type Cache } from '../src/index.js'
 import { FakeClock } from '../src/testing/index.js'
@@ -250,6 +251,29 @@ describe.runIf(run)('postgres: failures', () => {
     await c.set('k', 1)
     const found = await pgQuery('SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1', [`cachekit/${mine}`])
     expect(Number(found.rows[0]?.n)).toBeGreaterThan(0)
+  })
+
+  it("commits on cachekit's own connections skip the disk wait unless synchronousCommit; an app's pool is left alone", async () => {
+    const show = async (conn: PgConnection) => String(((await conn.run({ text: 'SHOW synchronous_commit' }, true)).rows[0] as unknown as Record<string, unknown>).synchronous_commit)
+    const base = { pool: undefined, poolSize: 2, connectTimeout: 5_000, commandTimeout: 5_000, onLost: () => {} }
+    const fast = new PgConnection({ ...base, url: POSTGRES_URL, synchronousCommit: false })
+    const durable = new PgConnection({ ...base, url: POSTGRES_URL, synchronousCommit: true })
+    const theirs = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 })
+    const app = new PgConnection({ ...base, url: undefined, pool: theirs as unknown as PostgresPool, synchronousCommit: false })
+    try {
+      const server = String((await pgQuery('SHOW synchronous_commit')).rows[0]?.synchronous_commit)
+      expect(server).toBe('on')
+      // Each of the two connections of the pool, not only the first.
+      expect(await Promise.all([show(fast), show(fast), show(fast)])).toEqual(['off', 'off', 'off'])
+      expect(await show(durable)).toBe('on')
+      expect(await show(app)).toBe('on')
+      expect(() => cache({ synchronousCommit: 'no' })).toThrow(/Option `synchronousCommit` must be a boolean/)
+    } finally {
+      await fast.close()
+      await durable.close()
+      await app.close()
+      await theirs.end()
+    }
   })
 
   it('a statement stuck on a lock fails within commandTimeout, and the cache goes on', async () => {

@@ -38,6 +38,7 @@ interface PgPool extends PgClient {
   connect(): Promise<PgPoolClient>
   end(): Promise<void>
   on(event: 'error', listener: (error: Error) => void): unknown
+  on(event: 'connect', listener: (client: PgClient) => void): unknown
 }
 
 interface PgDriver {
@@ -110,6 +111,8 @@ export interface PgConnectionOptions {
   poolSize: number
   connectTimeout: number
   commandTimeout: number
+  /** Whether a commit on cachekit's own connections waits for the server's disk (`synchronous_commit`). */
+  synchronousCommit: boolean
   /** Reports a lost connection once per outage (a pool error), never thrown. */
   onLost: (error: Error) => void
 }
@@ -169,6 +172,13 @@ export class PgConnection {
         // An open cache must not keep a finished script alive.
         allowExitOnIdle: true,
       })
+      if (!o.synchronousCommit) {
+        // Sent first on each new connection (pg runs a client's queries in order), so no statement of
+        // cachekit's runs before it. Were it refused, that connection would simply keep waiting for the disk.
+        this.#pool.on('connect', (client) => {
+          client.query({ text: 'SET synchronous_commit TO off' }).catch(() => {})
+        })
+      }
       this.#client = undefined
       this.#owned = true
       this.where = o.url === undefined ? 'PostgreSQL (from the PG* environment variables, else localhost:5432)' : describe(o.url, undefined)

@@ -13,7 +13,7 @@ import { KEYS_PAGE, statements } from './statements.js'
 export type { PostgresAdapterOptions, PostgresPool } from './definition.js'
 
 /** The defaults of {@link PostgresAdapterOptions}. */
-export const POSTGRES_DEFAULTS = { ...SQL_DEFAULTS, unlogged: false } as const
+export const POSTGRES_DEFAULTS = { ...SQL_DEFAULTS, unlogged: false, synchronousCommit: false } as const
 
 /** Entries per statement of `setMany`. */
 const SET_MANY_CHUNK = 500
@@ -37,6 +37,12 @@ export function postgresAdapter(options: PostgresAdapterOptions, context: Adapte
     throw new CacheConfigError(`Option \`unlogged\` must be true or false, not ${JSON.stringify(options.unlogged)}.`, { option: 'unlogged' })
   }
   const unlogged = options.unlogged ?? POSTGRES_DEFAULTS.unlogged
+  if (options.synchronousCommit !== undefined && typeof options.synchronousCommit !== 'boolean') {
+    throw new CacheConfigError(`Option \`synchronousCommit\` must be true or false, not ${JSON.stringify(options.synchronousCommit)}.`, {
+      option: 'synchronousCommit',
+    })
+  }
+  const synchronousCommit = options.synchronousCommit ?? POSTGRES_DEFAULTS.synchronousCommit
   const connectTimeout = durationOption(options.connectTimeout, SQL_DEFAULTS.connectTimeout, 'connectTimeout')
   const commandTimeout = durationOption(options.commandTimeout, SQL_DEFAULTS.commandTimeout, 'commandTimeout')
   const purgeInterval = durationOption(options.purgeInterval, SQL_DEFAULTS.purgeInterval, 'purgeInterval', 'no background purge')
@@ -52,6 +58,7 @@ export function postgresAdapter(options: PostgresAdapterOptions, context: Adapte
     poolSize,
     connectTimeout,
     commandTimeout,
+    synchronousCommit,
     onLost: (error) => emit({ type: 'error', error }),
   })
   const where = conn.where
