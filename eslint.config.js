@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint'
 
 // The layering (see test/layering.test.ts, which also catches dynamic imports and cycles): adapters import
 // only the core's leaf modules, and the core reaches adapters only through the list in adapters/index.ts.
-const CORE_ONLY = '^(\\.\\./)+src/(config|registry|cache|singleton|index|getorset|lease|memoize|http|testing|keyv)(\\.js$|/)'
+const CORE_ONLY = '^(\\.\\./)+src/(config|registry|cache|singleton|index|getorset|lease|memoize|http|testing|to-keyv-store)(\\.js$|/)'
 const ADAPTER_INTERNALS = '^(\\.\\./)+adapters/(?!index\\.js$)'
 
 export default tseslint.config(

@@ -29,7 +29,7 @@ const name = (cell: string | undefined): string => /^`([^`]+)`$/.exec(cell ?? ''
 
 /** The `@default` of each option in the TSDoc of the files that declare a backend's options. */
 function tsdocDefaults(type: string): Map<string, string | undefined> {
-  const files = [`adapters/${type}/definition.ts`, `adapters/${type}.ts`, `adapters/${type}/index.ts`].filter((f) => existsSync(new URL(`../${f}`, import.meta.url)))
+  const files = [`adapters/${type}/definition.ts`, `adapters/${type}/index.ts`].filter((f) => existsSync(new URL(`../${f}`, import.meta.url)))
   const found = new Map<string, string | undefined>()
   for (const file of files) {
     for (const m of read(file).matchAll(/\/\*\*((?:(?!\*\/)[\s\S])*?)\*\/\s*\n\s*(\w+)\??:/g)) {

@@ -47,7 +47,7 @@ function edges(): Edge[] {
 }
 
 /** A module an adapter must not import: the config, registry, cache and everything built on the cache. */
-const CORE_ONLY = /^src\/(config|registry|cache|singleton|index|getorset|lease|memoize|http|testing|keyv)(\.ts$|\/)/
+const CORE_ONLY = /^src\/(config|registry|cache|singleton|index|getorset|lease|memoize|http|testing|to-keyv-store)(\.ts$|\/)/
 
 function forbidden(edge: Edge): boolean {
   if (edge.from.startsWith('adapters/')) return CORE_ONLY.test(edge.to)
@@ -100,6 +100,8 @@ describe('layering', () => {
 
   it('finds a forbidden edge and a cycle when there is one (the checks can fail)', () => {
     expect(forbidden({ from: 'adapters/redis/connection.ts', to: 'src/config/index.ts', typeOnly: true })).toBe(true)
+    // The cache as a Keyv store is built on the cache: the keyv backend (a Keyv store as a cache) must not use it.
+    expect(forbidden({ from: 'adapters/keyv/index.ts', to: 'src/to-keyv-store.ts', typeOnly: false })).toBe(true)
     expect(forbidden({ from: 'src/registry.ts', to: 'adapters/redis/index.ts', typeOnly: false })).toBe(true)
     expect(forbidden({ from: 'src/registry.ts', to: 'adapters/index.ts', typeOnly: false })).toBe(false)
     expect(forbidden({ from: 'adapters/sqlite/options.ts', to: 'src/duration.ts', typeOnly: false })).toBe(false)
