@@ -18,8 +18,8 @@ import {
 } from './errors.js'
 import { CacheEmitter, type CacheEventName, type CacheListener } from './events.js'
 import { computeOnce, getOrSetSlot, resolveGetOrSetOptions, type GetOrSetOptions } from './getorset.js'
-import { INTERNALS, type CacheInternals } from './internals.js'
-import { deleteMemoized, memoize, memoized, type Memoized, type MemoizedDecorator, type MemoizeOptions } from './memoize.js'
+import { BOOKKEEPING, ENGINE, type Engine, type Outcome } from './engine.js'
+import { deleteMemoized, memoize, memoized, type Memoized, type MemoizedDecorator, type MemoizeOptions } from './memoize/index.js'
 import { describeLoneSurrogate, isWellFormed, WELL_FORMED_FIX } from './well-formed.js'
 
 /** The longest key accepted, in UTF-16 code units (the prefix not counted). */
@@ -80,6 +80,15 @@ function checkKey(key: unknown): asserts key is string {
     throw new CacheArgumentError(`The key ${showKey(key)} is ${key.length} characters long; keys are limited to ${MAX_KEY_LENGTH}. Hash long keys first.`, { key })
   }
   if (!isWellFormed(key)) throw loneSurrogate(`The key ${showKey(key)}`, key, { key })
+  if (key.includes(BOOKKEEPING)) throw reserved(`The key ${showKey(key)}`, { key })
+}
+
+/** `|ck:` marks cachekit's own bookkeeping keys, which `keys()`, events and `stats()` leave out. */
+function reserved(what: string, context: { key?: string } = {}): CacheArgumentError {
+  return new CacheArgumentError(
+    `${what} contains "${BOOKKEEPING}", which marks cachekit's own bookkeeping keys (leases, freshness markers, memoize versions). Use another separator, e.g. "|" or ":".`,
+    context,
+  )
 }
 
 /** Redis and SQLite would store a lone surrogate as U+FFFD, merging distinct keys: every backend refuses it. */
@@ -117,8 +126,8 @@ async function* iterate<T>(source: AsyncIterable<T> | Iterable<T>): AsyncGenerat
 export class Cache {
   readonly #root: Root
   readonly #prefix: string
-  /** Built once per open core (see `[INTERNALS]`), so a getOrSet or memoize hit does not rebuild it. */
-  #internals: { core: Core; value: CacheInternals } | undefined
+  /** Built once per open core (see `[ENGINE]`), so a getOrSet or memoize hit does not rebuild it. */
+  #engine: { core: Core; value: Engine } | undefined
 
   /** @internal Use `createCache(config)` or the `cache` singleton. */
   constructor(root?: Root, prefix = '') {
@@ -260,49 +269,53 @@ export class Cache {
       throw new CacheArgumentError(`A namespace must be a non-empty string, not ${JSON.stringify(prefix)}.`)
     }
     if (!isWellFormed(prefix)) throw loneSurrogate(`The namespace prefix ${showKey(prefix)}`, prefix)
+    if (prefix.includes(BOOKKEEPING)) throw reserved(`The namespace prefix ${showKey(prefix)}`)
     return new Cache(this.#root, this.#prefix + prefix)
   }
 
   /** The value at `key`, or `undefined` on a miss (or a backend failure, with `failOpen`). */
   async get<T = unknown>(key: string): Promise<T | undefined> {
     checkKey(key)
-    return this.#read<T>(key, true)
+    const core = this.#core()
+    const value = await this.#read<T>(core, key, undefined)
+    this.#record(core, value === undefined ? 'miss' : 'hit', key)
+    return value
   }
 
-  /**
-   * A `get` that counts and reports a miss only when `countMiss` (getOrSet's first look does not), as one
-   * command of a call with a deadline when `budget` is given.
-   */
-  async #read<T>(key: string, countMiss: boolean, budget?: Budget): Promise<T | undefined> {
-    const core = this.#core()
-    const full = this.#full(core, key)
+  /** The value at `key`, counted and emitted by the caller, as one command of a call with a deadline when `budget` is given. */
+  async #read<T>(core: Core, key: string, budget: Budget | undefined): Promise<T | undefined> {
     let payload: Payload | undefined
+    // Inline rather than through #send, as on every hot path: a closure per call costs more than the call.
     try {
-      payload = await (core.adapter ?? (await core.loading)).get(full, budget?.timeout('get', key))
+      payload = await (core.adapter ?? (await core.loading)).get(this.#full(core, key), budget?.timeout('get', key))
     } catch (error) {
       return this.#failIn(budget, core, 'get', key, error, undefined)
     }
-    if (payload === undefined && !countMiss) return undefined
-    return this.#decodeHit<T>(core, key, payload)
+    return payload === undefined ? undefined : this.#decode<T>(core, key, payload)
   }
 
   /** Values in the order of `keys`; `undefined` for each miss. */
-  getMany<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]> {
-    return this.#readMany(keys, undefined)
-  }
-
-  async #readMany<T>(keys: readonly string[], budget: Budget | undefined): Promise<(T | undefined)[]> {
+  async getMany<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]> {
     const core = this.#core()
     if (!Array.isArray(keys)) throw new CacheArgumentError('getMany takes an array of keys.')
-    if (keys.length === 0) return []
     keys.forEach(checkKey)
+    const values = await this.#readMany<T>(core, keys, undefined)
+    for (let i = 0; i < values.length; i++) this.#record(core, values[i] === undefined ? 'miss' : 'hit', keys[i] as string)
+    return values
+  }
+
+  async #readMany<T>(core: Core, keys: readonly string[], budget: Budget | undefined): Promise<(T | undefined)[]> {
+    if (keys.length === 0) return []
     let payloads: (Payload | undefined)[]
     try {
       payloads = await (core.adapter ?? (await core.loading)).getMany(keys.map((k) => this.#full(core, k)), budget?.timeout('getMany', keys[0]))
     } catch (error) {
       return this.#failIn(budget, core, 'getMany', keys[0], error, keys.map(() => undefined))
     }
-    return keys.map((key, i) => this.#decodeHit<T>(core, key, payloads[i]))
+    return keys.map((key, i) => {
+      const payload = payloads[i]
+      return payload === undefined ? undefined : this.#decode<T>(core, key, payload)
+    })
   }
 
   /**
@@ -310,13 +323,15 @@ export class Cache {
    * @returns true if stored; false if the backend failed and `failOpen` is on.
    * @throws {CacheArgumentError} for an empty key, `undefined` or a bad TTL; {@link CacheSerializationError} for a value that cannot be encoded.
    */
-  set(key: string, value: unknown, ttl?: Duration): Promise<boolean> {
-    return this.#write(key, value, ttl, undefined)
-  }
-
-  async #write(key: string, value: unknown, ttl: Duration | undefined, budget: Budget | undefined): Promise<boolean> {
+  async set(key: string, value: unknown, ttl?: Duration): Promise<boolean> {
     checkKey(key)
     const core = this.#core()
+    const stored = await this.#write(core, key, value, ttl, undefined)
+    if (stored) this.#record(core, 'set', key)
+    return stored
+  }
+
+  async #write(core: Core, key: string, value: unknown, ttl: Duration | undefined, budget: Budget | undefined): Promise<boolean> {
     const payload = this.#encode(core, key, value)
     const expiresAt = this.#expiresAt(core, key, ttl)
     try {
@@ -324,8 +339,6 @@ export class Cache {
     } catch (error) {
       return this.#failIn(budget, core, 'set', key, error, false)
     }
-    core.stats.sets++
-    this.#root.emitter.emit('set', key)
     return true
   }
 
@@ -347,11 +360,7 @@ export class Cache {
       return { key: this.#full(core, key), value: this.#encode(core, key, value), expiresAt }
     })
     if (batch.length === 0) return true
-    try {
-      await (core.adapter ?? (await core.loading)).setMany(batch)
-    } catch (error) {
-      return this.#fail(core, 'setMany', first, error, false)
-    }
+    if (!(await this.#send(core, 'setMany', first, undefined, async (a) => (await a.setMany(batch), true), false))) return false
     core.stats.sets += batch.length
     const emitter = this.#root.emitter
     if (emitter.listenerCount('set') > 0) for (const [key] of pairs) emitter.emit('set', key)
@@ -363,45 +372,44 @@ export class Cache {
    * @returns true if this call stored it.
    * @throws {CacheBackendError} on a backend failure, whatever `failOpen` says.
    */
-  add(key: string, value: unknown, ttl?: Duration): Promise<boolean> {
-    return this.#add(key, value, ttl, undefined)
-  }
-
-  async #add(key: string, value: unknown, ttl: Duration | undefined, budget: Budget | undefined): Promise<boolean> {
+  async add(key: string, value: unknown, ttl?: Duration): Promise<boolean> {
     checkKey(key)
     const core = this.#core()
-    const payload = this.#encode(core, key, value)
-    const expiresAt = this.#expiresAt(core, key, ttl)
-    let added: boolean
-    try {
-      added = await (core.adapter ?? (await core.loading)).add(this.#full(core, key), payload, expiresAt, budget?.timeout('add', key))
-    } catch (error) {
-      return this.#failIn(budget, core, 'add', key, error)
-    }
-    if (added) {
-      core.stats.sets++
-      this.#root.emitter.emit('set', key)
-    }
+    const added = await this.#add(core, key, value, ttl, undefined)
+    if (added) this.#record(core, 'set', key)
     return added
   }
 
-  /** Remove `key`. @returns true if it existed. */
-  delete(key: string): Promise<boolean> {
-    return this.#remove(key, undefined)
+  async #add(core: Core, key: string, value: unknown, ttl: Duration | undefined, budget: Budget | undefined): Promise<boolean> {
+    const payload = this.#encode(core, key, value)
+    const expiresAt = this.#expiresAt(core, key, ttl)
+    try {
+      return await (core.adapter ?? (await core.loading)).add(this.#full(core, key), payload, expiresAt, budget?.timeout('add', key))
+    } catch (error) {
+      return this.#failIn(budget, core, 'add', key, error)
+    }
   }
 
-  async #remove(key: string, budget: Budget | undefined): Promise<boolean> {
+  /** Remove `key`. @returns true if it existed. */
+  async delete(key: string): Promise<boolean> {
     checkKey(key)
     const core = this.#core()
-    let existed: boolean
-    try {
-      existed = await (core.adapter ?? (await core.loading)).delete(this.#full(core, key), budget?.timeout('delete', key))
-    } catch (error) {
-      return this.#failIn(budget, core, 'delete', key, error, false)
+    const existed = await this.#remove(core, key, undefined)
+    // A failed delete (fail-open) is not a delete.
+    if (existed !== undefined) {
+      core.stats.deletes++
+      this.#root.emitter.emit('delete', key)
     }
-    core.stats.deletes++
-    this.#root.emitter.emit('delete', key)
-    return existed
+    return existed === true
+  }
+
+  /** `undefined` when the backend failed (with fail-open). */
+  async #remove(core: Core, key: string, budget: Budget | undefined): Promise<boolean | undefined> {
+    try {
+      return await (core.adapter ?? (await core.loading)).delete(this.#full(core, key), budget?.timeout('delete', key))
+    } catch (error) {
+      return this.#failIn(budget, core, 'delete', key, error, undefined)
+    }
   }
 
   /** Remove many keys. @returns how many existed. */
@@ -410,13 +418,22 @@ export class Cache {
     if (!Array.isArray(keys)) throw new CacheArgumentError('deleteMany takes an array of keys.')
     keys.forEach(checkKey)
     if (keys.length === 0) return 0
-    try {
-      const n = await (core.adapter ?? (await core.loading)).deleteMany(keys.map((k) => this.#full(core, k)))
-      core.stats.deletes += keys.length
-      return n
-    } catch (error) {
-      return this.#fail(core, 'deleteMany', keys[0], error, 0)
-    }
+    let done = false
+    const n = await this.#send(
+      core,
+      'deleteMany',
+      keys[0],
+      undefined,
+      async (a) => {
+        const removed = await a.deleteMany(keys.map((k) => this.#full(core, k)))
+        done = true
+        return removed
+      },
+      0,
+    )
+    // A failed deleteMany (fail-open) deleted nothing.
+    if (done) core.stats.deletes += keys.length
+    return n
   }
 
   /** True if `key` holds a live entry. */
@@ -468,12 +485,7 @@ export class Cache {
   async ttl(key: string): Promise<Milliseconds | null | undefined> {
     checkKey(key)
     const core = this.#core()
-    let expiresAt: ExpiresAt | undefined
-    try {
-      expiresAt = await (core.adapter ?? (await core.loading)).expiresAt(this.#full(core, key))
-    } catch (error) {
-      return this.#fail(core, 'ttl', key, error, undefined)
-    }
+    const expiresAt: ExpiresAt | undefined = await this.#send(core, 'ttl', key, undefined, (a) => a.expiresAt(this.#full(core, key)), undefined)
     if (expiresAt === undefined || expiresAt === null) return expiresAt
     // A backend with its own clock (Redis) reports by the wall clock; never a negative time left.
     return Math.max(0, expiresAt - (core.adapter?.capabilities.realClock === true ? Date.now() : core.now()))
@@ -485,13 +497,12 @@ export class Cache {
    */
   async touch(key: string, ttl?: Duration): Promise<boolean> {
     checkKey(key)
-    const core = this.#core()
+    return this.#touch(this.#core(), key, ttl, undefined)
+  }
+
+  async #touch(core: Core, key: string, ttl: Duration | undefined, budget: Budget | undefined): Promise<boolean> {
     const expiresAt = this.#expiresAt(core, key, ttl)
-    try {
-      return await (core.adapter ?? (await core.loading)).touch(this.#full(core, key), expiresAt)
-    } catch (error) {
-      return this.#fail(core, 'touch', key, error, false)
-    }
+    return this.#send(core, 'touch', key, budget, (a) => a.touch(this.#full(core, key), expiresAt), false)
   }
 
   /**
@@ -515,14 +526,18 @@ export class Cache {
     const resolved = resolveGetOrSetOptions(key, options)
     const budget = this.#budget(this.#core())
     // The hot path, a fresh hit, is one read: without grace the value at the key is all there is to read.
-    // A miss is not counted here: the single-flight reads again (a value stored meanwhile is found), and
-    // that read counts it once.
+    // A miss is not counted here: the single-flight counts the call once, a hit or a miss by whether it ran
+    // the factory.
+    const core = this.#core()
     if (resolved.grace === 0) {
-      const hit = await this.#read<T>(key, false, budget)
-      if (hit !== undefined) return hit
+      const hit = await this.#read<T>(core, key, budget)
+      if (hit !== undefined) {
+        this.#record(core, 'hit', key)
+        return hit
+      }
     }
-    const internals = await this[INTERNALS]()
-    return computeOnce(this, internals, getOrSetSlot<T>(internals, key, resolved), factory, resolved, budget)
+    const engine = await this[ENGINE]()
+    return computeOnce(engine, getOrSetSlot<T>(engine, key, resolved), factory, resolved, budget)
   }
 
   /**
@@ -561,12 +576,7 @@ export class Cache {
    */
   async clear(): Promise<boolean> {
     const core = this.#core()
-    try {
-      await (core.adapter ?? (await core.loading)).clear(this.#full(core, ''))
-    } catch (error) {
-      return this.#fail(core, 'clear', undefined, error, false)
-    }
-    return true
+    return this.#send(core, 'clear', undefined, undefined, async (a) => (await a.clear(this.#full(core, '')), true), false)
   }
 
   /** The live keys under this cache's prefix, without the prefix, in no particular order. */
@@ -582,7 +592,10 @@ export class Cache {
     }
     try {
       for await (const full of iterate(adapter.keys(prefix))) {
-        if (full.startsWith(prefix)) yield full.slice(prefix.length)
+        if (!full.startsWith(prefix)) continue
+        const key = full.slice(prefix.length)
+        // Leases, freshness markers and memoize versions are cachekit's, not the user's.
+        if (!key.includes(BOOKKEEPING)) yield key
       }
     } catch (error) {
       this.#fail(core, 'keys', undefined, error)
@@ -592,11 +605,7 @@ export class Cache {
   /** Remove expired entries now (backends also purge on a schedule). @returns how many were removed. */
   async purgeExpired(): Promise<number> {
     const core = this.#core()
-    try {
-      return await (core.adapter ?? (await core.loading)).purgeExpired()
-    } catch (error) {
-      return this.#fail(core, 'purgeExpired', undefined, error)
-    }
+    return this.#send(core, 'purgeExpired', undefined, undefined, (a) => a.purgeExpired())
   }
 
   /** Counters since `init`, shared with namespaces. */
@@ -648,15 +657,15 @@ export class Cache {
     }
   }
 
-  /** @internal For memoize and getOrSet: see `src/internals.ts`. */
-  async [INTERNALS](): Promise<CacheInternals> {
+  /** @internal For getOrSet, its leases and memoize: see `src/engine.ts`. */
+  async [ENGINE](): Promise<Engine> {
     const core = this.#core()
-    const built = this.#internals
+    const built = this.#engine
     if (built !== undefined && built.core === core && built.value.adapter !== undefined) return built.value
     // A backend that failed to load is a fail-open matter for the operations themselves; here it means no lease.
     const adapter = core.adapter ?? (await core.loading.catch(() => undefined))
     const emitter = this.#root.emitter
-    const value: CacheInternals = {
+    const value: Engine = {
       adapter,
       fullKey: (key) => this.#full(core, key),
       encode: (value) => core.codec.encode(value),
@@ -664,21 +673,20 @@ export class Cache {
       defaultTtl: core.config.defaultTtl,
       inflight: core.inflight,
       budget: () => this.#budget(core),
-      get: (key, budget) => {
-        checkKey(key)
-        return this.#read(key, true, budget)
-      },
-      getMany: (keys, budget) => this.#readMany(keys, budget),
-      set: (key, value, ttl, budget) => this.#write(key, value, ttl, budget),
-      add: (key, value, ttl, budget) => this.#add(key, value, ttl, budget),
-      delete: (key, budget) => this.#remove(key, budget),
+      get: (key, budget) => this.#read(core, key, budget),
+      getMany: (keys, budget) => this.#readMany(core, keys, budget),
+      set: (key, value, ttl, budget) => this.#write(core, key, value, ttl, budget),
+      add: (key, value, ttl, budget) => this.#add(core, key, value, ttl, budget),
+      delete: async (key, budget) => (await this.#remove(core, key, budget)) === true,
+      touch: (key, ttl, budget) => this.#touch(core, key, ttl, budget),
+      record: (outcome, key) => this.#record(core, outcome, key),
       emitError: (error, info) => {
         core.stats.errors++
         emitter.emitError(error, info)
       },
       warnOnce: (message) => emitter.warnOnce(message),
     }
-    this.#internals = { core, value }
+    this.#engine = { core, value }
     return value
   }
 
@@ -696,6 +704,29 @@ export class Cache {
   #budget(core: Core): Budget {
     const own = core.config.operationTimeout
     return own !== undefined ? new Budget(own, 'operationTimeout') : new Budget(core.adapter?.commandTimeout, 'commandTimeout')
+  }
+
+  /**
+   * Send one command to the backend (once it has loaded), failing open. The hot paths (get, getMany, set,
+   * add, delete, has, inc) write the same try/catch inline, with the same failure helpers: there a closure
+   * per call doubled the cost of a memory-tier `set`. With a `fallback`, a failure is reported and the fallback returned when `failOpen` is on;
+   * without one (add, inc), or with `failOpen` off, it throws a `CacheBackendError`. Errors of cachekit's own
+   * (a type error, a config error) pass through. See {@link #fail}, and {@link #failIn} for a command of a
+   * call with a deadline.
+   */
+  async #send<R, F = never>(
+    core: Core,
+    op: string,
+    key: string | undefined,
+    budget: Budget | undefined,
+    command: (adapter: CacheAdapter) => R | Promise<R>,
+    ...fallback: [F] | []
+  ): Promise<R | F> {
+    try {
+      return await command(core.adapter ?? (await core.loading))
+    } catch (error) {
+      return this.#failIn(budget, core, op, key, error, ...fallback)
+    }
   }
 
   /**
@@ -743,17 +774,11 @@ export class Cache {
     }
   }
 
-  #decodeHit<T>(core: Core, key: string, payload: Payload | undefined): T | undefined {
-    if (payload === undefined) {
-      core.stats.misses++
-      this.#root.emitter.emit('miss', key)
-      return undefined
-    }
-    let value: unknown
+  /** A stored payload's value; a corrupt one is reported (`'corrupt'`, `'error'`) and read as a miss. */
+  #decode<T>(core: Core, key: string, payload: Payload): T | undefined {
     try {
-      value = core.codec.decode(payload)
+      return core.codec.decode(payload) as T
     } catch (error) {
-      core.stats.misses++
       core.stats.errors++
       const reason = (error as Error)?.message ?? String(error)
       const e = new CacheSerializationError(`The entry at ${showKey(key)} cannot be read, so it is a miss: ${reason}`, { key, cause: error })
@@ -761,9 +786,14 @@ export class Cache {
       this.#root.emitter.emitError(e, { op: 'get', key })
       return undefined
     }
-    core.stats.hits++
-    this.#root.emitter.emit('hit', key)
-    return value as T
+  }
+
+  /** Count one logical operation of the user's in `stats()` and emit it. */
+  #record(core: Core, outcome: Outcome, key: string): void {
+    if (outcome === 'hit') core.stats.hits++
+    else if (outcome === 'miss') core.stats.misses++
+    else core.stats.sets++
+    this.#root.emitter.emit(outcome, key)
   }
 
   /**

@@ -63,17 +63,35 @@ export function parseDuration(input: Duration, what = 'duration', context: Cache
   return Math.ceil(ms)
 }
 
+/** How {@link durationOption} reads one option. */
+export interface DurationRules {
+  /** What an absent option (`undefined`) is, in ms. Without it, the value must be given. */
+  fallback?: Milliseconds
+  /** Where the option was given, for the message (e.g. `cached()`). */
+  where?: string
+  /** Why `0` is refused, e.g. `a Redis call must never wait forever`. Without it, `0` is accepted. */
+  notZero?: string
+}
+
 /**
  * A duration option, checked once at config time: milliseconds, or a `CacheConfigError` naming the option
- * (and `where` it was given, e.g. `cached()`), with {@link parseDuration}'s message.
+ * (and `where` it was given), with {@link parseDuration}'s message. The one reader of duration options:
+ * the common options, every backend's, and those of getOrSet, memoize, the HTTP middleware and sessions.
  *
- * @throws {CacheConfigError} for a value {@link parseDuration} refuses.
+ * @throws {CacheConfigError} for a value {@link parseDuration} refuses, or a refused `0`.
  */
-export function durationOption(value: Duration, option: string, where?: string): Milliseconds {
+export function durationOption(value: unknown, option: string, rules: DurationRules = {}): Milliseconds {
+  if (value === undefined && rules.fallback !== undefined) return rules.fallback
+  const { where, notZero } = rules
+  let ms: Milliseconds
   try {
-    return parseDuration(value, where === undefined ? `\`${option}\`` : `\`${option}\` of ${where}`, { option })
+    ms = parseDuration(value as Duration, where === undefined ? `\`${option}\`` : `\`${option}\` of ${where}`, { option })
   } catch (error) {
     // parseDuration's message already names the option and the value.
     throw new CacheConfigError((error as Error).message, { option, cause: error })
   }
+  if (ms === 0 && notZero !== undefined) {
+    throw new CacheConfigError(`${where === undefined ? 'Option ' : `${where}: `}\`${option}\` must be more than 0: ${notZero}.`, { option })
+  }
+  return ms
 }

@@ -1,9 +1,8 @@
 import type { Budget } from './budget.js'
-import type { Cache } from './cache.js'
 import { parseDuration, type Duration, type Milliseconds } from './duration.js'
 import { CacheArgumentError, CacheError, CacheFactoryError, showKey } from './errors.js'
 import { checkOptionNames } from './config/suggest.js'
-import type { CacheInternals } from './internals.js'
+import { BOOKKEEPING, type Engine } from './engine.js'
 import { backoff, LEASE_SUFFIX, sleep, tryLease, type Lease } from './lease.js'
 
 /** The cross-process lease of `getOrSet` and `memoize`, on shared backends. */
@@ -100,16 +99,23 @@ export interface SlotRead<T> {
 
 /**
  * Where a computed value lives: `getOrSet` stores it at its key, `memoize` in a versioned entry. The
- * stampede logic below does not care which.
+ * stampede logic below does not care which. A slot's reads and writes go through the engine, so they count
+ * nothing: `computeOnce` counts the call.
  * @internal
  */
 export interface Slot<T> {
-  /** The key (of this cache) named in errors and whose lease key guards the computation. */
+  /** The key (of this cache) named in errors, counted in `stats()`, and whose lease key guards the computation. */
   readonly key: string
   /** Read, as commands of the call `budget` belongs to (as `write`). */
   read(budget: Budget): Promise<SlotRead<T>>
-  /** Store a result (never `undefined`). */
-  write(value: T, budget: Budget): Promise<void>
+  /** Store a result (never `undefined`). @returns whether it was stored. */
+  write(value: T, budget: Budget): Promise<boolean>
+}
+
+/** What one computation did, for counting the call that ran it. */
+interface Run {
+  /** The factory ran in this call (a miss, counted as it started), rather than a stored or shared value answering it (a hit). */
+  ran: boolean
 }
 
 /**
@@ -121,33 +127,55 @@ export interface Slot<T> {
  * the factory's value is returned unstored (fail-open). Callers that join a running computation wait on it.
  * @internal
  */
-export async function computeOnce<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, budget: Budget): Promise<T> {
-  const flightKey = internals.fullKey(slot.key)
-  const running = internals.inflight.get(flightKey)
-  if (running !== undefined) return running as Promise<T>
+export async function computeOnce<T>(engine: Engine, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, budget: Budget): Promise<T> {
+  const flightKey = engine.fullKey(slot.key)
+  const running = engine.inflight.get(flightKey)
+  if (running !== undefined) {
+    // Answered by the call already computing this key: a hit, as the factory does not run for it.
+    try {
+      const value = (await running) as T
+      engine.record('hit', slot.key)
+      return value
+    } catch (error) {
+      engine.record('miss', slot.key)
+      throw error
+    }
+  }
+  const done: Run = { ran: false }
   const run = (async () => {
     const hit = await slot.read(budget)
     if (hit.value !== undefined && !hit.stale) return hit.value
-    if (hit.value !== undefined) return serveStale(cache, internals, slot, factory, options, hit.value, budget)
-    return computeWithLease(cache, internals, slot, factory, options, budget)
+    if (hit.value !== undefined) return serveStale(engine, slot, factory, options, hit.value, budget)
+    return computeWithLease(engine, slot, factory, options, budget, done)
   })()
-  internals.inflight.set(flightKey, run)
+  engine.inflight.set(flightKey, run)
   try {
-    return await run
+    const value = await run
+    // A call that ran the factory was counted a miss when it did.
+    if (!done.ran) engine.record('hit', slot.key)
+    return value
+  } catch (error) {
+    // The backend failed before the factory ran (without fail-open): a miss all the same.
+    if (!done.ran) engine.record('miss', slot.key)
+    throw error
   } finally {
-    internals.inflight.delete(flightKey)
+    engine.inflight.delete(flightKey)
   }
 }
 
-function leaseApplies(internals: CacheInternals, options: ResolvedGetOrSet): options is ResolvedGetOrSet & { lease: { ttl: number; wait: number } } {
-  const caps = internals.adapter?.capabilities
+function leaseApplies(engine: Engine, options: ResolvedGetOrSet): options is ResolvedGetOrSet & { lease: { ttl: number; wait: number } } {
+  const caps = engine.adapter?.capabilities
   return options.lease !== false && caps !== undefined && caps.shared && caps.atomic
 }
 
 /** Run the factory (its time is the user's, not the backend's) and store its result unless the call has stopped. */
-async function runAndStore<T>(slot: Slot<T>, factory: () => T | Promise<T>, budget: Budget): Promise<T> {
+async function runAndStore<T>(engine: Engine, slot: Slot<T>, factory: () => T | Promise<T>, budget: Budget, done?: Run): Promise<T> {
+  if (done !== undefined) {
+    done.ran = true
+    engine.record('miss', slot.key)
+  }
   const value = await budget.offClock(factory)
-  if (value !== undefined && budget.stopped === undefined) await slot.write(value, budget)
+  if (value !== undefined && budget.stopped === undefined && (await slot.write(value, budget))) engine.record('set', slot.key)
   return value
 }
 
@@ -155,35 +183,35 @@ async function runAndStore<T>(slot: Slot<T>, factory: () => T | Promise<T>, budg
  * Take the lease (or wait for whoever holds it and read their value). A backend failure while taking it is
  * fail-open: the factory runs without a lease; so it does once the call has stopped talking to the backend.
  */
-async function acquire(cache: Cache, internals: CacheInternals, slot: Slot<unknown>, ttl: Milliseconds, budget: Budget): Promise<Lease | null | 'no-lease'> {
+async function acquire(engine: Engine, slot: Slot<unknown>, ttl: Milliseconds, budget: Budget): Promise<Lease | null | 'no-lease'> {
   if (budget.stopped !== undefined) {
     // Reported when it happened; `failOpen: false` throws it here, as the `add` it stands for would have.
-    if (!internals.failOpen) throw budget.stopped
+    if (!engine.failOpen) throw budget.stopped
     return 'no-lease'
   }
   try {
-    return await tryLease(cache, internals, slot.key + LEASE_SUFFIX, ttl, budget)
+    return await tryLease(engine, slot.key + LEASE_SUFFIX, ttl, budget)
   } catch (error) {
-    if (!internals.failOpen || !(error instanceof CacheError)) throw error
-    internals.emitError(error, { op: 'getOrSet.lease', key: slot.key })
+    if (!engine.failOpen || !(error instanceof CacheError)) throw error
+    engine.emitError(error, { op: 'getOrSet.lease', key: slot.key })
     return 'no-lease'
   }
 }
 
-async function computeWithLease<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, budget: Budget): Promise<T> {
-  if (!leaseApplies(internals, options)) return runAndStore(slot, factory, budget)
+async function computeWithLease<T>(engine: Engine, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, budget: Budget, done: Run): Promise<T> {
+  if (!leaseApplies(engine, options)) return runAndStore(engine, slot, factory, budget, done)
   const { ttl, wait } = options.lease
   const deadline = Date.now() + wait
   for (let attempt = 0; ; attempt++) {
     // After a failed poll this is 'no-lease' at once: the call has stopped talking to the backend.
-    const lease = await acquire(cache, internals, slot, ttl, budget)
-    if (lease === 'no-lease') return runAndStore(slot, factory, budget)
+    const lease = await acquire(engine, slot, ttl, budget)
+    if (lease === 'no-lease') return runAndStore(engine, slot, factory, budget, done)
     if (lease !== null) {
       try {
         // The previous holder may have stored its value and released between our read and our `add`.
         const again = await slot.read(budget)
         if (again.value !== undefined && !again.stale) return again.value
-        return await runAndStore(slot, factory, budget)
+        return await runAndStore(engine, slot, factory, budget, done)
       } finally {
         await lease.release(budget)
       }
@@ -195,14 +223,14 @@ async function computeWithLease<T>(cache: Cache, internals: CacheInternals, slot
     if (Date.now() >= deadline) {
       // The holder is alive (it renews its lease) but slow beyond `wait`: stop waiting.
       if (again.value !== undefined) return again.value
-      return runAndStore(slot, factory, budget)
+      return runAndStore(engine, slot, factory, budget, done)
     }
   }
 }
 
 /** Serve a stale value (in its grace period) and refresh it once, in the background. */
-async function serveStale<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, stale: T, budget: Budget): Promise<T> {
-  const refresh = refreshOnce(cache, internals, slot, factory, options, budget)
+async function serveStale<T>(engine: Engine, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, stale: T, budget: Budget): Promise<T> {
+  const refresh = refreshOnce(engine, slot, factory, options, budget)
   if (options.timeout === 0) return stale
   let timer: NodeJS.Timeout | undefined
   const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), options.timeout)))
@@ -220,35 +248,35 @@ async function serveStale<T>(cache: Cache, internals: CacheInternals, slot: Slot
  * `undefined` when another process refreshes or the factory failed (then `'error'` was emitted). Its
  * commands share the deadline of the call that found the value stale.
  */
-function refreshOnce<T>(cache: Cache, internals: CacheInternals, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, budget: Budget): Promise<T | undefined> {
-  const flightKey = `${internals.fullKey(slot.key)}|ck:refresh`
-  const running = internals.inflight.get(flightKey)
+function refreshOnce<T>(engine: Engine, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, budget: Budget): Promise<T | undefined> {
+  const flightKey = `${engine.fullKey(slot.key)}${BOOKKEEPING}refresh`
+  const running = engine.inflight.get(flightKey)
   if (running !== undefined) return running as Promise<T | undefined>
   const refresh = (async (): Promise<T | undefined> => {
     let lease: Lease | null | 'no-lease' = 'no-lease'
-    if (leaseApplies(internals, options)) {
-      lease = await acquire(cache, internals, slot, options.lease.ttl, budget)
+    if (leaseApplies(engine, options)) {
+      lease = await acquire(engine, slot, options.lease.ttl, budget)
       if (lease === null) return undefined
     }
     try {
       const again = await slot.read(budget)
       if (again.value !== undefined && !again.stale) return again.value
-      return await runAndStore(slot, factory, budget)
+      return await runAndStore(engine, slot, factory, budget)
     } catch (error) {
       const message = `The refresh of ${showKey(slot.key)} failed, so its stale value is still served: ${(error as Error)?.message ?? String(error)}`
-      internals.emitError(error instanceof CacheError ? error : new CacheFactoryError(message, { key: slot.key, cause: error }), { op: 'getOrSet.refresh', key: slot.key })
+      engine.emitError(error instanceof CacheError ? error : new CacheFactoryError(message, { key: slot.key, cause: error }), { op: 'getOrSet.refresh', key: slot.key })
       return undefined
     } finally {
       if (lease !== 'no-lease') await lease.release(budget)
     }
   })()
-  internals.inflight.set(flightKey, refresh)
-  void refresh.finally(() => internals.inflight.delete(flightKey))
+  engine.inflight.set(flightKey, refresh)
+  void refresh.finally(() => engine.inflight.delete(flightKey))
   return refresh
 }
 
 /** The suffix of the companion key that marks a `grace` entry as fresh. */
-export const FRESH_SUFFIX = '|ck:fresh'
+export const FRESH_SUFFIX = `${BOOKKEEPING}fresh`
 
 /**
  * The slot of `getOrSet`: the value at `key` itself, so `cache.get(key)` reads it. With `grace`, the value
@@ -256,29 +284,29 @@ export const FRESH_SUFFIX = '|ck:fresh'
  * means stale. Both expire by the backend's own clock, so processes never compare clocks.
  * @internal
  */
-export function getOrSetSlot<T>(internals: CacheInternals, key: string, options: ResolvedGetOrSet): Slot<T> {
+export function getOrSetSlot<T>(engine: Engine, key: string, options: ResolvedGetOrSet): Slot<T> {
   const freshKey = key + FRESH_SUFFIX
-  const ttl = options.ttl === undefined ? internals.defaultTtl : parseDuration(options.ttl)
+  const ttl = options.ttl === undefined ? engine.defaultTtl : parseDuration(options.ttl)
   const grace = ttl === 0 ? 0 : options.grace
   if (grace === 0) {
     return {
       key,
-      read: async (budget) => ({ value: await internals.get<T>(key, budget), stale: false }),
-      write: async (value, budget) => {
-        await internals.set(key, value, ttl, budget)
-      },
+      read: async (budget) => ({ value: await engine.get<T>(key, budget), stale: false }),
+      write: (value, budget) => engine.set(key, value, ttl, budget),
     }
   }
   return {
     key,
     async read(budget) {
-      const [value, fresh] = await internals.getMany<unknown>([key, freshKey], budget)
+      const [value, fresh] = await engine.getMany<unknown>([key, freshKey], budget)
       return { value: value as T | undefined, stale: value !== undefined && fresh === undefined }
     },
     async write(value, budget) {
       // The value first: a reader that sees the marker must find the new value (or a fresher one). A value
       // that was not stored gets no marker.
-      if (await internals.set(key, value, ttl + grace, budget)) await internals.set(freshKey, 1, ttl, budget)
+      if (!(await engine.set(key, value, ttl + grace, budget))) return false
+      await engine.set(freshKey, 1, ttl, budget)
+      return true
     },
   }
 }

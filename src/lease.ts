@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import type { Budget } from './budget.js'
-import type { Cache } from './cache.js'
 import type { Milliseconds } from './duration.js'
-import type { CacheInternals } from './internals.js'
+import { BOOKKEEPING, type Engine } from './engine.js'
 
 /** The suffix of the key that holds a lease on `key`. */
-export const LEASE_SUFFIX = '|ck:lease'
+export const LEASE_SUFFIX = `${BOOKKEEPING}lease`
 
 /**
  * A lease on a key, held by this process: taken with the backend's atomic `add` under a random token, so
@@ -29,15 +28,16 @@ export interface Lease {
  * @returns the lease, or `null` if another process (or call) holds it.
  * @throws {CacheBackendError} if the backend fails (the caller decides whether to go on without a lease).
  */
-export async function tryLease(cache: Cache, internals: CacheInternals, leaseKey: string, ttl: Milliseconds, budget: Budget = internals.budget()): Promise<Lease | null> {
+export async function tryLease(engine: Engine, leaseKey: string, ttl: Milliseconds, budget: Budget = engine.budget()): Promise<Lease | null> {
   const token = randomBytes(12).toString('base64url')
-  if (!(await internals.add(leaseKey, token, ttl, budget))) return null
+  if (!(await engine.add(leaseKey, token, ttl, budget))) return null
   let released = false
   const heartbeat = setInterval(() => {
     void (async () => {
       if (released) return
       // Renew only while still ours; a lease taken over after a long stall is the new holder's.
-      if ((await cache.get(leaseKey)) === token && !released) await cache.touch(leaseKey, ttl)
+      const beat = engine.budget()
+      if ((await engine.get(leaseKey, beat)) === token && !released) await engine.touch(leaseKey, ttl, beat)
     })().catch(() => {})
   }, Math.max(1, Math.floor(ttl / 3)))
   heartbeat.unref()
@@ -50,11 +50,11 @@ export async function tryLease(cache: Cache, internals: CacheInternals, leaseKey
       clearInterval(heartbeat)
       // A lease that cannot be released expires by itself after its TTL.
       if (budget !== undefined && budget.spent()) {
-        void releaseLease(internals, leaseKey, token, internals.budget()).catch(() => {})
+        void releaseLease(engine, leaseKey, token, engine.budget()).catch(() => {})
         return
       }
       try {
-        await releaseLease(internals, leaseKey, token, budget ?? internals.budget())
+        await releaseLease(engine, leaseKey, token, budget ?? engine.budget())
       } catch {
         // As above.
       }
@@ -69,13 +69,13 @@ export async function tryLease(cache: Cache, internals: CacheInternals, leaseKey
  * heartbeat prevents while the holder runs (a holder frozen for longer than the TTL is the one case left,
  * and then the worst outcome is one extra factory run, never a wrong value).
  */
-async function releaseLease(internals: CacheInternals, leaseKey: string, token: string, budget: Budget): Promise<void> {
-  const { adapter } = internals
+async function releaseLease(engine: Engine, leaseKey: string, token: string, budget: Budget): Promise<void> {
+  const { adapter } = engine
   if (adapter?.deleteIfEquals !== undefined) {
-    await adapter.deleteIfEquals(internals.fullKey(leaseKey), internals.encode(token), budget.timeout('deleteIfEquals', leaseKey))
+    await adapter.deleteIfEquals(engine.fullKey(leaseKey), engine.encode(token), budget.timeout('deleteIfEquals', leaseKey))
     return
   }
-  if ((await internals.get(leaseKey, budget)) === token) await internals.delete(leaseKey, budget)
+  if ((await engine.get(leaseKey, budget)) === token) await engine.delete(leaseKey, budget)
 }
 
 /** Sleep `ms`. The timer keeps the process alive: a waiter's caller is awaiting it. */

@@ -7,7 +7,7 @@ import type { AdapterCapabilities, CacheAdapter } from '../src/adapter.js'
 import type { Cache } from '../src/cache.js'
 import type { CacheConfig } from '../src/config/index.js'
 import { CacheArgumentError, CacheFactoryError, type CacheError } from '../src/errors.js'
-import { INTERNALS } from '../src/internals.js'
+import { ENGINE } from '../src/engine.js'
 import { LEASE_SUFFIX, tryLease } from '../src/lease.js'
 import { ADAPTERS, type AdapterDefinition } from '../src/registry.js'
 import { createCache } from '../src/singleton.js'
@@ -15,6 +15,7 @@ import { FakeClock } from '../src/testing/harness.js'
 import { runInProcesses } from '../src/testing/processes.js'
 import { uniquePrefix } from './support/prefix.js'
 import { guardSharedRedis, pingRedis, REDIS_URL } from './support/redis.js'
+import { bookkeeping } from './support/bookkeeping.js'
 
 // The cross-process proofs run on the shared Redis and clear their prefix there.
 if (await pingRedis(REDIS_URL)) guardSharedRedis('getorset')
@@ -182,7 +183,7 @@ describe('getOrSet lease between caches sharing a backend', () => {
     expect(await first).toEqual({ from: 'a' })
     expect(await second).toEqual({ from: 'a' })
     expect(runs).toEqual(['a'])
-    expect(await a.has('report' + LEASE_SUFFIX)).toBe(false) // released by its holder
+    expect(await bookkeeping(a).has('report' + LEASE_SUFFIX)).toBe(false) // released by its holder
   })
 
   it('takes over when the lease of a dead holder expires', async () => {
@@ -190,7 +191,7 @@ describe('getOrSet lease between caches sharing a backend', () => {
     const shared = sharedMemory(t.now)
     const [dead, alive] = [shared.cache(), shared.cache()]
     // A holder that died: its lease stays until its TTL.
-    expect(await dead.add('job' + LEASE_SUFFIX, 'dead-token', 5_000)).toBe(true)
+    expect(await bookkeeping(dead).add('job' + LEASE_SUFFIX, 'dead-token', 5_000)).toBe(true)
     let runs = 0
     const result = alive.getOrSet('job', () => ++runs, { lease: { ttl: 5_000 } })
     await tick(30)
@@ -204,11 +205,11 @@ describe('getOrSet lease between caches sharing a backend', () => {
     const t = clock()
     const shared = sharedMemory(t.now)
     const [a, b] = [shared.cache(), shared.cache()]
-    const leaseA = await tryLease(a, await a[INTERNALS](), 'k|lease', 1_000)
+    const leaseA = await tryLease(await a[ENGINE](), 'k|lease', 1_000)
     expect(leaseA).not.toBeNull()
-    expect(await tryLease(b, await b[INTERNALS](), 'k|lease', 1_000)).toBeNull()
+    expect(await tryLease(await b[ENGINE](), 'k|lease', 1_000)).toBeNull()
     t.advance(1_000) // a stalled past its lease: b takes over
-    const leaseB = await tryLease(b, await b[INTERNALS](), 'k|lease', 1_000)
+    const leaseB = await tryLease(await b[ENGINE](), 'k|lease', 1_000)
     expect(leaseB).not.toBeNull()
     await leaseA?.release()
     expect(await b.get('k|lease')).toBe(leaseB?.token)
@@ -232,7 +233,7 @@ describe('getOrSet lease between caches sharing a backend', () => {
     const c = track(createCache({ adapter, now: t.now, keyPrefix: 'app:' }))
     expect(await c.getOrSet('x', () => 'v')).toBe('v')
     expect(calls).toEqual(['app:x' + LEASE_SUFFIX])
-    expect(await c.has('x' + LEASE_SUFFIX)).toBe(false)
+    expect(await bookkeeping(c).has('x' + LEASE_SUFFIX)).toBe(false)
   })
 
   it('a factory error releases the lease and reaches the caller; nothing is stored', async () => {
@@ -240,7 +241,7 @@ describe('getOrSet lease between caches sharing a backend', () => {
     const shared = sharedMemory(t.now)
     const c = shared.cache()
     await expect(c.getOrSet('k', () => Promise.reject(new Error('boom')))).rejects.toThrow('boom')
-    expect(await c.has('k' + LEASE_SUFFIX)).toBe(false)
+    expect(await bookkeeping(c).has('k' + LEASE_SUFFIX)).toBe(false)
     expect(await c.has('k')).toBe(false)
     expect(await c.getOrSet('k', () => 'ok')).toBe('ok')
   })
@@ -248,11 +249,11 @@ describe('getOrSet lease between caches sharing a backend', () => {
   it('no lease on a backend that is not shared, or with lease: false', async () => {
     const t = clock()
     const c = track(createCache({ type: 'memory', now: t.now }))
-    await c.add('k' + LEASE_SUFFIX, 'someone', 0)
+    await bookkeeping(c).add('k' + LEASE_SUFFIX, 'someone', 0)
     expect(await c.getOrSet('k', () => 1)).toBe(1) // a memory cache is one process: the lease is not consulted
     const shared = sharedMemory(t.now)
     const s = shared.cache()
-    await s.add('k' + LEASE_SUFFIX, 'someone', 0)
+    await bookkeeping(s).add('k' + LEASE_SUFFIX, 'someone', 0)
     expect(await s.getOrSet('k', () => 2, { lease: false })).toBe(2)
   })
 })
@@ -389,7 +390,7 @@ async function probe(def: AdapterDefinition, config: CacheConfig & object): Prom
   try {
     c = createCache(config)
     await c.ready()
-    const caps = (await c[INTERNALS]()).adapter?.capabilities
+    const caps = (await c[ENGINE]()).adapter?.capabilities
     if (caps === undefined || !caps.shared || !caps.atomic) throw new Error(`${def.type} is listed as shared and atomic but its adapter says otherwise`)
     return undefined
   } catch (error) {
@@ -434,7 +435,7 @@ describe.each(ADAPTERS.filter((def) => SHARED_ATOMIC.includes(def.type)).map((de
     let leaseWasHeld = false
     // Once every child is ready: a holder that took the lease and died. Nobody releases it; it expires after its TTL.
     const beforeGo = async () => {
-      leaseWasHeld = await holder.add('stampede' + LEASE_SUFFIX, 'dead-holder', 1_500)
+      leaseWasHeld = await bookkeeping(holder).add('stampede' + LEASE_SUFFIX, 'dead-holder', 1_500)
     }
     const results = (await runInProcesses<{ ran: boolean; value: { by: number } }>(config as CacheConfig, { kind: 'getOrSet', key: 'stampede', delayMs: 200 }, 8, { beforeGo })).flat()
     await holder.close()

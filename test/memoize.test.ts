@@ -5,10 +5,11 @@ import { memoryAdapter } from '../adapters/memory/index.js'
 import type { CacheAdapter } from '../src/adapter.js'
 import { Cache } from '../src/cache.js'
 import { CacheArgumentError, CacheConfigError, type CacheError } from '../src/errors.js'
-import { canonicalEncode } from '../src/keys-canonical.js'
-import { parameterNames, type Memoized } from '../src/memoize.js'
+import { canonicalEncode, versionKey } from '../src/memoize/keys.js'
+import { parameterNames, type Memoized } from '../src/memoize/index.js'
 import { createCache } from '../src/singleton.js'
 import { FakeClock } from '../src/testing/harness.js'
+import { bookkeeping } from './support/bookkeeping.js'
 
 const open: Cache[] = []
 afterEach(async () => {
@@ -233,12 +234,12 @@ describe('memoize', () => {
     await m(1)
     await c.deleteMemoized(m)
     t.advance(10 * 365 * 86_400_000)
-    expect(await c.has('memoize:fn:~version')).toBe(true)
+    expect(await bookkeeping(c).has(versionKey('fn'))).toBe(true)
     await m(1) // ran again (entry expired), stored under the current version
     expect(calls).toHaveLength(2)
     // An evicted version key (LRU, a flushed Redis) gets a new random version: never an old one again.
     await m(1)
-    await c.delete('memoize:fn:~version')
+    await bookkeeping(c).delete(versionKey('fn'))
     await m(1)
     expect(calls).toHaveLength(3)
   })

@@ -25,7 +25,7 @@
 import { mkdirSync, readdirSync, statSync, writeFileSync, type Dirent } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { addToPayload, samePayload, type AdapterContext, type CacheAdapter, type ExpiresAt, type Payload } from '../../src/adapter.js'
-import { durationOption, type Duration } from '../../src/duration.js'
+import { durationOption } from '../../src/duration.js'
 import { CacheBackendError, CacheConfigError, CacheError } from '../../src/errors.js'
 import { encodeEntry, ENTRY_NAME, keyRef, sameKey, SHARD_NAME, storedKey, storedPayload, withExpiry, type KeyRef } from './format.js'
 import { errorCode, yieldToLoop } from './io.js'
@@ -75,7 +75,7 @@ function mode(option: 'dirMode' | 'fileMode', value: unknown, fallback: number, 
 }
 
 function duration(option: string, value: unknown, fallback: number): number {
-  return value === undefined ? fallback : durationOption(value as Duration, option)
+  return durationOption(value, option, { fallback })
 }
 
 function resolveSettings(options: FilesystemAdapterOptions): Settings {

@@ -8,7 +8,7 @@ import {
   type ExpiresAt,
   type Payload,
 } from '../../src/adapter.js'
-import { parseDuration } from '../../src/duration.js'
+import { durationOption } from '../../src/duration.js'
 import { CacheBackendError, CacheConfigError, CacheError, CacheUnsupportedError } from '../../src/errors.js'
 import { Clears, type Registry } from './clears.js'
 import { Pool, type Reply } from './connection.js'
@@ -38,15 +38,7 @@ interface Read {
 }
 
 function duration(value: unknown, name: keyof typeof MEMCACHED_DEFAULTS, positive: boolean): number {
-  if (value === undefined) return MEMCACHED_DEFAULTS[name] as number
-  let ms: number
-  try {
-    ms = parseDuration(value as number | string, `\`${name}\``)
-  } catch (error) {
-    throw new CacheConfigError((error as Error).message, { option: name, cause: error })
-  }
-  if (positive && ms === 0) throw new CacheConfigError(`Option \`${name}\` must be more than 0: a memcached call must never wait forever.`, { option: name })
-  return ms
+  return durationOption(value, name, { fallback: MEMCACHED_DEFAULTS[name] as number, ...(positive ? { notZero: 'a memcached call must never wait forever' } : {}) })
 }
 
 function credential(value: unknown, name: 'username' | 'password'): string | undefined {

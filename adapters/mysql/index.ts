@@ -2,7 +2,7 @@ import { addToPayload, type AdapterContext, type AdapterEntry, type CacheAdapter
 import { CacheBackendError, CacheConfigError, showKey } from '../../src/errors.js'
 import { Housekeeping } from '../sql/housekeeping.js'
 import { keyHash, prefixRange, storedKey } from '../sql/keys.js'
-import { countOption, durationOption, SQL_DEFAULTS, tableOption } from '../sql/options.js'
+import { countOption, sqlDuration, SQL_DEFAULTS, tableOption } from '../sql/options.js'
 import { payloadOf, storedPayload } from '../sql/payload.js'
 import { reasonOf } from '../sql/secrets.js'
 import { isConnectionError, MysqlConnection, type MysqlResult } from './connection.js'
@@ -37,9 +37,9 @@ const rowsOf = (result: MysqlResult): Rows => result as unknown as Rows
 export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterContext): CacheAdapter {
   const { now, threshold, emit } = context
   const table = tableOption(options.table)
-  const connectTimeout = durationOption(options.connectTimeout, SQL_DEFAULTS.connectTimeout, 'connectTimeout')
-  const commandTimeout = durationOption(options.commandTimeout, SQL_DEFAULTS.commandTimeout, 'commandTimeout')
-  const purgeInterval = durationOption(options.purgeInterval, SQL_DEFAULTS.purgeInterval, 'purgeInterval', 'no background purge')
+  const connectTimeout = sqlDuration(options.connectTimeout, SQL_DEFAULTS.connectTimeout, 'connectTimeout')
+  const commandTimeout = sqlDuration(options.commandTimeout, SQL_DEFAULTS.commandTimeout, 'commandTimeout')
+  const purgeInterval = sqlDuration(options.purgeInterval, SQL_DEFAULTS.purgeInterval, 'purgeInterval', 'no background purge')
   const batchSize = countOption(options.purgeBatchSize, SQL_DEFAULTS.purgeBatchSize, 'purgeBatchSize')
   const poolSize = countOption(options.poolSize, SQL_DEFAULTS.poolSize, 'poolSize')
 

@@ -2,7 +2,7 @@ import { addToPayload, type AdapterContext, type AdapterEntry, type CacheAdapter
 import { CacheBackendError, CacheConfigError } from '../../src/errors.js'
 import { Housekeeping } from '../sql/housekeeping.js'
 import { keyHash, prefixRange, storedKey } from '../sql/keys.js'
-import { countOption, durationOption, SQL_DEFAULTS, tableOption } from '../sql/options.js'
+import { countOption, sqlDuration, SQL_DEFAULTS, tableOption } from '../sql/options.js'
 import { payloadOf, storedPayload } from '../sql/payload.js'
 import { reasonOf } from '../sql/secrets.js'
 import { isConnectionError, PgConnection, type PgQuery, type PgResult } from './connection.js'
@@ -43,9 +43,9 @@ export function postgresAdapter(options: PostgresAdapterOptions, context: Adapte
     })
   }
   const synchronousCommit = options.synchronousCommit ?? POSTGRES_DEFAULTS.synchronousCommit
-  const connectTimeout = durationOption(options.connectTimeout, SQL_DEFAULTS.connectTimeout, 'connectTimeout')
-  const commandTimeout = durationOption(options.commandTimeout, SQL_DEFAULTS.commandTimeout, 'commandTimeout')
-  const purgeInterval = durationOption(options.purgeInterval, SQL_DEFAULTS.purgeInterval, 'purgeInterval', 'no background purge')
+  const connectTimeout = sqlDuration(options.connectTimeout, SQL_DEFAULTS.connectTimeout, 'connectTimeout')
+  const commandTimeout = sqlDuration(options.commandTimeout, SQL_DEFAULTS.commandTimeout, 'commandTimeout')
+  const purgeInterval = sqlDuration(options.purgeInterval, SQL_DEFAULTS.purgeInterval, 'purgeInterval', 'no background purge')
   const batchSize = countOption(options.purgeBatchSize, SQL_DEFAULTS.purgeBatchSize, 'purgeBatchSize')
   const poolSize = countOption(options.poolSize, SQL_DEFAULTS.poolSize, 'poolSize')
   if (options.url !== undefined && typeof options.url !== 'string') {

@@ -7,7 +7,7 @@ import {
   type Payload,
 } from '../../src/adapter.js'
 import { CacheConfigError, CacheError } from '../../src/errors.js'
-import { durationOption, type Duration } from '../../src/duration.js'
+import { durationOption } from '../../src/duration.js'
 import { Connection, type Commands } from './connection.js'
 import type { RedisAdapterOptions } from './definition.js'
 import { Deadlines } from './deadlines.js'
@@ -38,10 +38,7 @@ export interface RedisAdapter extends CacheAdapter {
 }
 
 function timeoutOption(value: unknown, name: 'connectTimeout' | 'commandTimeout'): number {
-  if (value === undefined) return REDIS_DEFAULTS[name]
-  const ms = durationOption(value as Duration, name)
-  if (ms === 0) throw new CacheConfigError(`Option \`${name}\` must be more than 0: a Redis call must never wait forever.`, { option: name })
-  return ms
+  return durationOption(value, name, { fallback: REDIS_DEFAULTS[name], notZero: 'a Redis call must never wait forever' })
 }
 
 /** A SCAN pattern matching exactly the keys that start with `prefix`. */

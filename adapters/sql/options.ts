@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module'
-import { parseDuration, type Duration } from '../../src/duration.js'
+import { durationOption } from '../../src/duration.js'
 import { CacheConfigError } from '../../src/errors.js'
 
 /** Defaults shared by the PostgreSQL and MySQL backends (their TSDoc repeats them). */
@@ -37,18 +37,8 @@ export function tableOption(value: unknown): TableName {
 }
 
 /** A duration option in ms; `0` is refused unless `zero` says what it means. @throws {CacheConfigError} */
-export function durationOption(value: unknown, fallback: number, option: string, zero?: string): number {
-  if (value === undefined) return fallback
-  let ms: number
-  try {
-    ms = parseDuration(value as Duration, `\`${option}\``, { option })
-  } catch (error) {
-    throw new CacheConfigError((error as Error).message, { option, cause: error })
-  }
-  if (ms === 0 && zero === undefined) {
-    throw new CacheConfigError(`Option \`${option}\` must be more than 0: a database call must never wait forever.`, { option })
-  }
-  return ms
+export function sqlDuration(value: unknown, fallback: number, option: string, zero?: string): number {
+  return durationOption(value, option, { fallback, ...(zero === undefined ? { notZero: 'a database call must never wait forever' } : {}) })
 }
 
 /** An integer option >= 1. @throws {CacheConfigError} */

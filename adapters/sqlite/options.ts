@@ -64,5 +64,5 @@ function positiveInteger(value: unknown, option: string): number {
 }
 
 function duration(value: Duration | undefined, fallback: number, option: string): number {
-  return value === undefined ? fallback : durationOption(value, option)
+  return durationOption(value, option, { fallback })
 }

@@ -59,7 +59,7 @@ const KNOWN = ['ttl', 'cache', 'keyPrefix', 'queryString', 'unless', 'forcedUpda
 export function resolveCachedOptions<Req>(options: CachedOptions<Req>, where: string): ResolvedCached<Req> {
   if (typeof options !== 'object' || options === null) throw new CacheConfigError(`${where}: the options must be an object.`)
   checkOptionNames(options, KNOWN, where, (message, option) => new CacheConfigError(message, { option }))
-  if (options.ttl !== undefined) durationOption(options.ttl, 'ttl', where)
+  if (options.ttl !== undefined) durationOption(options.ttl, 'ttl', { where })
   for (const name of ['unless', 'forcedUpdate', 'responseFilter'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'function') throw new CacheConfigError(`${where}: \`${name}\` must be a function.`, { option: name })
   }

@@ -1,5 +1,5 @@
 import { CacheArgumentError } from '../errors.js'
-import { sha256 } from '../keys-canonical.js'
+import { sha256 } from '../hash.js'
 
 /** What identifies a cached response. */
 export interface HttpKeyParts {

@@ -5,15 +5,16 @@
  * @internal
  */
 import type { Cache } from '../cache.js'
-import { parseDuration, type Duration, type Milliseconds } from '../duration.js'
+import { durationOption, type Duration, type Milliseconds } from '../duration.js'
+import { BOOKKEEPING, ENGINE } from '../engine.js'
 import { CacheBackendError, CacheConfigError } from '../errors.js'
 
 /**
  * Beside a destroyed session's key, for {@link TOMBSTONE_TTL}: a save by a request that loaded the session
- * before it was destroyed finds it and takes its write back. `|ck:` is the suffix cachekit's own keys use
- * (leases too); session ids never contain `|`.
+ * before it was destroyed finds it and takes its write back. A bookkeeping key (see `src/engine.ts`): written
+ * through the engine, it is no `set` of the user's, and `keys()` leaves it out.
  */
-const TOMBSTONE = '|ck:destroyed'
+const TOMBSTONE = `${BOOKKEEPING}destroyed`
 
 /** How long a tombstone stays: longer than any request that could still save the session it marks. */
 export const TOMBSTONE_TTL: Milliseconds = 10 * 60_000
@@ -47,7 +48,8 @@ export async function saveSession(sessions: Cache, id: string, value: unknown, t
   if (!(await sessions.set(id, value, ttl))) throw notDone('saved')
   // After the write, not before: a destroy that lands between a check and the write would be undone.
   // With a memory tier (l1), this read too must go to the backend: the tombstone was written by another worker.
-  if (await sessions.has(id + TOMBSTONE)) {
+  const engine = await sessions[ENGINE]()
+  if ((await engine.get(id + TOMBSTONE, engine.budget())) !== undefined) {
     await sessions.delete(id)
     return false
   }
@@ -60,7 +62,8 @@ export async function saveSession(sessions: Cache, id: string, value: unknown, t
  * @throws {CacheBackendError} when the backend failed.
  */
 export async function destroySession(sessions: Cache, id: string): Promise<void> {
-  if (!(await sessions.set(id + TOMBSTONE, 1, TOMBSTONE_TTL))) throw notDone('destroyed')
+  const engine = await sessions[ENGINE]()
+  if (!(await engine.set(id + TOMBSTONE, 1, TOMBSTONE_TTL, engine.budget()))) throw notDone('destroyed')
   await sessions.delete(id)
 }
 
@@ -81,14 +84,7 @@ export function checkPrefix(prefix: unknown, where: string): string {
 
 /** A duration option that must be more than 0 (0 would mean "never expire" to the cache). @throws {CacheConfigError} */
 export function positiveDuration(value: Duration, option: string, where: string): Milliseconds {
-  let ms: Milliseconds
-  try {
-    ms = parseDuration(value, `\`${option}\` of ${where}`)
-  } catch (error) {
-    throw new CacheConfigError((error as Error).message, { option, cause: error })
-  }
-  if (ms === 0) throw new CacheConfigError(`${where}: \`${option}\` must be more than 0; a session must expire.`, { option })
-  return ms
+  return durationOption(value, option, { where, notZero: 'a session must expire' })
 }
 
 /** Unknown options are refused, naming them and the known ones. @throws {CacheConfigError} */

@@ -1,14 +1,14 @@
 import { expect, it } from 'vitest'
 import type { Cache } from '../cache.js'
 import { CacheSerializationError } from '../errors.js'
-import { INTERNALS } from '../internals.js'
+import { ENGINE } from '../engine.js'
 import type { Harness } from './harness.js'
 
 /** Store `payload` at `key` as another program would: straight into the backend, past the codec. */
 async function plant(c: Cache, key: string, payload: string): Promise<void> {
-  const internals = await c[INTERNALS]()
-  if (internals.adapter === undefined) throw new Error('the backend did not load')
-  await internals.adapter.set(internals.fullKey(key), payload, null)
+  const engine = await c[ENGINE]()
+  if (engine.adapter === undefined) throw new Error('the backend did not load')
+  await engine.adapter.set(engine.fullKey(key), payload, null)
 }
 
 const EVIL = '{"__proto__":{"isAdmin":true},"a":1}'
