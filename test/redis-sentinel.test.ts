@@ -9,6 +9,7 @@ import { redisAdapter } from '../adapters/redis/index.js'
 import { createCache } from '../src/singleton.js'
 import { runAdapterConformance } from '../src/testing/index.js'
 import { haveRedisServer, startSentinel } from './support/redis.js'
+import { CHILD_ROOM } from './support/processes.js'
 
 const canRun = haveRedisServer()
 if (!canRun) {
@@ -27,7 +28,7 @@ if (setup !== undefined) {
     name: 'redis sentinel',
     create: (context) => redisAdapter(options, context),
     capabilities: { shared: true, atomic: true, realClock: true },
-    processConfig: { type: 'redis', ...options, keyPrefix: runPrefix },
+    processConfig: { type: 'redis', ...options, keyPrefix: runPrefix, ...CHILD_ROOM },
   })
 
   it('writes through the sentinel land on the master it names', async () => {

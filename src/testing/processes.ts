@@ -17,7 +17,8 @@ export type ProcessJob =
   /** A memoized function named `name` called with `arg`, taking `delayMs`; each child reports `{ ran, value }`. */
   | { kind: 'memoize'; name: string; arg: unknown; delayMs: number }
 
-const CHILD_TIMEOUT_MS = 60_000
+// Below the 120 s of the tests that run children, so a stuck child is reported as such, with its stderr.
+const CHILD_TIMEOUT_MS = 110_000
 
 function childCommand(): { command: string; args: string[] } {
   const self = fileURLToPath(import.meta.url)

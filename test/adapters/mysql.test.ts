@@ -2,6 +2,7 @@ import { afterAll } from 'vitest'
 import { mysqlAdapter } from '../../adapters/mysql/index.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
 import { MYSQL_URL, mysqlOrSkip, mysqlQuery, randomTable } from '../support/sql.js'
+import { CHILD_ROOM } from '../support/processes.js'
 
 const table = randomTable('conf')
 
@@ -10,7 +11,7 @@ if (await mysqlOrSkip('the mysql conformance suite')) {
     name: `mysql (${MYSQL_URL}, table ${table})`,
     create: (context) => mysqlAdapter({ url: MYSQL_URL, table }, context),
     capabilities: { shared: true, atomic: true, realClock: false },
-    processConfig: { type: 'mysql', url: MYSQL_URL, table },
+    processConfig: { type: 'mysql', url: MYSQL_URL, table, ...CHILD_ROOM },
   })
   afterAll(() => mysqlQuery(`DROP TABLE IF EXISTS \`${table}\``))
 }

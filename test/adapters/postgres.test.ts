@@ -2,6 +2,7 @@ import { afterAll } from 'vitest'
 import { postgresAdapter } from '../../adapters/postgres/index.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
 import { pgQuery, POSTGRES_URL, postgresOrSkip, randomTable } from '../support/sql.js'
+import { CHILD_ROOM } from '../support/processes.js'
 
 const table = randomTable('conf')
 
@@ -10,7 +11,7 @@ if (await postgresOrSkip('the postgres conformance suite')) {
     name: `postgres (${POSTGRES_URL}, table ${table})`,
     create: (context) => postgresAdapter({ url: POSTGRES_URL, table }, context),
     capabilities: { shared: true, atomic: true, realClock: false },
-    processConfig: { type: 'postgres', url: POSTGRES_URL, table },
+    processConfig: { type: 'postgres', url: POSTGRES_URL, table, ...CHILD_ROOM },
   })
   afterAll(() => pgQuery(`DROP TABLE IF EXISTS "${table}"`))
 }

@@ -3,6 +3,7 @@ import { createCache } from '../../src/singleton.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
 import { uniquePrefix } from '../support/prefix.js'
 import { guardSharedRedis, REDIS_URL, redisOrSkip } from '../support/redis.js'
+import { CHILD_ROOM } from '../support/processes.js'
 
 // Each run under its own prefix, so that runs (and other users of the server) never collide.
 const runPrefix = uniquePrefix('redis-conformance')
@@ -13,7 +14,7 @@ if (await redisOrSkip('the redis conformance suite')) {
     name: `redis (${REDIS_URL})`,
     create: (context) => redisAdapter({ url: REDIS_URL }, context),
     capabilities: { shared: true, atomic: true, realClock: true },
-    processConfig: { type: 'redis', url: REDIS_URL, keyPrefix: runPrefix },
+    processConfig: { type: 'redis', url: REDIS_URL, keyPrefix: runPrefix, ...CHILD_ROOM },
     cleanup: async () => {
       const cache = createCache({ type: 'redis', url: REDIS_URL, keyPrefix: runPrefix })
       await cache.clear()
