@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll } from 'vitest'
-import { ADAPTERS, type AdapterDefinition } from '../src/registry.js'
+import { ADAPTERS, type AdapterDefinition } from '../../src/registry.js'
 import { REDIS_URL, serverAvailable } from './keyv-servers.js'
-import { MYSQL_URL, mysqlOrSkip, mysqlQuery, pgQuery, POSTGRES_URL, postgresOrSkip, randomTable } from './support/sql.js'
+import { MYSQL_URL, mysqlOrSkip, mysqlQuery, pgQuery, POSTGRES_URL, postgresOrSkip, randomTable } from './sql.js'
 
 /** The SQL backends' table for these tests, dropped at the end. */
 const SQL_TABLE = randomTable('keyv')
