@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCache } from '../src/singleton.js'
-import { freePort, haveRedisServer, redisCli, redisOrSkip, RedisServer, REDIS_URL } from './support/redis.js'
+import { freePort, redisCli, redisOrSkip, RedisServer, redisServerOrSkip, REDIS_URL } from './support/redis.js'
 import { CookieJar, send, startWorkers, type SessionWorker } from './support/sessions.js'
 
 const WORKERS = 3
@@ -291,7 +291,7 @@ for (const backend of backends) {
 describe('sessions with the Redis server down', () => {
   for (const failOpen of [true, false]) {
     it(`failOpen ${failOpen}: ${failOpen ? 'reads are fresh sessions, a login or logout is a 500' : 'every session request is a 500'}, promptly, on both apps`, async (t) => {
-      if (!haveRedisServer()) return t.skip()
+      if (!(await redisServerOrSkip('the session tests with the Redis server down', 'test/session-workers.test.ts'))) return t.skip()
       const server = await new RedisServer(await freePort()).start()
       const { workers, stop } = await startWorkers(2, {
         CACHE_URL: server.url,

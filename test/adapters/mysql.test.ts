@@ -2,6 +2,7 @@ import { afterAll } from 'vitest'
 import { mysqlAdapter } from '../../adapters/mysql/index.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
 import { MYSQL_URL, mysqlOrSkip, mysqlQuery, randomTable } from '../support/sql.js'
+import { skippedHere } from '../support/servers.js'
 
 const table = randomTable('conf')
 
@@ -13,4 +14,6 @@ if (await mysqlOrSkip('the mysql conformance suite')) {
     processConfig: { type: 'mysql', url: MYSQL_URL, table },
   })
   afterAll(() => mysqlQuery(`DROP TABLE IF EXISTS \`${table}\``))
+} else {
+  skippedHere('the mysql conformance suite')
 }

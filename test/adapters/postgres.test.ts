@@ -2,6 +2,7 @@ import { afterAll } from 'vitest'
 import { postgresAdapter } from '../../adapters/postgres/index.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
 import { pgQuery, POSTGRES_URL, postgresOrSkip, randomTable } from '../support/sql.js'
+import { skippedHere } from '../support/servers.js'
 
 const table = randomTable('conf')
 
@@ -13,4 +14,6 @@ if (await postgresOrSkip('the postgres conformance suite')) {
     processConfig: { type: 'postgres', url: POSTGRES_URL, table },
   })
   afterAll(() => pgQuery(`DROP TABLE IF EXISTS "${table}"`))
+} else {
+  skippedHere('the postgres conformance suite')
 }

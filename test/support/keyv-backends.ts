@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll } from 'vitest'
 import { ADAPTERS, type AdapterDefinition } from '../../src/registry.js'
-import { REDIS_URL, serverAvailable } from './keyv-servers.js'
+import { REDIS_URL, redisOrSkip } from './redis.js'
 import { MYSQL_URL, mysqlOrSkip, mysqlQuery, pgQuery, POSTGRES_URL, postgresOrSkip, randomTable } from './sql.js'
 
 /** The SQL backends' table for these tests, dropped at the end. */
@@ -45,13 +45,13 @@ export interface Backend {
 
 /**
  * The backends to test: not excluded, loadable (a missing driver skips loudly), and with their server up
- * (Redis follows the skip-outside-CI rule). Call at the top level of a test file.
+ * (servers.ts: skip with one loud line outside CI, fail under CI=true). Call at the top level of a test file.
  */
 export async function loadableBackends(label: string): Promise<Backend[]> {
   const dir = mkdtempSync(join(tmpdir(), 'cachekit-keyv-backends-'))
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
   const needsRedis = (def: AdapterDefinition): boolean => def.schemes?.some((s) => s === 'redis' || s === 'rediss') === true
-  const redisUp = ADAPTERS.some(needsRedis) ? await serverAvailable('Redis') : false
+  const redisUp = ADAPTERS.some(needsRedis) ? await redisOrSkip(`${label} for the redis adapter`) : false
   const backends: Backend[] = []
   for (const def of ADAPTERS) {
     if (EXCLUDED[def.type] !== undefined || configFor(def, dir) === undefined) continue
