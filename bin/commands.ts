@@ -4,7 +4,7 @@ import { parseDuration, type Duration } from '../src/duration.js'
 import { CacheArgumentError, CacheBackendError } from '../src/errors.js'
 import { cliConfig, openCache, type Opened } from './open.js'
 import { globToRegExp, progress, showMs, showValue, toPlain, withoutSecrets } from './output.js'
-import { describeRace, race } from './race.js'
+import { describeRace, race } from './race-clients.js'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 type Values = Record<string, string | boolean | undefined>

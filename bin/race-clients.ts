@@ -1,3 +1,7 @@
+/**
+ * The race client behind the CLI's `race` command and the demo (examples/race.ts): N clients call a
+ * counter's increment URL once each, all at once, and the verdict on whether they saw exactly 1..N.
+ */
 import * as http from 'node:http'
 import { redactUrl } from '../src/redact.js'
 
