@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCache } from '../src/singleton.js'
+import { uniquePrefix } from './support/prefix.js'
 import { freePort, redisCli, redisOrSkip, RedisServer, redisServerOrSkip, REDIS_URL } from './support/redis.js'
 import { CookieJar, send, startWorkers, type SessionWorker } from './support/sessions.js'
 
@@ -67,7 +68,7 @@ const backends: SharedBackend[] = [
     name: 'redis',
     available: () => redisOrSkip('the Redis cases of the session worker tests (npx vitest run test/session-workers.test.ts)'),
     fresh() {
-      const keyPrefix = `cachekit-test:${randomUUID()}:`
+      const keyPrefix = uniquePrefix('session-workers')
       const port = Number(new URL(REDIS_URL).port || 6379)
       return {
         env: { CACHE_URL: REDIS_URL, CACHE_KEY_PREFIX: keyPrefix },

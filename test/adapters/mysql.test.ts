@@ -1,10 +1,11 @@
 import { afterAll } from 'vitest'
 import { mysqlAdapter } from '../../adapters/mysql/index.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
-import { MYSQL_URL, mysqlOrSkip, mysqlQuery, randomTable } from '../support/sql.js'
+import { uniqueTableName } from '../support/prefix.js'
+import { MYSQL_URL, mysqlOrSkip, mysqlQuery } from '../support/sql.js'
 import { skippedHere } from '../support/servers.js'
 
-const table = randomTable('conf')
+const table = uniqueTableName('conf')
 
 if (await mysqlOrSkip('the mysql conformance suite')) {
   runAdapterConformance({

@@ -1,10 +1,11 @@
 import { afterAll } from 'vitest'
 import { postgresAdapter } from '../../adapters/postgres/index.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
-import { pgQuery, POSTGRES_URL, postgresOrSkip, randomTable } from '../support/sql.js'
+import { uniqueTableName } from '../support/prefix.js'
+import { pgQuery, POSTGRES_URL, postgresOrSkip } from '../support/sql.js'
 import { skippedHere } from '../support/servers.js'
 
-const table = randomTable('conf')
+const table = uniqueTableName('conf')
 
 if (await postgresOrSkip('the postgres conformance suite')) {
   runAdapterConformance({

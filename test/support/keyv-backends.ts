@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll } from 'vitest'
 import { ADAPTERS, type AdapterDefinition } from '../../src/registry.js'
+import { uniqueTableName } from './prefix.js'
 import { REDIS_URL, redisOrSkip } from './redis.js'
-import { MYSQL_URL, mysqlOrSkip, mysqlQuery, pgQuery, POSTGRES_URL, postgresOrSkip, randomTable } from './sql.js'
+import { MYSQL_URL, mysqlOrSkip, mysqlQuery, pgQuery, POSTGRES_URL, postgresOrSkip } from './sql.js'
 
 /** The SQL backends' table for these tests, dropped at the end. */
-const SQL_TABLE = randomTable('keyv')
+const SQL_TABLE = uniqueTableName('keyv')
 
 /** A config reaching each backend, by the URL scheme its registry entry declares. */
 const BY_SCHEME: Record<string, (def: AdapterDefinition, dir: string) => Record<string, unknown>> = {

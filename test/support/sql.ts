@@ -1,9 +1,8 @@
 /**
  * Test support for PostgreSQL and MySQL/MariaDB: the servers' URLs, whether one answers (the policy of
- * servers.ts: skip with one loud line outside CI, fail under CI=true), a random table name per test file,
- * and a plain driver connection for the checks a test makes behind the adapter's back.
+ * servers.ts: skip with one loud line outside CI, fail under CI=true), and a plain driver connection for
+ * the checks a test makes behind the adapter's back. Table names: uniqueTableName (prefix.ts).
  */
-import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { serverOrSkip } from './servers.js'
 
@@ -43,11 +42,6 @@ export interface MysqlPool {
 export const mysql = require('mysql2') as {
   createConnection(config: string | Record<string, unknown>): MysqlConnection
   createPool(config: string | Record<string, unknown>): MysqlPool
-}
-
-/** A table name no other test file uses. */
-export function randomTable(tag: string): string {
-  return `ck_${tag}_${randomBytes(5).toString('hex')}`
 }
 
 /** Run one statement on PostgreSQL on a connection of its own. */
