@@ -16,7 +16,10 @@ import { CacheStore } from '../src/session/store.js'
 import { createCache } from '../src/singleton.js'
 import { FakeClock } from '../src/testing/index.js'
 import { uniquePrefix } from './support/prefix.js'
-import { redisCli, redisOrSkip, REDIS_URL } from './support/redis.js'
+import { guardSharedRedis, pingRedis, redisCli, redisOrSkip, REDIS_URL } from './support/redis.js'
+
+// `clear` runs on the shared Redis: it must remove nothing but the keys under the store's prefix.
+if (await pingRedis(REDIS_URL)) guardSharedRedis('session-store')
 
 type SessionData = expressSession.SessionData & Record<string, unknown>
 
