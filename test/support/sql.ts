@@ -78,10 +78,10 @@ async function answers(probe: () => Promise<unknown>): Promise<boolean> {
 
 /** Whether the tests `what` on PostgreSQL can run (serverOrSkip: skip outside CI when no server answers; fail under CI). */
 export function postgresOrSkip(what: string): Promise<boolean> {
-  return serverOrSkip(what, `PostgreSQL at ${POSTGRES_URL}`, () => answers(() => pgQuery('SELECT 1')), 'start one, then run: npx vitest run test/adapters/postgres.test.ts')
+  return serverOrSkip(what, `PostgreSQL at ${POSTGRES_URL}`, () => answers(() => pgQuery('SELECT 1')), 'start one or set POSTGRES_URL, then run this test file again')
 }
 
 /** Whether the tests `what` on MySQL/MariaDB can run (serverOrSkip: skip outside CI when no server answers; fail under CI). */
 export function mysqlOrSkip(what: string): Promise<boolean> {
-  return serverOrSkip(what, `MySQL/MariaDB at ${MYSQL_URL}`, () => answers(() => mysqlQuery('SELECT 1')), 'start one, then run: npx vitest run test/adapters/mysql.test.ts')
+  return serverOrSkip(what, `MySQL/MariaDB at ${MYSQL_URL}`, () => answers(() => mysqlQuery('SELECT 1')), 'start one or set MYSQL_URL, then run this test file again')
 }
