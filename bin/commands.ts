@@ -4,7 +4,7 @@ import { parseDuration, type Duration } from '../src/duration.js'
 import { CacheArgumentError, CacheBackendError } from '../src/errors.js'
 import { cliConfig, openCache, type Opened } from './open.js'
 import { globToRegExp, progress, showMs, showValue, toPlain, withoutSecrets } from './output.js'
-import { describeRace, race } from './race.js'
+import { describeRace, race } from './race-clients.js'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 type Values = Record<string, string | boolean | undefined>
@@ -371,9 +371,10 @@ const raceCommand: Command = {
   usage: 'race <url> [--clients <n>]',
   summary: 'N concurrent clients call <url>/increment once each (exit 1 unless they see 1..N)',
   description: [
-    'The seeds\' test, against a running demo app (`npm start`): reset the counter with <url>/create, then',
-    'let N clients call <url>/increment once each, all at once, and tell whether they saw exactly 1..N,',
-    'each once. Exit 0 if they did, 1 if not.',
+    'Whether a counter is atomic across the workers of a running demo app (`npm start`): reset the',
+    'counter with <url>/create, let N clients call <url>/increment once each, all at once, and tell',
+    'whether they saw exactly 1..N, each once. Exit 0 if they did, 1 if not (as when each worker counts',
+    'on its own copy: a memory cache is per process).',
   ].join('\n'),
   options: { clients: { type: 'string' }, path: { type: 'string' }, reset: { type: 'string' } },
   optionHelp: ['  --clients <n>     how many clients (default 100)', '  --path <p>        the increment path (default /increment)', '  --reset <p>       the reset path, "" for none (default /create)'],

@@ -6,7 +6,7 @@
  *   npm run demo:race                       # the embedded default: passes
  *   CACHE_URL=memory: npm run demo:race     # one copy per worker: fails
  */
-import { describeRace, race } from '../bin/race.js'
+import { describeRace, race } from '../bin/race-clients.js'
 import { startDemo } from './launch.js'
 
 const target = process.argv[2]

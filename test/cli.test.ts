@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openCache } from '../bin/open.js'
 import { COMMANDS } from '../bin/commands.js'
-import { sharedBackends } from './helpers/backends.js'
+import { sharedBackends } from './support/shared-backends.js'
 import { freePort, guardSharedRedis, pingRedis, REDIS_URL } from './support/redis.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))

@@ -15,17 +15,13 @@ import { resolveConfig } from '../src/config/index.js'
 import { CacheBackendError, CacheConfigError, type CacheError } from '../src/errors.js'
 import { LEASE_SUFFIX } from '../src/lease.js'
 import { createCache } from '../src/singleton.js'
-import { freePort, haveRedisServer, RedisServer } from './support/redis.js'
+import { freePort, RedisServer, redisServerOrSkip } from './support/redis.js'
 import { bookkeeping } from './support/bookkeeping.js'
 
 /** The deadline of most tests (the cache's `commandTimeout`, as in the issue); `2 * D` leaves a loaded machine a whole second. */
 const D = 1000
 
-const canRun = haveRedisServer()
-if (!canRun) {
-  if (process.env.CI) throw new Error('redis-server/redis-cli are missing, and CI=true requires them (.ci/run installs them).')
-  console.warn('\n!!! SKIPPED the deadline tests: redis-server and redis-cli are not installed. Install redis-server, then run: npx vitest run test/deadline.test.ts\n')
-}
+const canRun = await redisServerOrSkip('the deadline tests', 'test/deadline.test.ts')
 
 /** How long `work` takes, and what it gave or threw. */
 async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { startDemo } from '../examples/launch.js'
-import { sharedBackends } from './helpers/backends.js'
+import { sharedBackends } from './support/shared-backends.js'
 import { CookieJar, send } from './support/sessions.js'
 
 const WORKERS = 4

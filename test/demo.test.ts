@@ -7,10 +7,10 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { race, type RaceResult } from '../bin/race.js'
+import { race, type RaceResult } from '../bin/race-clients.js'
 import { startDemo } from '../examples/launch.js'
 import { EMBEDDED_DEFAULT } from '../src/index.js'
-import { sharedBackends } from './helpers/backends.js'
+import { sharedBackends } from './support/shared-backends.js'
 
 const WORKERS = 4
 /**

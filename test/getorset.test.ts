@@ -14,7 +14,7 @@ import { createCache } from '../src/singleton.js'
 import { FakeClock } from '../src/testing/harness.js'
 import { runInProcesses } from '../src/testing/processes.js'
 import { uniquePrefix } from './support/prefix.js'
-import { guardSharedRedis, pingRedis, REDIS_URL } from './support/redis.js'
+import { guardSharedRedis, pingRedis, REDIS_URL, redisOrSkip } from './support/redis.js'
 import { bookkeeping } from './support/bookkeeping.js'
 
 // The cross-process proofs run on the shared Redis and clear their prefix there.
@@ -372,20 +372,10 @@ function configFor(def: AdapterDefinition): CacheConfig & object {
   return { type: def.type, keyPrefix: prefix }
 }
 
-let warnedNoRedis = false
-
 /** Load the backend; say why it is skipped (not shared, not atomic, unreachable, unknown config). */
 async function probe(def: AdapterDefinition, config: CacheConfig & object): Promise<string | undefined> {
   const isRedis = def.schemes?.includes('redis') === true
-  if (isRedis && !(await pingRedis(REDIS_URL))) {
-    if (process.env.CI !== undefined) throw new Error(`The cross-process getOrSet proof needs Redis at ${REDIS_URL}, and CI=true requires one.`)
-    if (!warnedNoRedis) console.warn(
-      `\n!!! SKIPPED the cross-process getOrSet proof on Redis: no Redis at ${REDIS_URL}.\n` +
-        '!!! Start one (redis-server) or set REDIS_URL, then run: npx vitest run test/getorset.test.ts\n',
-    )
-    warnedNoRedis = true
-    return 'no Redis outside CI'
-  }
+  if (isRedis && !(await redisOrSkip('the cross-process getOrSet proof on Redis (npx vitest run test/getorset.test.ts)'))) return 'no Redis outside CI'
   let c: Cache | undefined
   try {
     c = createCache(config)

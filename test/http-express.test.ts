@@ -2,7 +2,7 @@ import express from 'express'
 import { describe } from 'vitest'
 import { cached } from '../src/http/express.js'
 import { cache as singleton } from '../src/singleton.js'
-import { BINARY, httpSuite, served, type Runs } from './http-shared.js'
+import { BINARY, httpSuite, served, type Runs } from './support/http-suite.js'
 
 describe('cachekit/express on a real Express 5 server', () => {
   httpSuite(async (cache) => {

@@ -5,7 +5,7 @@ import { setCookie } from 'hono/cookie'
 import { describe, expect, it } from 'vitest'
 import { cached } from '../src/http/hono.js'
 import { cache as singleton, createCache } from '../src/singleton.js'
-import { BINARY, httpSuite, served, type Runs } from './http-shared.js'
+import { BINARY, httpSuite, served, type Runs } from './support/http-suite.js'
 
 describe('cachekit/hono on a real @hono/node-server', () => {
   httpSuite(async (cache) => {

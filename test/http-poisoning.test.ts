@@ -12,7 +12,7 @@ import type { Cache } from '../src/cache.js'
 import { cached as expressCached } from '../src/http/express.js'
 import { cached as honoCached } from '../src/http/hono.js'
 import { createCache } from '../src/singleton.js'
-import { rawGet, served } from './http-shared.js'
+import { rawGet, served } from './support/http-suite.js'
 
 const PAGES: Record<string, string> = { '/price': 'price: 42 EUR', '/report': 'the quarterly report' }
 

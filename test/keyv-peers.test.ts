@@ -9,7 +9,7 @@ import Keyv from 'keyv'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createCache, type Cache } from '../src/index.js'
 import { toKeyvStore } from '../src/to-keyv-store.js'
-import { loadableBackends } from './keyv-backends.js'
+import { loadableBackends } from './support/keyv-backends.js'
 import { uniquePrefix } from './support/prefix.js'
 import { guardSharedRedis } from './support/redis.js'
 

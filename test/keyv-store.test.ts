@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createCache, type Cache } from '../src/index.js'
 import { toKeyvStore } from '../src/to-keyv-store.js'
 import { ADAPTERS } from '../src/registry.js'
-import { configFor, EXCLUDED, loadableBackends } from './keyv-backends.js'
+import { configFor, EXCLUDED, loadableBackends } from './support/keyv-backends.js'
 import { uniquePrefix } from './support/prefix.js'
 import { guardSharedRedis } from './support/redis.js'
 

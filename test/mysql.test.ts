@@ -12,13 +12,14 @@ import { mysqlAdapter } from '../adapters/mysql/index.js'
 import type { AdapterContext, CacheAdapter } from '../src/adapter.js'
 import { CacheBackendError, CacheConfigError, CacheTypeError, createCache, type Cache } from '../src/index.js'
 import { FakeClock } from '../src/testing/index.js'
+import { uniqueTableName } from './support/prefix.js'
 import { freePort } from './support/redis.js'
-import { mysql, MYSQL_URL, mysqlOrSkip, mysqlQuery, randomTable, type MysqlPool } from './support/sql.js'
+import { mysql, MYSQL_URL, mysqlOrSkip, mysqlQuery, type MysqlPool } from './support/sql.js'
 
 const tables: string[] = []
 const users: string[] = []
 const table = (tag: string) => {
-  const t = randomTable(tag)
+  const t = uniqueTableName(tag)
   tables.push(t)
   return t
 }

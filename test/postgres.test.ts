@@ -13,12 +13,13 @@ import { postgresAdapter, type PostgresPool } from '../adapters/postgres/index.j
 import type { AdapterContext, CacheAdapter } from '../src/adapter.js'
 import { CacheBackendError, CacheConfigError, CacheTypeError, createCache, type Cache } from '../src/index.js'
 import { FakeClock } from '../src/testing/index.js'
+import { uniqueTableName } from './support/prefix.js'
 import { freePort } from './support/redis.js'
-import { pg, pgQuery, POSTGRES_URL, postgresOrSkip, randomTable } from './support/sql.js'
+import { pg, pgQuery, POSTGRES_URL, postgresOrSkip } from './support/sql.js'
 
 const tables: string[] = []
 const table = (tag: string) => {
-  const t = randomTable(tag)
+  const t = uniqueTableName(tag)
   tables.push(t)
   return t
 }

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { Cache, configFromEnv, createCache } from '../src/index.js'
 import { ADAPTERS } from '../src/registry.js'
 import { redactError, redactText, redactUrl, urlSecrets } from '../src/redact.js'
-import { freePort, haveRedisServer, RedisServer } from './support/redis.js'
+import { freePort, RedisServer, redisServerOrSkip } from './support/redis.js'
 
 /** Pieces of the passwords below: none may appear anywhere. */
 const SECRETS = ['Hunter2', 'Qz9x', 'Hunt3r']
@@ -234,7 +234,9 @@ describe('environment variables', () => {
   })
 })
 
-describe.runIf(haveRedisServer())('redis: errors and events while the server refuses or is gone', () => {
+const canStartRedis = await redisServerOrSkip('the redaction tests of a Redis that refuses or is gone', 'test/redaction.test.ts')
+
+describe.runIf(canStartRedis)('redis: errors and events while the server refuses or is gone', () => {
   let server: RedisServer | undefined
   afterAll(async () => {
     await server?.stop()

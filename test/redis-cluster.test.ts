@@ -8,15 +8,13 @@ import { CacheBackendError } from '../src/errors.js'
 import { redisAdapter } from '../adapters/redis/index.js'
 import { createCache } from '../src/singleton.js'
 import { runAdapterConformance } from '../src/testing/index.js'
-import { haveRedisServer, startCluster, type RedisServer } from './support/redis.js'
+import { redisServerOrSkip, startCluster, type RedisServer } from './support/redis.js'
+import { skippedHere } from './support/servers.js'
 import { CHILD_ROOM } from './support/processes.js'
 
-const canRun = haveRedisServer()
-if (!canRun) {
-  if (process.env.CI) throw new Error('redis-server/redis-cli are missing, and CI=true requires them (.ci/run installs them).')
-  console.warn('\n!!! SKIPPED the Redis Cluster tests: redis-server and redis-cli are not installed. Install redis-server, then run: npx vitest run test/redis-cluster.test.ts\n')
-}
+const canRun = await redisServerOrSkip('the Redis Cluster tests', 'test/redis-cluster.test.ts')
 
+if (!canRun) skippedHere('the Redis Cluster tests')
 const cluster = canRun ? await startCluster() : undefined
 const runPrefix = `ck-cluster:${randomBytes(4).toString('hex')}:`
 

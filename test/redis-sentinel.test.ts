@@ -8,14 +8,10 @@ import { CacheBackendError } from '../src/errors.js'
 import { redisAdapter } from '../adapters/redis/index.js'
 import { createCache } from '../src/singleton.js'
 import { runAdapterConformance } from '../src/testing/index.js'
-import { haveRedisServer, startSentinel } from './support/redis.js'
+import { redisServerOrSkip, startSentinel } from './support/redis.js'
 import { CHILD_ROOM } from './support/processes.js'
 
-const canRun = haveRedisServer()
-if (!canRun) {
-  if (process.env.CI) throw new Error('redis-server/redis-cli are missing, and CI=true requires them (.ci/run installs them).')
-  console.warn('\n!!! SKIPPED the Redis Sentinel tests: redis-server and redis-cli are not installed. Install redis-server, then run: npx vitest run test/redis-sentinel.test.ts\n')
-}
+const canRun = await redisServerOrSkip('the Redis Sentinel tests', 'test/redis-sentinel.test.ts')
 
 const setup = canRun ? await startSentinel() : undefined
 const runPrefix = `ck-sentinel:${randomBytes(4).toString('hex')}:`

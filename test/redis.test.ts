@@ -17,18 +17,14 @@ import type { Cache } from '../src/cache.js'
 import { configFromEnv } from '../src/config/index.js'
 import { CacheBackendError, CacheConfigError, CacheTypeError } from '../src/errors.js'
 import { createCache } from '../src/singleton.js'
-import { freePort, haveRedisServer, RedisServer } from './support/redis.js'
+import { freePort, RedisServer, redisServerOrSkip } from './support/redis.js'
 
 const CONNECT_TIMEOUT = 400
 const COMMAND_TIMEOUT = 300
 /** Room for a loaded machine: the claim is "fails promptly instead of hanging", not a latency figure. */
 const MARGIN = 1500
 
-const canRun = haveRedisServer()
-if (!canRun) {
-  if (process.env.CI) throw new Error('redis-server/redis-cli are missing, and CI=true requires them (.ci/run installs them).')
-  console.warn('\n!!! SKIPPED the redis fault tests: redis-server and redis-cli are not installed. Install redis-server, then run: npx vitest run test/redis.test.ts\n')
-}
+const canRun = await redisServerOrSkip('the redis fault tests', 'test/redis.test.ts')
 
 /** How long `work` takes, and what it gave or threw. */
 async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {

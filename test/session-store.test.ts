@@ -3,7 +3,6 @@
  * and the filesystem (a temporary folder) on a fake clock, and Redis (a random prefix) in real time. The
  * HTTP tests with several workers are in session-workers.test.ts.
  */
-import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,7 +15,11 @@ import { loadExpressSessionStore } from '../src/session/peer.js'
 import { CacheStore } from '../src/session/store.js'
 import { createCache } from '../src/singleton.js'
 import { FakeClock } from '../src/testing/index.js'
-import { redisCli, redisOrSkip, REDIS_URL } from './support/redis.js'
+import { uniquePrefix } from './support/prefix.js'
+import { guardSharedRedis, pingRedis, redisCli, redisOrSkip, REDIS_URL } from './support/redis.js'
+
+// `clear` runs on the shared Redis: it must remove nothing but the keys under the store's prefix.
+if (await pingRedis(REDIS_URL)) guardSharedRedis('session-store')
 
 type SessionData = expressSession.SessionData & Record<string, unknown>
 
@@ -82,7 +85,7 @@ const backends: Backend[] = [
     name: 'redis',
     available: () => redisOrSkip('the Redis cases of the session store tests (npx vitest run test/session-store.test.ts)'),
     async open() {
-      const cache = createCache({ type: 'redis', url: REDIS_URL, keyPrefix: `cachekit-test:${randomUUID()}:` })
+      const cache = createCache({ type: 'redis', url: REDIS_URL, keyPrefix: uniquePrefix('session-store') })
       await cache.ready()
       const port = Number(new URL(REDIS_URL).port || 6379)
       return { cache, clock: undefined, present: (key: string) => redisCli(port, 'EXISTS', key) === '1' }

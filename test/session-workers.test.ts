@@ -11,7 +11,8 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCache } from '../src/singleton.js'
-import { freePort, haveRedisServer, redisCli, redisOrSkip, RedisServer, REDIS_URL } from './support/redis.js'
+import { uniquePrefix } from './support/prefix.js'
+import { freePort, redisCli, redisOrSkip, RedisServer, redisServerOrSkip, REDIS_URL } from './support/redis.js'
 import { CookieJar, send, startWorkers, type SessionWorker } from './support/sessions.js'
 
 const WORKERS = 3
@@ -67,7 +68,7 @@ const backends: SharedBackend[] = [
     name: 'redis',
     available: () => redisOrSkip('the Redis cases of the session worker tests (npx vitest run test/session-workers.test.ts)'),
     fresh() {
-      const keyPrefix = `cachekit-test:${randomUUID()}:`
+      const keyPrefix = uniquePrefix('session-workers')
       const port = Number(new URL(REDIS_URL).port || 6379)
       return {
         env: { CACHE_URL: REDIS_URL, CACHE_KEY_PREFIX: keyPrefix },
@@ -291,7 +292,7 @@ for (const backend of backends) {
 describe('sessions with the Redis server down', () => {
   for (const failOpen of [true, false]) {
     it(`failOpen ${failOpen}: ${failOpen ? 'reads are fresh sessions, a login or logout is a 500' : 'every session request is a 500'}, promptly, on both apps`, async (t) => {
-      if (!haveRedisServer()) return t.skip()
+      if (!(await redisServerOrSkip('the session tests with the Redis server down', 'test/session-workers.test.ts'))) return t.skip()
       const server = await new RedisServer(await freePort()).start()
       const { workers, stop } = await startWorkers(2, {
         CACHE_URL: server.url,

@@ -14,7 +14,8 @@ import { loadSqliteDriver } from '../adapters/sqlite/index.js'
 import { resolveConfig } from '../src/config/index.js'
 import { CacheConfigError } from '../src/errors.js'
 import { createCache } from '../src/singleton.js'
-import { inCI, nodeWithSqlite, whyNot } from './support/sqlite.js'
+import { inCI } from './support/servers.js'
+import { nodeWithSqlite, whyNot } from './support/sqlite.js'
 
 const root = mkdtempSync(join(tmpdir(), 'cachekit-sqlite-drivers-'))
 afterAll(() => rmSync(root, { recursive: true, force: true }))

@@ -36,7 +36,7 @@ function sizeOf(key: string, value: Payload): number {
 /** How often expired entries are swept from memory, so that unread entries do not stay until evicted. */
 export const MEMORY_PURGE_INTERVAL_MS = 60_000
 
-/** True in a `node:cluster` worker or a PM2 instance: where a memory cache is the seeds' bug. */
+/** True in a `node:cluster` worker or a PM2 instance: where a memory cache is per worker, and each worker counts on its own copy. */
 function inWorker(): boolean {
   return cluster.isWorker || process.env.NODE_APP_INSTANCE !== undefined || process.env.pm_id !== undefined
 }

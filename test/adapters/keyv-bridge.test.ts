@@ -9,10 +9,9 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import { CacheBackendError, CacheConfigError, createCache, type Cache } from '../../src/index.js'
 import { KEYV_DEFAULTS, KEYV_PURGE_INTERVAL_MS } from '../../adapters/keyv/index.js'
 import { FakeClock } from '../../src/testing/index.js'
-import { REDIS_URL, serverAvailable } from '../keyv-servers.js'
 import { benchPeer, type KeyvSqliteClass } from '../support/bench-peers.js'
 import { uniquePrefix } from '../support/prefix.js'
-import { freePort, guardSharedRedis, haveRedisServer, RedisServer } from '../support/redis.js'
+import { freePort, guardSharedRedis, RedisServer, REDIS_URL, redisOrSkip, redisServerOrSkip } from '../support/redis.js'
 import { inspectSqlite } from '../support/sqlite.js'
 
 // @keyv/sqlite comes with the benchmark's packages (its sqlite3 is compiled); without them these tests skip loudly.
@@ -254,7 +253,7 @@ describe('keyv bridge: clear() removes only its own keys', () => {
   })
 })
 
-if (await serverAvailable('Redis')) {
+if (await redisOrSkip('the keyv bridge tests over @keyv/redis')) {
   guardSharedRedis('keyv-bridge')
   describe('keyv bridge over @keyv/redis', () => {
     it('a plain Keyv over @keyv/redis prefixes twice (keyv::keyv:k); the bridge stores the key as it is', async () => {
@@ -305,11 +304,7 @@ if (await serverAvailable('Redis')) {
     })
 
     it('close() shuts the store for good when its Redis died, and a write racing it is reported as not stored', async () => {
-      if (!haveRedisServer()) {
-        if (process.env.CI) throw new Error('redis-server is missing, and CI=true requires it (.ci/run installs it).')
-        console.warn('\n!!! SKIPPED a keyv bridge test: redis-server is not installed. Install it, then run: npx vitest run test/adapters/keyv-bridge.test.ts\n')
-        return
-      }
+      if (!(await redisServerOrSkip('a keyv bridge test of a Redis that died', 'test/adapters/keyv-bridge.test.ts'))) return
       const server = await new RedisServer(await freePort()).start()
       try {
         const store = new KeyvRedis(server.url)

@@ -6,7 +6,7 @@
 import KeyvRedis from '@keyv/redis'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CacheBackendError, CacheConfigError, createCache, type Cache, type CacheError } from '../../src/index.js'
-import { freePort, haveRedisServer, RedisServer } from '../support/redis.js'
+import { freePort, RedisServer, redisServerOrSkip } from '../support/redis.js'
 
 const TIMEOUT = 300
 /** Generous: the machine is shared; what matters is that a call ends near its timeout, not never. */
@@ -46,11 +46,7 @@ describe('keyv bridge: timeout options', () => {
   })
 })
 
-const canRun = haveRedisServer()
-if (!canRun) {
-  if (process.env.CI) throw new Error('redis-server is missing, and CI=true requires it (.ci/run installs it).')
-  console.warn('\n!!! SKIPPED the keyv timeout tests: redis-server is not installed. Install it, then run: npx vitest run test/adapters/keyv-timeout.test.ts\n')
-}
+const canRun = await redisServerOrSkip('the keyv timeout tests', 'test/adapters/keyv-timeout.test.ts')
 
 describe.runIf(canRun)('keyv bridge: commandTimeout on a store that stops answering (@keyv/redis, redis-server frozen with SIGSTOP)', () => {
   it('get misses with an error, set is false, inc throws, each within the timeout; all works again once the store answers', async () => {

@@ -5,10 +5,10 @@ import KeyvPostgres from '@keyv/postgres'
 import KeyvRedis from '@keyv/redis'
 import { keyvAdapter } from '../../adapters/keyv/index.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
-import { POSTGRES_URI, serverAvailable } from '../keyv-servers.js'
 import { benchPeer, benchPeerPath, type KeyvSqliteClass } from '../support/bench-peers.js'
 import { uniqueTableName } from '../support/prefix.js'
-import { freePort, haveRedisServer, RedisServer } from '../support/redis.js'
+import { freePort, RedisServer, redisServerOrSkip } from '../support/redis.js'
+import { POSTGRES_URL, postgresOrSkip } from '../support/sql.js'
 
 const NOT_ATOMIC = { atomic: false, realClock: false } as const
 /**
@@ -45,8 +45,8 @@ if (KeyvSqlite !== undefined) {
 // each store here is the run's own: a table of its own on the shared PostgreSQL, a redis-server of its own.
 
 // @keyv/postgres makes VARCHAR(255) keys by default; the suite stores 4 KiB keys.
-const postgres = { uri: POSTGRES_URI, table: uniqueTableName('keyv_conformance'), keySize: 8192 }
-if (await serverAvailable('PostgreSQL')) {
+const postgres = { uri: POSTGRES_URL, table: uniqueTableName('keyv_conformance'), keySize: 8192 }
+if (await postgresOrSkip('the keyv (@keyv/postgres) conformance suite')) {
   runAdapterConformance({
     name: 'keyv (@keyv/postgres)',
     create: (context) => keyvAdapter({ store: new KeyvPostgres(postgres), shared: true, ...ROOM }, context),
@@ -60,11 +60,7 @@ if (await serverAvailable('PostgreSQL')) {
   })
 }
 
-const canStartRedis = haveRedisServer()
-if (!canStartRedis) {
-  if (process.env.CI) throw new Error('redis-server is missing, and CI=true requires it (.ci/run installs it).')
-  console.warn('\n!!! SKIPPED the keyv (@keyv/redis) conformance suite: redis-server is not installed. Install it, then run: npx vitest run test/adapters/keyv.test.ts\n')
-} else {
+if (await redisServerOrSkip('the keyv (@keyv/redis) conformance suite', 'test/adapters/keyv.test.ts')) {
   const server = await new RedisServer(await freePort()).start()
   runAdapterConformance({
     name: 'keyv (@keyv/redis)',

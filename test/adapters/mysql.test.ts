@@ -1,10 +1,12 @@
 import { afterAll } from 'vitest'
 import { mysqlAdapter } from '../../adapters/mysql/index.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
-import { MYSQL_URL, mysqlOrSkip, mysqlQuery, randomTable } from '../support/sql.js'
+import { uniqueTableName } from '../support/prefix.js'
+import { MYSQL_URL, mysqlOrSkip, mysqlQuery } from '../support/sql.js'
+import { skippedHere } from '../support/servers.js'
 import { CHILD_ROOM } from '../support/processes.js'
 
-const table = randomTable('conf')
+const table = uniqueTableName('conf')
 
 if (await mysqlOrSkip('the mysql conformance suite')) {
   runAdapterConformance({
@@ -14,4 +16,6 @@ if (await mysqlOrSkip('the mysql conformance suite')) {
     processConfig: { type: 'mysql', url: MYSQL_URL, table, ...CHILD_ROOM },
   })
   afterAll(() => mysqlQuery(`DROP TABLE IF EXISTS \`${table}\``))
+} else {
+  skippedHere('the mysql conformance suite')
 }

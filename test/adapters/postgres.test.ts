@@ -1,10 +1,12 @@
 import { afterAll } from 'vitest'
 import { postgresAdapter } from '../../adapters/postgres/index.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
-import { pgQuery, POSTGRES_URL, postgresOrSkip, randomTable } from '../support/sql.js'
+import { uniqueTableName } from '../support/prefix.js'
+import { pgQuery, POSTGRES_URL, postgresOrSkip } from '../support/sql.js'
+import { skippedHere } from '../support/servers.js'
 import { CHILD_ROOM } from '../support/processes.js'
 
-const table = randomTable('conf')
+const table = uniqueTableName('conf')
 
 if (await postgresOrSkip('the postgres conformance suite')) {
   runAdapterConformance({
@@ -14,4 +16,6 @@ if (await postgresOrSkip('the postgres conformance suite')) {
     processConfig: { type: 'postgres', url: POSTGRES_URL, table, ...CHILD_ROOM },
   })
   afterAll(() => pgQuery(`DROP TABLE IF EXISTS "${table}"`))
+} else {
+  skippedHere('the postgres conformance suite')
 }

@@ -3,6 +3,7 @@ import { createCache } from '../../src/singleton.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
 import { uniquePrefix } from '../support/prefix.js'
 import { guardSharedRedis, REDIS_URL, redisOrSkip } from '../support/redis.js'
+import { skippedHere } from '../support/servers.js'
 import { CHILD_ROOM } from '../support/processes.js'
 
 // Each run under its own prefix, so that runs (and other users of the server) never collide.
@@ -21,4 +22,6 @@ if (await redisOrSkip('the redis conformance suite')) {
       await cache.close()
     },
   })
+} else {
+  skippedHere('the redis conformance suite')
 }

@@ -2,14 +2,13 @@
  * Packages the benchmark installs (bench/package.json) that some tests use too: @keyv/sqlite, whose sqlite3
  * is compiled from source here, so that a fresh clone's `npm install` builds nothing `npm test` can do
  * without. `npm run bench:install` (or the first `npm run bench`) installs them; .ci/run does before the tests.
- * Missing, they skip their tests with one loud line outside CI and fail under CI=true.
+ * Missing, they skip their tests with one loud line outside CI and fail under CI=true (servers.ts).
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { KeyvStoreAdapter } from 'keyv'
-import { it } from 'vitest'
-import { inCI } from './sqlite.js'
+import { serverOrSkip } from './servers.js'
 
 const BENCH = fileURLToPath(new URL('../../bench/', import.meta.url))
 
@@ -32,17 +31,12 @@ export function benchPeerPath(name: string): string | undefined {
 
 /**
  * The default export of a package bench/ installs, for `label`'s tests; undefined when it is not installed
- * (after one loud line, or a failing test under CI). Call at the top level of a test file.
+ * (serverOrSkip: after one loud line outside CI; under CI=true it throws). Call at the top level of a test file.
  */
 export async function benchPeer<T>(name: string, label: string): Promise<T | undefined> {
   const path = benchPeerPath(name)
   if (path !== undefined) return ((await import(pathToFileURL(path).href)) as { default: T }).default
-  const how = `${name} is installed by the benchmark's own package (bench/package.json): run \`npm run bench:install\``
-  if (inCI) it(`${label}: ${name} is installed`, () => void fail(`${how} (.ci/run does), and CI is set.`))
-  else console.warn(`\n!!! SKIPPING ${label}: ${how}. Under CI=true this is a failure.\n`)
+  const why = `${name} is not installed in bench/node_modules (the benchmark's own package, bench/package.json, installs it)`
+  await serverOrSkip(label, name, () => why, 'run `npm run bench:install`')
   return undefined
-}
-
-function fail(message: string): never {
-  throw new Error(message)
 }

@@ -1,8 +1,8 @@
 /**
  * Test support for memcached: real memcached processes of the tests' own, each on a free port of 127.0.0.1
  * (never a shared server), started, killed, paused and restarted by the tests; and whether the tests can
- * run here at all. Outside CI a missing `memcached` binary or memjs driver skips with one loud line; under
- * CI=true it fails the run (.ci/run installs memcached; `npm ci` installs memjs).
+ * run here at all (the policy of servers.ts): outside CI a missing `memcached` binary or memjs driver skips
+ * with one loud line; under CI=true it fails the run (.ci/run installs memcached; `npm ci` installs memjs).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { it } from 'vitest'
 import { freePort } from './redis.js'
+import { serverOrSkip } from './servers.js'
 
 export { freePort }
 
@@ -43,18 +44,17 @@ async function haveMemjs(): Promise<boolean> {
 }
 
 /**
- * Whether the memcached tests can run: the binary and the driver are there. Outside CI they skip with one
- * loud line when not; under CI=true that is a failure.
+ * Whether the memcached tests `what` can run (serverOrSkip): the binary and the driver are there. Outside
+ * CI they skip with one loud line when not, and one visible skipped test; under CI=true that is a failure.
  */
 export async function memcachedOrSkip(what: string): Promise<boolean> {
   const missing = [haveMemcached() ? undefined : 'the memcached binary (apt-get install memcached)', (await haveMemjs()) ? undefined : 'the memjs driver (npm install)'].filter(
     (m) => m !== undefined,
   )
-  if (missing.length === 0) return true
-  if (process.env.CI) throw new Error(`${what}: ${missing.join(' and ')} missing, and CI=true requires them (.ci/run installs memcached).`)
+  const fix = 'install them, then run: npx vitest run test/adapters/memcached.test.ts test/memcached.test.ts'
+  if (await serverOrSkip(what, 'memcached and memjs', () => missing.length === 0 || `${missing.join(' and ')} missing`, fix)) return true
   // One visible skipped test, so the file is not an empty suite and the report says what did not run.
   it.skip(`${what} (skipped: ${missing.join(' and ')} missing)`, () => {})
-  console.warn(`\n!!! SKIPPED ${what}: ${missing.join(' and ')} missing. Install them, then run: npx vitest run test/adapters/memcached.test.ts test/memcached.test.ts\n`)
   return false
 }
 

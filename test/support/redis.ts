@@ -1,7 +1,8 @@
 /**
- * Test support for Redis: is one reachable, a guard for the shared server at REDIS_URL, and real
- * redis-server processes started (and always stopped) by the tests that stop, kill or restart a server.
- * Nothing here writes to the shared server but the guard's own two keys.
+ * Test support for Redis: is one reachable and are redis-server and redis-cli installed (the policy of
+ * servers.ts: skip with one loud line outside CI, fail under CI=true), a guard for the shared server at
+ * REDIS_URL, and real redis-server processes started (and always stopped) by the tests that stop, kill or
+ * restart a server. Nothing here writes to the shared server but the guard's own two keys.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -11,10 +12,11 @@ import { join } from 'node:path'
 import { createClient } from '@redis/client'
 import { afterAll, beforeAll, expect } from 'vitest'
 import { uniquePrefix } from './prefix.js'
+import { serverOrSkip } from './servers.js'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
-/** True if a Redis answers PING at `url` within `ms`. */
+/** True if a Redis answers PING at `url` within `ms` (after AUTH with the URL's user and password, if it has them). */
 export function pingRedis(url: string, ms = 1000): Promise<boolean> {
   const u = new URL(url)
   return new Promise((resolve) => {
@@ -26,20 +28,27 @@ export function pingRedis(url: string, ms = 1000): Promise<boolean> {
     }
     const timer = setTimeout(() => done(false), ms)
     socket.on('error', () => done(false))
-    socket.on('connect', () => socket.write(u.password ? `AUTH ${decodeURIComponent(u.password)}\r\nPING\r\n` : 'PING\r\n'))
+    const auth = [u.username, u.password].filter((part) => part !== '').map((part) => decodeURIComponent(part))
+    socket.on('connect', () => socket.write(u.password ? `AUTH ${auth.join(' ')}\r\nPING\r\n` : 'PING\r\n'))
     socket.on('data', (d) => d.toString().includes('PONG') && done(true))
   })
 }
 
 /**
- * Whether the Redis tests can run: outside CI they skip with one loud line when no Redis answers; under
- * CI=true a missing Redis fails the run.
+ * Whether the tests `what` on the Redis at `url` can run (serverOrSkip): true if it answers PING within
+ * 2 s; else one loud line outside CI, a failure under CI=true.
  */
-export async function redisOrSkip(what: string, url = REDIS_URL): Promise<boolean> {
-  if (await pingRedis(url)) return true
-  if (process.env.CI) throw new Error(`${what}: no Redis answers at ${url}, and CI=true requires one (.ci/run starts it).`)
-  console.warn(`\n!!! SKIPPED ${what}: no Redis at ${url}. Start one (redis-server) or set REDIS_URL, then run: npx vitest run test/adapters/redis.test.ts test/redis.test.ts\n`)
-  return false
+export function redisOrSkip(what: string, url = REDIS_URL): Promise<boolean> {
+  return serverOrSkip(what, `Redis at ${url}`, () => pingRedis(url, 2000), 'start one (redis-server) or set REDIS_URL, then run this test file again')
+}
+
+/**
+ * Whether the tests `what`, which start redis-servers of their own, can run (serverOrSkip): true if
+ * redis-server and redis-cli are installed; else one loud line outside CI, a failure under CI=true.
+ * `file` is the test file, for the line's command.
+ */
+export function redisServerOrSkip(what: string, file: string): Promise<boolean> {
+  return serverOrSkip(what, 'redis-server and redis-cli', () => haveRedisServer() || 'redis-server and redis-cli are not installed', `install redis-server (apt-get install redis-server), then run: npx vitest run ${file}`)
 }
 
 /** How long the guard's keys live on the shared server if a run dies before it removes them. */

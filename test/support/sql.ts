@@ -1,10 +1,10 @@
 /**
- * Test support for PostgreSQL and MySQL/MariaDB: the servers' URLs, whether one answers (skip with one loud
- * line outside CI, fail under CI=true), a random table name per test file, and a plain driver connection
- * for the checks a test makes behind the adapter's back.
+ * Test support for PostgreSQL and MySQL/MariaDB: the servers' URLs, whether one answers (the policy of
+ * servers.ts: skip with one loud line outside CI, fail under CI=true), and a plain driver connection for
+ * the checks a test makes behind the adapter's back. Table names: uniqueTableName (prefix.ts).
  */
-import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
+import { serverOrSkip } from './servers.js'
 
 export const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test'
@@ -44,11 +44,6 @@ export const mysql = require('mysql2') as {
   createPool(config: string | Record<string, unknown>): MysqlPool
 }
 
-/** A table name no other test file uses. */
-export function randomTable(tag: string): string {
-  return `ck_${tag}_${randomBytes(5).toString('hex')}`
-}
-
 /** Run one statement on PostgreSQL on a connection of its own. */
 export async function pgQuery(text: string, values?: unknown[], url = POSTGRES_URL): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 })
@@ -81,19 +76,12 @@ async function answers(probe: () => Promise<unknown>): Promise<boolean> {
   }
 }
 
-async function orSkip(what: string, server: string, url: string, probe: () => Promise<unknown>, files: string): Promise<boolean> {
-  if (await answers(probe)) return true
-  if (process.env.CI) throw new Error(`${what}: no ${server} answers at ${url}, and CI=true requires one (.ci/run starts it).`)
-  console.warn(`\n!!! SKIPPED ${what}: no ${server} at ${url}. Start one, then run: npx vitest run ${files}\n`)
-  return false
-}
-
-/** Whether the PostgreSQL tests can run (skip outside CI when no server answers; fail under CI). */
+/** Whether the tests `what` on PostgreSQL can run (serverOrSkip: skip outside CI when no server answers; fail under CI). */
 export function postgresOrSkip(what: string): Promise<boolean> {
-  return orSkip(what, 'PostgreSQL', POSTGRES_URL, () => pgQuery('SELECT 1'), 'test/adapters/postgres.test.ts')
+  return serverOrSkip(what, `PostgreSQL at ${POSTGRES_URL}`, () => answers(() => pgQuery('SELECT 1')), 'start one or set POSTGRES_URL, then run this test file again')
 }
 
-/** Whether the MySQL/MariaDB tests can run (skip outside CI when no server answers; fail under CI). */
+/** Whether the tests `what` on MySQL/MariaDB can run (serverOrSkip: skip outside CI when no server answers; fail under CI). */
 export function mysqlOrSkip(what: string): Promise<boolean> {
-  return orSkip(what, 'MySQL/MariaDB', MYSQL_URL, () => mysqlQuery('SELECT 1'), 'test/adapters/mysql.test.ts')
+  return serverOrSkip(what, `MySQL/MariaDB at ${MYSQL_URL}`, () => answers(() => mysqlQuery('SELECT 1')), 'start one or set MYSQL_URL, then run this test file again')
 }

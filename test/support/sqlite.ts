@@ -14,8 +14,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { it } from 'vitest'
 import { loadSqliteDriver, SQLITE_DRIVERS, type SqliteDriverName } from '../../adapters/sqlite/index.js'
-
-export const inCI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false'
+import { inCI } from './servers.js'
 
 const verdicts = new Map<SqliteDriverName, string | undefined>()
 

@@ -3,12 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll } from 'vitest'
-import { ADAPTERS, type AdapterDefinition } from '../src/registry.js'
-import { REDIS_URL, serverAvailable } from './keyv-servers.js'
-import { MYSQL_URL, mysqlOrSkip, mysqlQuery, pgQuery, POSTGRES_URL, postgresOrSkip, randomTable } from './support/sql.js'
+import { ADAPTERS, type AdapterDefinition } from '../../src/registry.js'
+import { uniqueTableName } from './prefix.js'
+import { REDIS_URL, redisOrSkip } from './redis.js'
+import { MYSQL_URL, mysqlOrSkip, mysqlQuery, pgQuery, POSTGRES_URL, postgresOrSkip } from './sql.js'
 
 /** The SQL backends' table for these tests, dropped at the end. */
-const SQL_TABLE = randomTable('keyv')
+const SQL_TABLE = uniqueTableName('keyv')
 
 /** A config reaching each backend, by the URL scheme its registry entry declares. */
 const BY_SCHEME: Record<string, (def: AdapterDefinition, dir: string) => Record<string, unknown>> = {
@@ -45,13 +46,13 @@ export interface Backend {
 
 /**
  * The backends to test: not excluded, loadable (a missing driver skips loudly), and with their server up
- * (Redis follows the skip-outside-CI rule). Call at the top level of a test file.
+ * (servers.ts: skip with one loud line outside CI, fail under CI=true). Call at the top level of a test file.
  */
 export async function loadableBackends(label: string): Promise<Backend[]> {
   const dir = mkdtempSync(join(tmpdir(), 'cachekit-keyv-backends-'))
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
   const needsRedis = (def: AdapterDefinition): boolean => def.schemes?.some((s) => s === 'redis' || s === 'rediss') === true
-  const redisUp = ADAPTERS.some(needsRedis) ? await serverAvailable('Redis') : false
+  const redisUp = ADAPTERS.some(needsRedis) ? await redisOrSkip(`${label} for the redis adapter`) : false
   const backends: Backend[] = []
   for (const def of ADAPTERS) {
     if (EXCLUDED[def.type] !== undefined || configFor(def, dir) === undefined) continue

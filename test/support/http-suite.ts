@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto'
 import { request, type IncomingHttpHeaders, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import type { Cache } from '../src/cache.js'
-import { createCache } from '../src/singleton.js'
+import type { Cache } from '../../src/cache.js'
+import { createCache } from '../../src/singleton.js'
 
 /** How many times each route's handler ran, by route name. */
 export type Runs = Record<string, number>
@@ -185,7 +185,7 @@ export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cach
   })
 
   it('deleteCached removes one response (its query too)', async () => {
-    const { deleteCached } = await import('../src/http/common.js')
+    const { deleteCached } = await import('../../src/http/common.js')
     await get('/json?page=1&sort=asc')
     const run = app.runs.json ?? 0
     expect(await deleteCached('/json', { sort: 'asc', page: '1' }, { cache })).toBe(true)

@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { findAdapter } from '../../src/registry.js'
-import { uniquePrefix } from '../support/prefix.js'
-import { redisOrSkip, REDIS_URL } from '../support/redis.js'
-import { MYSQL_URL, mysqlOrSkip, POSTGRES_URL, postgresOrSkip } from '../support/sql.js'
+import { uniquePrefix } from './prefix.js'
+import { redisOrSkip, REDIS_URL } from './redis.js'
+import { MYSQL_URL, mysqlOrSkip, POSTGRES_URL, postgresOrSkip } from './sql.js'
 
 export interface SharedBackend {
   name: string

@@ -1,3 +1,7 @@
+/**
+ * The race client behind the CLI's `race` command and the demo (examples/race.ts): N clients call a
+ * counter's increment URL once each, all at once, and the verdict on whether they saw exactly 1..N.
+ */
 import * as http from 'node:http'
 import { redactUrl } from '../src/redact.js'
 
@@ -71,8 +75,10 @@ export function judge(values: readonly number[], clients: number): Pick<RaceResu
 }
 
 /**
- * The seeds' question: reset the counter, let `clients` clients call `/increment` once each, all at once,
- * and tell whether they saw exactly 1..clients, each once.
+ * Whether a counter is atomic across the processes that serve it: reset the counter, let `clients` clients
+ * call `/increment` once each, all at once, and tell whether they saw exactly 1..clients, each once. On
+ * per-process state (a memory cache, a module-level object) each worker counts on its own copy, and
+ * they see duplicates and gaps.
  *
  * @throws if the reset request fails (the app is not there); failures of single increments are reported.
  */
@@ -114,7 +120,7 @@ export function describeRace(r: RaceResult): string {
   if (r.missing.length > 0) lines.push(`  gaps: ${r.missing.length} values nobody saw: ${list(r.missing)}`)
   if (r.errors.length > 0) lines.push(`  errors: ${r.errors.length} requests failed, e.g. ${r.errors[0]}`)
   if (r.workers > 1 && r.duplicates.length > 0) {
-    lines.push('  Each worker counts on its own copy: the seeds\' bug. Use a shared backend (sqlite:, file:, redis://).')
+    lines.push('  Each worker counts on its own copy: a memory cache, like a module-level object, is per process. Use a shared backend (sqlite:, file:, redis://).')
   }
   return lines.join('\n')
 }
