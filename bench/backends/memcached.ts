@@ -1,7 +1,8 @@
+import KeyvMemcache from '@keyv/memcache'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createConnection, createServer } from 'node:net'
 import type { BenchBackend, Contestant } from '../harness.js'
-import { cachekit, TTL_MS } from '../peers.js'
+import { cachekit, keyvPeers, TTL_MS } from '../peers.js'
 
 /** The parts of memjs's Client the raw contestant uses. */
 interface MemjsClient {
@@ -86,6 +87,8 @@ export const memcached: BenchBackend = {
           name: 'cachekit, clearCheckInterval 1s',
         })),
         await raw(address),
+        // Each over its own client; the store's namespace (set by Keyv) keeps their keys apart.
+        ...keyvPeers('@keyv/memcache', () => new KeyvMemcache(address, { logger: { log() {} } }) as never),
       ]
     } catch {
       // memjs is not installed: nothing to compare.
@@ -98,6 +101,6 @@ export const memcached: BenchBackend = {
   },
   notes: [
     'memcached: a server of the run\'s own over loopback. cachekit reads its clear registry with every call (in parallel) by default; the "clearCheckInterval 1s" row skips that read. ' +
-      'keyv + @keyv/memcache is not measured: it is not installed here.',
+      'cachekit\'s inc is a compare-and-set step (a read, then a write), raw memjs\'s is memcached\'s own INCR (one command); keyv and its peers have no inc.',
   ],
 }
