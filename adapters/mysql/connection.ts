@@ -2,7 +2,7 @@ import { redactUrl } from '../../src/redact.js'
 import { CacheBackendError, CacheConfigError } from '../../src/errors.js'
 import { requireDriver } from '../sql/options.js'
 import { reasonOf, secretForms, withoutSecrets } from '../sql/secrets.js'
-import { CallTimeouts, type CallControl } from '../sql/timeouts.js'
+import { CallTimeouts, serverStatementTimeout, type CallControl } from '../sql/timeouts.js'
 import type { MysqlPool } from './definition.js'
 
 /** What a statement answers: rows (as arrays), or for a write the OK packet's counts. */
@@ -61,6 +61,17 @@ const LOST = new Set([
   'ER_SERVER_SHUTDOWN',
   'ER_CON_COUNT_ERROR',
 ])
+
+/**
+ * The server's own limits on cachekit's sessions, shorter than `commandTimeout` (see serverStatementTimeout):
+ * MariaDB's `max_statement_time` bounds every statement; MySQL's `max_execution_time` bounds reads only, so
+ * there `innodb_lock_wait_timeout` (whole seconds, at least 1) bounds a write's wait for a row lock.
+ */
+export function mysqlSessionSetup(mariadb: boolean, commandTimeout: number): string {
+  const ms = serverStatementTimeout(commandTimeout)
+  if (mariadb) return `SET SESSION max_statement_time = ${ms / 1000}`
+  return `SET SESSION max_execution_time = ${ms}, innodb_lock_wait_timeout = ${Math.max(1, Math.floor(ms / 1000))}`
+}
 
 /** The connection to the server was lost (KILL, a restart, a network failure), or could not be made. */
 export function isConnectionError(error: unknown): boolean {
@@ -143,12 +154,10 @@ export class MysqlConnection {
     })
     pool.on('connection', ((connection: PoolConnection) => {
       // The server gives up on a statement that runs too long; which variable depends on the server.
-      const sql =
-        this.sessionSetup ??
-        `SET SESSION max_statement_time = ${o.commandTimeout / 1000}`
+      const sql = this.sessionSetup ?? mysqlSessionSetup(true, o.commandTimeout)
       connection.query({ sql, rowsAsArray: true }, [], (error) => {
         if (error !== null && this.sessionSetup === undefined) {
-          connection.query({ sql: `SET SESSION max_execution_time = ${o.commandTimeout}`, rowsAsArray: true }, [], () => {})
+          connection.query({ sql: mysqlSessionSetup(false, o.commandTimeout), rowsAsArray: true }, [], () => {})
         }
       })
     }) as never)

@@ -41,9 +41,9 @@ export interface MysqlAdapterOptions {
    */
   connectTimeout?: Duration
   /**
-   * The longest any one call may take, the wait for a free connection of the pool included; also the
-   * session's `max_statement_time` (MariaDB) or `max_execution_time` (MySQL, reads) on cachekit's own
-   * connections. A call that times out fails (a miss or `false` with `failOpen`, an error for `inc`, `dec`
+   * The longest any one call may take, the wait for a free connection of the pool included. cachekit's own
+   * connections give the server a shorter limit, 80% of it (`max_statement_time` on MariaDB;
+   * `max_execution_time` and `innodb_lock_wait_timeout` on MySQL), so a timed-out write never lands late. A call that times out fails (a miss or `false` with `failOpen`, an error for `inc`, `dec`
    * and `add`) and its connection is dropped.
    * @default '5s'
    */

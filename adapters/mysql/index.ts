@@ -5,7 +5,7 @@ import { keyHash, prefixRange, storedKey } from '../sql/keys.js'
 import { countOption, sqlDuration, SQL_DEFAULTS, tableOption } from '../sql/options.js'
 import { payloadOf, storedPayload } from '../sql/payload.js'
 import { reasonOf } from '../sql/secrets.js'
-import { isConnectionError, MysqlConnection, type MysqlResult } from './connection.js'
+import { isConnectionError, MysqlConnection, mysqlSessionSetup, type MysqlResult } from './connection.js'
 import type { MysqlAdapterOptions } from './definition.js'
 import { checkShape, createStatement, qualified, serverFacts, type ServerFacts } from './schema.js'
 import { KEYS_PAGE, OFFSET, REFUSED, statements, type Statements } from './statements.js'
@@ -89,7 +89,7 @@ export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterConte
       const query = (sql: string, values: unknown[]) => conn.run('query', sql, values, true, true)
       const facts = await serverFacts(query)
       if (conn.owned) {
-        conn.sessionSetup = facts.mariadb ? `SET SESSION max_statement_time = ${commandTimeout / 1000}` : `SET SESSION max_execution_time = ${commandTimeout}`
+        conn.sessionSetup = mysqlSessionSetup(facts.mariadb, commandTimeout)
       }
       await query(createStatement(table), [])
       await checkShape(query, table, where)

@@ -3,7 +3,7 @@ import { redactUrl } from '../../src/redact.js'
 import { CacheBackendError, CacheConfigError } from '../../src/errors.js'
 import { requireDriver } from '../sql/options.js'
 import { reasonOf, secretForms, withoutSecrets } from '../sql/secrets.js'
-import { CallTimeouts, type CallControl } from '../sql/timeouts.js'
+import { CallTimeouts, serverStatementTimeout, type CallControl } from '../sql/timeouts.js'
 import type { PostgresPool } from './definition.js'
 
 /** A query as pg takes it: a named one is prepared once per connection. */
@@ -165,7 +165,7 @@ export class PgConnection {
         // Waiting for a free connection is bounded too: a busy pool is reported, never waited on forever.
         connectionTimeoutMillis: o.connectTimeout,
         // The server gives up on a statement that runs too long (a lock wait, a huge purge batch).
-        statement_timeout: o.commandTimeout,
+        statement_timeout: serverStatementTimeout(o.commandTimeout),
         idle_in_transaction_session_timeout: o.commandTimeout * 5,
         keepAlive: true,
         idleTimeoutMillis: 30_000,

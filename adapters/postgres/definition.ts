@@ -59,8 +59,9 @@ export interface PostgresAdapterOptions {
    */
   connectTimeout?: Duration
   /**
-   * The longest any one call may take, the wait for a free connection of the pool included; also the
-   * server's `statement_timeout` on cachekit's own connections. A call that times out fails (a miss or
+   * The longest any one call may take, the wait for a free connection of the pool included. The
+   * server's `statement_timeout` on cachekit's own connections is 80% of it, so that a statement stuck on a lock
+   * is given up by the server first and a timed-out write never lands late. A call that times out fails (a miss or
    * `false` with `failOpen`, an error for `inc`, `dec` and `add`) and its connection is dropped.
    * @default '5s'
    */

@@ -1,3 +1,13 @@
+/**
+ * The server's own limit on each statement of cachekit's: 80% of `commandTimeout`, so that the server gives
+ * up on a statement stuck behind a lock before the client stops waiting for it. Were the server's limit the
+ * client's, a lock released between the two deadlines would let a write whose caller was told it failed (an
+ * `inc`, say) land late, and be counted twice when the caller tried again.
+ */
+export function serverStatementTimeout(commandTimeout: number): number {
+  return Math.max(1, Math.floor(commandTimeout * 0.8))
+}
+
 /** A call being watched: its deadline, and how to fail it. */
 interface Watched {
   readonly deadline: number
