@@ -22,11 +22,6 @@ export const TOMBSTONE_TTL: Milliseconds = 10 * 60_000
 /** The default prefix of session keys, in the cache's own prefix. */
 export const DEFAULT_SESSION_PREFIX = 'sess:'
 
-/** True for a key of the namespace that names a session (not a tombstone). */
-export function isSessionKey(key: string): boolean {
-  return !key.endsWith(TOMBSTONE)
-}
-
 /**
  * The session stored at `id`, or `undefined`. A backend failure is a miss when the cache fails open (the
  * visitor gets a fresh, empty session), else it throws.

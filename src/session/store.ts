@@ -17,7 +17,7 @@ import type { Duration, Milliseconds } from '../duration.js'
 import { CacheBackendError, CacheConfigError } from '../errors.js'
 import { cache as singleton } from '../singleton.js'
 import { loadExpressSessionStore } from './peer.js'
-import { checkKnown, checkPrefix, destroySession, isSessionKey, positiveDuration, readSession, saveSession } from './common.js'
+import { checkKnown, checkPrefix, destroySession, positiveDuration, readSession, saveSession } from './common.js'
 
 type SessionData = ExpressSession.SessionData
 
@@ -197,7 +197,8 @@ export class CacheStore extends Store {
 
   async #ids(): Promise<string[]> {
     const ids: string[] = []
-    for await (const key of this.#sessions.keys()) if (isSessionKey(key)) ids.push(key)
+    // keys() leaves bookkeeping keys (the tombstones of destroyed sessions) out: every key is a session's.
+    for await (const key of this.#sessions.keys()) ids.push(key)
     return ids
   }
 
