@@ -140,7 +140,7 @@ function checkTargets(results: BackendResult[]): TargetResult[] {
       const theirs = r?.figures.find((f) => f.op === t.op && f.inflight === inflight && f.contestant === t.versus)
       const value = mine !== undefined && theirs !== undefined ? mine.opsPerSec / theirs.opsPerSec : null
       out.push({
-        target: `${t.backend} ${t.op}: cachekit >= ${t.atLeast}x ${t.versus}`,
+        target: `${t.backend} ${t.op}: cachekit >= ${Number.isInteger(t.atLeast) ? t.atLeast : t.atLeast.toFixed(2)}x ${t.versus}`,
         inflight,
         ratio: value,
         met: value === null ? null : value >= t.atLeast,

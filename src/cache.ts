@@ -80,7 +80,8 @@ function checkKey(key: unknown): asserts key is string {
     throw new CacheArgumentError(`The key ${showKey(key)} is ${key.length} characters long; keys are limited to ${MAX_KEY_LENGTH}. Hash long keys first.`, { key })
   }
   if (!isWellFormed(key)) throw loneSurrogate(`The key ${showKey(key)}`, key, { key })
-  if (key.includes(BOOKKEEPING)) throw reserved(`The key ${showKey(key)}`, { key })
+  // A one-character search first: about a third of the cost of `includes('|ck:')`, which every key would pay.
+  if (key.indexOf('|') !== -1 && key.includes(BOOKKEEPING)) throw reserved(`The key ${showKey(key)}`, { key })
 }
 
 /** `|ck:` marks cachekit's own bookkeeping keys, which `keys()`, events and `stats()` leave out. */

@@ -76,7 +76,8 @@ export function resolveGetOrSetOptions(key: string, input: Duration | GetOrSetOp
   if (typeof input !== 'object' || input === null) {
     throw new CacheArgumentError(`getOrSet(${showKey(key)}): the third argument must be a TTL or an options object, not ${String(input)}.`, { key })
   }
-  checkOptionNames(input, GET_OR_SET_OPTIONS, `getOrSet(${showKey(key)})`, (message) => new CacheArgumentError(message, { key }))
+  // The label is built only for a message: getOrSet runs this on every call, hits included.
+  checkOptionNames(input, GET_OR_SET_OPTIONS, () => `getOrSet(${showKey(key)})`, (message) => new CacheArgumentError(message, { key }))
   const ms = (value: Duration | undefined, name: string, fallback: Milliseconds): Milliseconds =>
     value === undefined ? fallback : parseDuration(value, `\`${name}\` of getOrSet(${showKey(key)})`, { key })
   if (input.ttl !== undefined) ms(input.ttl, 'ttl', 0)

@@ -24,7 +24,7 @@ export const MEMORY_DEFAULTS = {
 interface Entry {
   value: Payload
   expiresAt: ExpiresAt
-  /** Bytes of the key and the value, counted once when the entry is made. */
+  /** Bytes of the key and the value, counted once when the entry is made (0 without a byte bound). */
   size: number
 }
 
@@ -68,8 +68,9 @@ export function memoryAdapter(options: MemoryAdapterOptions, context: AdapterCon
       : new Map<string, Entry>()
   /** An entry for `key`, or the error that says it cannot fit (thrown before anything is written). */
   const makeEntry = (key: string, value: Payload, expiresAt: ExpiresAt): Entry => {
-    const size = sizeOf(key, value)
-    if (maxBytes > 0 && size > maxBytes) {
+    // Without a byte bound nothing reads the size: it is not counted.
+    const size = maxBytes > 0 ? sizeOf(key, value) : 0
+    if (size > maxBytes) {
       throw new Error(
         `the entry takes ${showBytes(size)} (key and encoded value), more than maxBytes (${showBytes(maxBytes)}): it was not stored, and any value the key had is kept. Raise \`maxBytes\`, or set it to 0 for no byte bound.`,
       )

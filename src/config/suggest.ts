@@ -70,17 +70,18 @@ export function unknownOptionMessage(where: string, name: string, known: readonl
 /**
  * Refuse an option name not in `known`, with a suggestion for a likely misspelling. `fail` makes the error
  * (each caller has its own class and context); it is called only for an unknown name, so a valid options
- * object costs one lookup per name.
+ * object costs one lookup per name. `where` may be a function, so that a caller on a hot path (getOrSet) builds
+ * its label only for a message.
  *
  * @throws whatever `fail` returns, for the first unknown name.
  */
 export function checkOptionNames(
   input: object,
   known: readonly string[],
-  where: string,
+  where: string | (() => string),
   fail: (message: string, option: string) => Error,
 ): void {
   for (const name of Object.keys(input)) {
-    if (!known.includes(name)) throw fail(unknownOptionMessage(where, name, known), name)
+    if (!known.includes(name)) throw fail(unknownOptionMessage(typeof where === 'string' ? where : where(), name, known), name)
   }
 }
