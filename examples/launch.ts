@@ -17,6 +17,12 @@ export interface RunningDemo {
 }
 
 /**
+ * How long the demo may take to print its URL by default: its workers compile the app on start, and on a
+ * loaded 2-core machine 4 of them once needed more than 30 s.
+ */
+const START_TIMEOUT_MS = 90_000
+
+/**
  * Start the demo on a free port with `workers` workers and `env` added to (or, with `undefined`, removed
  * from) this process's environment.
  *
@@ -43,8 +49,8 @@ export function startDemo(options: { workers?: number; env?: Record<string, stri
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop()
-      reject(new Error(`the demo did not start within ${options.timeout ?? 30_000}ms. Its output:\n${text}`))
-    }, options.timeout ?? 30_000)
+      reject(new Error(`the demo did not start within ${options.timeout ?? START_TIMEOUT_MS}ms. Its output:\n${text}`))
+    }, options.timeout ?? START_TIMEOUT_MS)
     const onData = (chunk: Buffer) => {
       text += chunk.toString('utf8')
       const url = /listening on (http:\/\/\S+\/)/.exec(text)?.[1]

@@ -39,6 +39,6 @@ describe('the demo /visits', () => {
         await demo.stop()
         backend.cleanup()
       }
-    }, 90_000)
+    }, 180_000)
   }
 })

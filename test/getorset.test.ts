@@ -14,7 +14,9 @@ import { createCache } from '../src/singleton.js'
 import { FakeClock } from '../src/testing/harness.js'
 import { runInProcesses } from '../src/testing/processes.js'
 import { uniquePrefix } from './support/prefix.js'
+import { CHILD_ROOM } from './support/processes.js'
 import { guardSharedRedis, pingRedis, REDIS_URL, redisOrSkip } from './support/redis.js'
+import { MYSQL_URL, mysqlOrSkip, POSTGRES_URL, postgresOrSkip } from './support/sql.js'
 import { bookkeeping } from './support/bookkeeping.js'
 
 // The cross-process proofs run on the shared Redis and clear their prefix there.
@@ -363,7 +365,10 @@ afterAll(() => {
 function configFor(def: AdapterDefinition): CacheConfig & object {
   const schemes = def.schemes ?? []
   const prefix = uniquePrefix('getorset')
-  if (schemes.includes('redis')) return { url: REDIS_URL, keyPrefix: prefix }
+  if (schemes.includes('redis')) return { url: REDIS_URL, keyPrefix: prefix, ...CHILD_ROOM }
+  // The SQL servers: their default table, under the proof's own prefix (cleanUp clears only that).
+  if (schemes.includes('postgres')) return { url: POSTGRES_URL, keyPrefix: prefix, ...CHILD_ROOM }
+  if (schemes.includes('mysql')) return { url: MYSQL_URL, keyPrefix: prefix, ...CHILD_ROOM }
   const dir = mkdtempSync(join(tmpdir(), 'cachekit-gos-'))
   dirs.push(dir)
   if (schemes.includes('sqlite')) return { url: `sqlite:${join(dir, 'cache.sqlite')}`, keyPrefix: prefix }
@@ -376,6 +381,8 @@ function configFor(def: AdapterDefinition): CacheConfig & object {
 async function probe(def: AdapterDefinition, config: CacheConfig & object): Promise<string | undefined> {
   const isRedis = def.schemes?.includes('redis') === true
   if (isRedis && !(await redisOrSkip('the cross-process getOrSet proof on Redis (npx vitest run test/getorset.test.ts)'))) return 'no Redis outside CI'
+  if (def.schemes?.includes('postgres') === true && !(await postgresOrSkip('the cross-process getOrSet proof on PostgreSQL (npx vitest run test/getorset.test.ts)'))) return 'no PostgreSQL outside CI'
+  if (def.schemes?.includes('mysql') === true && !(await mysqlOrSkip('the cross-process getOrSet proof on MySQL (npx vitest run test/getorset.test.ts)'))) return 'no MySQL outside CI'
   let c: Cache | undefined
   try {
     c = createCache(config)
@@ -402,7 +409,7 @@ async function cleanUp(config: CacheConfig): Promise<void> {
 }
 
 /** The backends that are shared and atomic across processes; the probe re-checks their capabilities. */
-const SHARED_ATOMIC = ['sqlite', 'filesystem', 'redis']
+const SHARED_ATOMIC = ['sqlite', 'filesystem', 'redis', 'postgres', 'mysql']
 
 describe.each(ADAPTERS.filter((def) => SHARED_ATOMIC.includes(def.type)).map((def) => [def.type, def] as const))('8 processes on %s', (_type, def) => {
   it('getOrSet with a slow factory: the factory runs exactly once, everyone gets its value', async (ctx) => {

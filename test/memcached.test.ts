@@ -333,7 +333,7 @@ if (await memcachedOrSkip('the memcached backend tests')) {
       } finally {
         await demo.stop()
       }
-    }, 120_000)
+    }, 180_000)
 
     it('two servers: keys are spread over both, counters stay exact, and the order the servers are listed in does not matter', async () => {
       const second = await MemcachedServer.start()
