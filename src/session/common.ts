@@ -27,7 +27,8 @@ export const DEFAULT_SESSION_PREFIX = 'sess:'
  * visitor gets a fresh, empty session), else it throws.
  */
 export function readSession<T>(sessions: Cache, id: string): Promise<T | undefined> {
-  // With a memory tier (l1), this read must go to the backend, so that a write by another worker is seen at once.
+  // There is no memory tier (l1) yet: this read goes to the backend, so a write by another worker is seen at once.
+  // When the tier comes, this read must go around it.
   return sessions.get<T>(id)
 }
 
@@ -42,7 +43,8 @@ export function readSession<T>(sessions: Cache, id: string): Promise<T | undefin
 export async function saveSession(sessions: Cache, id: string, value: unknown, ttl: Milliseconds): Promise<boolean> {
   if (!(await sessions.set(id, value, ttl))) throw notDone('saved')
   // After the write, not before: a destroy that lands between a check and the write would be undone.
-  // With a memory tier (l1), this read too must go to the backend: the tombstone was written by another worker.
+  // This read goes to the backend too (there is no memory tier yet; when one comes, it must go around it): the
+  // tombstone was written by another worker.
   const engine = await sessions[ENGINE]()
   if ((await engine.get(id + TOMBSTONE, engine.budget())) !== undefined) {
     await sessions.delete(id)
