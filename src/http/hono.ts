@@ -32,7 +32,10 @@ export function cached(options: CachedOptions<Context> = {}): MiddlewareHandler 
     if (decision.kind === 'pass') return next()
     if (decision.kind === 'serve') {
       const { status, headers, body, head } = decision.response
-      return new Response(head ? null : (body as Uint8Array<ArrayBuffer> | null), { status, headers })
+      // A plain object, which @hono/node-server writes as it is (an array or a Headers is copied first).
+      const record: Record<string, string> = {}
+      for (const [name, value] of headers) record[name] = record[name] === undefined ? value : `${record[name]}, ${value}`
+      return new Response(head ? null : (body as Uint8Array<ArrayBuffer> | null), { status, headers: record })
     }
     const { fill } = decision
     try {
