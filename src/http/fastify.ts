@@ -87,9 +87,9 @@ export function cached(options: CachedOptions<FastifyRequest> = {}): CachedHooks
       return reply.send(body === null ? undefined : Buffer.from(body.buffer, body.byteOffset, body.byteLength))
     },
     async onSend(request, reply, payload) {
+      // The fill stays in the map until onResponse (or onRequestAbort) ends it, even if this hook fails.
       const fill = fills.get(request)
       if (fill === undefined) return payload
-      fills.delete(request)
       const headers: [string, string][] = []
       for (const [name, value] of Object.entries(reply.getHeaders())) {
         if (value === undefined) continue

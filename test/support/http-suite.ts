@@ -109,6 +109,13 @@ export const RULE_ROUTES: RuleRoute[] = [
   { path: '/r/slow-off', options: { singleFlight: false }, delay: 300, handle: plain('slow') },
   { path: '/r/slow-cookie', delay: 300, handle: (_req, run) => ({ headers: { 'set-cookie': `sid=${run}` }, body: `cookie #${run}` }) },
   { path: '/r/slow-private', delay: 300, handle: (_req, run) => ({ headers: { 'cache-control': 'private' }, body: `private #${run}` }) },
+  {
+    path: '/r/slow-throw',
+    delay: 300,
+    handle: () => {
+      throw new Error('the handler failed')
+    },
+  },
   { path: '/r/slow-error', delay: 300, handle: (_req, run) => (run === 1 ? { status: 500, body: `failed #${run}` } : { body: `ok #${run}` }) },
 ]
 
@@ -528,6 +535,17 @@ export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cach
       const privates = await stampede(20, () => get('/r/slow-private'))
       expect(app.runs['/r/slow-private']).toBe(20)
       expect(new Set(privates.map((a) => a.body)).size).toBe(20)
+    })
+
+    it('a handler that throws ends its flight: nothing stored, every waiter runs its own handler at once', async () => {
+      const started = Date.now()
+      const answers = await stampede(5, () => get('/r/slow-throw'))
+      expect(answers.map((a) => a.status)).toEqual([500, 500, 500, 500, 500])
+      expect(app.runs['/r/slow-throw']).toBe(5)
+      expect((await get('/r/slow-throw')).status).toBe(500)
+      expect(app.runs['/r/slow-throw']).toBe(6)
+      // Nobody waited out singleFlight's 60 s `wait`.
+      expect(Date.now() - started).toBeLessThan(10_000)
     })
 
     it('a waiter whose leader failed runs its own handler: only the leader client gets the error', async () => {
