@@ -75,6 +75,8 @@ export function cached(options: CachedOptions<FastifyRequest> = {}): CachedHooks
       if (decision.kind === 'pass') return
       if (decision.kind === 'fill') {
         fills.set(request, decision.fill)
+        // A hijacked reply runs neither onSend nor onResponse: the socket's end still ends the flight.
+        reply.raw.once('close', decision.fill.done)
         if (opts.xCache) reply.header('x-cache', 'MISS')
         return
       }

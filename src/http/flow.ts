@@ -206,6 +206,8 @@ function answer(ctx: Context<never>, hit: StoredResponse): Decision {
 interface Flight {
   end(): void
   lease: Lease | undefined
+  /** The longest the flight lasts: a handler still running then no longer holds anyone up. */
+  wait: Milliseconds
 }
 
 /**
@@ -275,7 +277,7 @@ async function flight(ctx: Context<never>, lease: { ttl: Milliseconds; wait: Mil
       end()
       return answer(ctx, across.hit)
     }
-    return { kind: 'fill', fill: fill(ctx, across.manifest, { end, lease: across.lease }) }
+    return { kind: 'fill', fill: fill(ctx, across.manifest, { end, lease: across.lease, wait: lease.wait }) }
   } catch (error) {
     end()
     throw error
@@ -324,12 +326,21 @@ async function acrossProcesses(ctx: Context<never>, options: { ttl: Milliseconds
 function fill(ctx: Context<never>, manifest: VaryManifest | undefined, led: Flight | undefined): Fill {
   const { opts, engine, req, key } = ctx
   let ended = false
+  let timer: NodeJS.Timeout | undefined
   const done = () => {
     if (ended) return
     ended = true
+    clearTimeout(timer)
     // The lease before the wake-up of this process's waiters, who read the entry again either way.
     if (led?.lease !== undefined) void led.lease.release()
     led?.end()
+  }
+  // A handler that never ends (or a framework that never says so) must not hold the key's later requests,
+  // here or in other processes, for longer than `wait`: its waiters then run their own handlers, the next
+  // miss leads anew. Its response is still stored if it comes.
+  if (led !== undefined) {
+    timer = setTimeout(done, led.wait)
+    timer.unref()
   }
   const wants = (status: number, headers: readonly (readonly [string, string])[]): boolean => {
     if (req.method !== 'GET' || status >= 500 || (!opts.customFilter && status !== 200)) return false
