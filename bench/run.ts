@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { BACKENDS } from './backends/index.js'
 import { OPS, type Figure } from './harness.js'
+import { httpTable, runHttpBench, type HttpFigure } from './http.js'
 import type { WorkerMessage } from './worker.js'
 
 const { values } = parseArgs({
@@ -22,10 +23,10 @@ const { values } = parseArgs({
   },
 })
 if (values.help === true) {
-  console.log(`Usage: npm run bench -- [--quick] [--backend ${BACKENDS.map((b) => b.name).join(',')}] [--rounds n] [--slice ms]
+  console.log(`Usage: npm run bench -- [--quick] [--backend ${BACKENDS.map((b) => b.name).join(',')},http] [--rounds n] [--slice ms]
 
---quick     2 rounds of 40 ms per contestant and operation (under a minute in all)
---backend   only these backends
+--quick     2 rounds of 40 ms per contestant and operation (under a minute in all; HTTP: 1 s per route)
+--backend   only these backends (http: the cached HTTP routes of Express, Hono and Fastify)
 --rounds    interleaved rounds (default 5)
 --slice     ms per contestant, operation and round (default 250)`)
   process.exit(0)
@@ -33,8 +34,11 @@ if (values.help === true) {
 const rounds = Number(values.rounds ?? (values.quick === true ? 2 : 5))
 const slice = Number(values.slice ?? (values.quick === true ? 40 : 250))
 const chosen = values.backend === undefined ? BACKENDS : BACKENDS.filter((b) => values.backend?.split(',').includes(b.name))
-if (chosen.length === 0) {
-  console.error(`bench: no backend named ${values.backend}; there are ${BACKENDS.map((b) => b.name).join(', ')}.`)
+const httpChosen = values.backend === undefined || values.backend.split(',').includes('http')
+/** The HTTP routes run for seconds, not milliseconds: a request costs tens of microseconds. */
+const httpSlice = values.quick === true ? 1000 : 3000
+if (chosen.length === 0 && !httpChosen) {
+  console.error(`bench: no backend named ${values.backend}; there are ${BACKENDS.map((b) => b.name).join(', ')} and http.`)
   process.exit(2)
 }
 
@@ -152,6 +156,7 @@ function checkTargets(results: BackendResult[]): TargetResult[] {
 
 const results: BackendResult[] = []
 for (const b of chosen) results.push(await runOne(b.name))
+const http: HttpFigure[] = httpChosen ? await runHttpBench({ rounds, sliceMs: httpSlice, onProgress: showProgress }) : []
 if (tty) process.stderr.write('\r\x1b[K')
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU'
@@ -165,6 +170,7 @@ for (const r of results) {
   if (!r.contestants.some((c) => c.role === 'cachekit')) console.log(`${r.name}: no cachekit adapter for it on this branch yet; the others only.`)
   console.log(table(r))
 }
+if (http.length > 0) console.log(`${httpTable(http)}\n  (${rounds} rounds of ${httpSlice} ms per route, median)\n`)
 const targets = checkTargets(results)
 console.log('Targets:')
 for (const t of targets) {
@@ -186,6 +192,7 @@ writeFileSync(
       rounds,
       sliceMs: slice,
       backends: results,
+      http,
       targets,
     },
     null,

@@ -2,7 +2,7 @@ import express from 'express'
 import { describe } from 'vitest'
 import { cached } from '../src/http/express.js'
 import { cache as singleton } from '../src/singleton.js'
-import { BINARY, httpSuite, served, type Runs } from './support/http-suite.js'
+import { BINARY, httpSuite, RULE_METHODS, RULE_ROUTES, runRule, served, type Runs } from './support/http-suite.js'
 
 describe('cachekit/express on a real Express 5 server', () => {
   httpSuite(async (cache) => {
@@ -10,6 +10,8 @@ describe('cachekit/express on a real Express 5 server', () => {
     const ran = (name: string) => (runs[name] = (runs[name] ?? 0) + 1)
     const mw = cached({ cache, ttl: '1m', xCache: true })
     const app = express()
+    // The thrown errors of /r/slow-throw are expected: not printed.
+    app.set('env', 'test')
     app.get('/text', mw, (_req, res) => {
       ran('text')
       res.set('x-custom', 'yes').type('text/plain').send('hello')
@@ -56,6 +58,17 @@ describe('cachekit/express on a real Express 5 server', () => {
     app.get('/singleton', cached({ ttl: '1m' }), (_req, res) => {
       res.send(String(ran('singleton')))
     })
+    for (const route of RULE_ROUTES) {
+      const rule = cached({ cache, ttl: '1m', xCache: true, ...route.options })
+      for (const method of RULE_METHODS) {
+        app[method.toLowerCase() as 'get'](route.path, rule, async (req, res) => {
+          const reply = await runRule(route, runs, { header: (name) => req.get(name), query: new URLSearchParams(req.originalUrl.split('?')[1] ?? '') })
+          res.status(reply.status ?? 200)
+          for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value)
+          res.send(reply.body)
+        })
+      }
+    }
     return { ...(await served(app.listen(0, '127.0.0.1'))), runs }
   }, singleton)
 })

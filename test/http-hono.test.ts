@@ -1,11 +1,12 @@
 import type { Server } from 'node:http'
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { setCookie } from 'hono/cookie'
 import { describe, expect, it } from 'vitest'
 import { cached } from '../src/http/hono.js'
 import { cache as singleton, createCache } from '../src/singleton.js'
-import { BINARY, httpSuite, served, type Runs } from './support/http-suite.js'
+import { BINARY, httpSuite, RULE_METHODS, RULE_ROUTES, runRule, served, type Runs } from './support/http-suite.js'
 
 describe('cachekit/hono on a real @hono/node-server', () => {
   httpSuite(async (cache) => {
@@ -13,6 +14,8 @@ describe('cachekit/hono on a real @hono/node-server', () => {
     const ran = (name: string) => (runs[name] = (runs[name] ?? 0) + 1)
     const mw = cached({ cache, ttl: '1m', xCache: true })
     const app = new Hono()
+    // The thrown errors of /r/slow-throw are expected: answered 500, not printed.
+    app.onError((_error, c) => c.text('failed', 500))
     app.get('/text', mw, (c) => {
       ran('text')
       c.header('x-custom', 'yes')
@@ -60,6 +63,13 @@ describe('cachekit/hono on a real @hono/node-server', () => {
     app.get('/forced', cached({ cache, forcedUpdate: (c) => c.req.header('x-refresh') === '1' }), (c) => c.text(String(ran('forced'))))
     app.get('/unless', cached({ cache, unless: (c) => c.req.header('x-bypass') === '1' }), (c) => c.text(String(ran('unless'))))
     app.get('/singleton', cached({ ttl: '1m' }), (c) => c.text(String(ran('singleton'))))
+    for (const route of RULE_ROUTES) {
+      app.on([...RULE_METHODS], route.path, cached({ cache, ttl: '1m', xCache: true, ...route.options }), async (c) => {
+        const reply = await runRule(route, runs, { header: (name) => c.req.header(name), query: new URLSearchParams(new URL(c.req.url).search) })
+        const body = typeof reply.body === 'string' ? reply.body : new Uint8Array(reply.body)
+        return c.body(body, (reply.status ?? 200) as ContentfulStatusCode, reply.headers ?? {})
+      })
+    }
     return { ...(await served(serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as Server)), runs }
   }, singleton)
 })

@@ -4,6 +4,7 @@ import { getPath } from 'hono/utils/url'
 import { describe, expect, it } from 'vitest'
 import { CacheArgumentError, CacheConfigError } from '../src/errors.js'
 import { mayStore, notModified, resolveCachedOptions, storableHeaders, type CachedResponse } from '../src/http/common.js'
+import { freshness, varyNames } from '../src/http/flow.js'
 import { canonicalQuery, httpCacheKey, requestTargetKey, requestTargetOf, splitRequestTarget } from '../src/http/keys.js'
 
 describe('httpCacheKey (pure)', () => {
@@ -162,8 +163,47 @@ describe('what is stored', () => {
     expect(notModified(ok([]), '*')).toBe(false)
   })
 
+  it('never a 5xx or Vary: *, whatever the filter says', () => {
+    expect(mayStore(ok([], 500), () => true)).toBe(false)
+    expect(mayStore(ok([], 503), () => true)).toBe(false)
+    expect(mayStore(ok([['vary', 'Accept-Encoding, *']]), () => true)).toBe(false)
+    expect(mayStore(ok([['vary', 'Accept-Encoding']]), () => true)).toBe(true)
+  })
+
+  it('If-Modified-Since against the stored Last-Modified; If-None-Match takes precedence; 2xx only', () => {
+    const dated = ok([['last-modified', 'Wed, 21 Oct 2015 07:28:00 GMT'], ['etag', '"m"']])
+    expect(notModified(dated, undefined, 'Wed, 21 Oct 2015 07:28:00 GMT')).toBe(true)
+    expect(notModified(dated, undefined, 'Thu, 22 Oct 2015 00:00:00 GMT')).toBe(true)
+    expect(notModified(dated, undefined, 'Tue, 20 Oct 2015 00:00:00 GMT')).toBe(false)
+    expect(notModified(dated, undefined, 'yesterday')).toBe(false)
+    expect(notModified(dated, '"other"', 'Thu, 22 Oct 2015 00:00:00 GMT')).toBe(false)
+    expect(notModified(dated, '"m"', 'Tue, 20 Oct 2015 00:00:00 GMT')).toBe(true)
+    expect(notModified(ok([]), undefined, 'Thu, 22 Oct 2015 00:00:00 GMT')).toBe(false)
+    expect(notModified(ok([['etag', '"m"']], 404), '"m"')).toBe(false)
+  })
+
+  it("ttl: 'auto' reads s-maxage, max-age, then Expires, less Age; no-cache or stale stores nothing", () => {
+    const now = Date.parse('Wed, 21 Oct 2015 07:28:00 GMT')
+    expect(freshness([['cache-control', 'max-age=60']], now)).toBe(60_000)
+    expect(freshness([['cache-control', 'max-age=60, s-maxage=10']], now)).toBe(10_000)
+    expect(freshness([['cache-control', 'max-age="60"']], now)).toBe(60_000)
+    expect(freshness([['cache-control', 'max-age=60'], ['age', '15']], now)).toBe(45_000)
+    expect(freshness([['expires', 'Wed, 21 Oct 2015 07:29:00 GMT']], now)).toBe(60_000)
+    expect(freshness([['expires', 'Wed, 21 Oct 2015 07:29:00 GMT'], ['date', 'Wed, 21 Oct 2015 07:28:30 GMT']], now)).toBe(30_000)
+    expect(freshness([['cache-control', 'max-age=30'], ['expires', 'Wed, 21 Oct 2015 08:00:00 GMT']], now)).toBe(30_000)
+    expect(freshness([['content-type', 'text/plain']], now)).toBeUndefined()
+    for (const stale of [[['cache-control', 'no-cache']], [['cache-control', 'max-age=0']], [['cache-control', 'max-age=soon']], [['expires', '0']], [['expires', 'Wed, 21 Oct 2015 07:00:00 GMT']], [['cache-control', 'max-age=10'], ['age', '10']]] as [string, string][][]) {
+      expect(freshness(stale, now), JSON.stringify(stale)).toBeNull()
+    }
+  })
+
+  it('reads the names of Vary in lower case, sorted, once each', () => {
+    expect(varyNames([['vary', 'Accept-Encoding, accept-language'], ['vary', 'ACCEPT-ENCODING'], ['etag', 'x']])).toEqual(['accept-encoding', 'accept-language'])
+    expect(varyNames([])).toEqual([])
+  })
+
   it('drops per-delivery headers and lower-cases names', () => {
-    expect(storableHeaders([['Date', 'x'], ['Connection', 'close'], ['Transfer-Encoding', 'chunked'], ['X-Cache', 'MISS'], ['ETag', '"a"']])).toEqual([['etag', '"a"']])
+    expect(storableHeaders([['Date', 'x'], ['Age', '3'], ['Connection', 'close'], ['Transfer-Encoding', 'chunked'], ['X-Cache', 'MISS'], ['ETag', '"a"']])).toEqual([['etag', '"a"']])
   })
 
   it('checks the options when the middleware is built', () => {
@@ -172,6 +212,13 @@ describe('what is stored', () => {
     expect(() => resolveCachedOptions({ queryStrings: false } as never, 'cached()')).toThrow(/unknown option `queryStrings`\. Did you mean `queryString`\?/)
     expect(() => resolveCachedOptions({ ttl: '5 minutes' }, 'cached()')).toThrow(/5 minutes/)
     expect(() => resolveCachedOptions({ vary: 'accept' } as never, 'cached()')).toThrow(/`vary`/)
-    expect(resolveCachedOptions({}, 'cached()')).toMatchObject({ keyPrefix: 'view/', queryString: true, xCache: false })
+    expect(resolveCachedOptions({}, 'cached()')).toMatchObject({ keyPrefix: 'view/', queryString: true, xCache: false, cacheAuthorized: false, singleFlight: { ttl: 10_000, wait: 60_000 } })
+    expect(resolveCachedOptions({ ttl: 'auto', singleFlight: false }, 'cached()')).toMatchObject({ ttl: 'auto', singleFlight: false })
+    expect(resolveCachedOptions({ singleFlight: { wait: '2s' } }, 'cached()')).toMatchObject({ singleFlight: { ttl: 10_000, wait: 2000 } })
+    expect(() => resolveCachedOptions({ singleFlight: { ttl: 0 } }, 'cached()')).toThrow(/`singleFlight.ttl`/)
+    expect(() => resolveCachedOptions({ singleFlight: { wiat: 1 } } as never, 'cached()')).toThrow(/`wiat`/)
+    expect(() => resolveCachedOptions({ singleFlight: 'yes' } as never, 'cached()')).toThrow(/`singleFlight`/)
+    expect(() => resolveCachedOptions({ cacheAuthorized: 'yes' } as never, 'cached()')).toThrow(/`cacheAuthorized`/)
+    expect(() => resolveCachedOptions({ tags: () => [] } as never, 'cached()')).toThrow(/unknown option `tags`/)
   })
 })

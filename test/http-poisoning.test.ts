@@ -6,10 +6,12 @@
 import { createServer, type Server } from 'node:http'
 import { serve } from '@hono/node-server'
 import express from 'express'
+import Fastify from 'fastify'
 import { Hono } from 'hono'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Cache } from '../src/cache.js'
 import { cached as expressCached } from '../src/http/express.js'
+import { cached as fastifyCached } from '../src/http/fastify.js'
 import { cached as honoCached } from '../src/http/hono.js'
 import { createCache } from '../src/singleton.js'
 import { rawGet, served } from './support/http-suite.js'
@@ -55,6 +57,17 @@ function expressApp(cache: Cache): Server {
   return app.listen(0, '127.0.0.1')
 }
 
+/** Fastify routes on the raw path too (find-my-way matches the text received; an absolute-form target is read from its path). */
+async function fastifyApp(cache: Cache): Promise<{ url: string; close(): Promise<void> }> {
+  const hooks = fastifyCached({ cache, ttl: '1m', xCache: true })
+  const app = Fastify()
+  for (const [path, page] of Object.entries(PAGES)) app.get(path, { ...hooks }, async (_request, reply) => reply.type('text/plain').send(page))
+  app.get('/search/*', { ...hooks }, async (request, reply) => reply.type('text/html').send(`<p>results for ${(request.params as { '*': string })['*']}</p>`))
+  app.get('/*', { ...hooks }, async (request, reply) => reply.type('text/html').send(`<p>no page at ${request.url}</p>`))
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  return { url, close: () => app.close() }
+}
+
 function honoApp(cache: Cache): Hono {
   const mw = honoCached({ cache, ttl: '1m', xCache: true })
   const app = new Hono()
@@ -83,10 +96,11 @@ function passThrough(app: Hono): Server {
   }).listen(0, '127.0.0.1')
 }
 
-const SERVERS: { name: string; resolvesDots: boolean; start: (cache: Cache) => Server }[] = [
-  { name: 'Express 5', resolvesDots: false, start: expressApp },
-  { name: 'Hono on @hono/node-server', resolvesDots: true, start: (cache) => serve({ fetch: honoApp(cache).fetch, port: 0, hostname: '127.0.0.1' }) as Server },
-  { name: 'Hono on a pass-through Node adapter', resolvesDots: false, start: (cache) => passThrough(honoApp(cache)) },
+const SERVERS: { name: string; resolvesDots: boolean; start: (cache: Cache) => Promise<{ url: string; close(): Promise<void> }> }[] = [
+  { name: 'Express 5', resolvesDots: false, start: (cache) => served(expressApp(cache)) },
+  { name: 'Hono on @hono/node-server', resolvesDots: true, start: (cache) => served(serve({ fetch: honoApp(cache).fetch, port: 0, hostname: '127.0.0.1' }) as Server) },
+  { name: 'Hono on a pass-through Node adapter', resolvesDots: false, start: (cache) => served(passThrough(honoApp(cache))) },
+  { name: 'Fastify 5', resolvesDots: false, start: fastifyApp },
 ]
 
 for (const server of SERVERS) {
@@ -95,7 +109,7 @@ for (const server of SERVERS) {
     let app: { url: string; close(): Promise<void> }
     beforeAll(async () => {
       cache = createCache({ type: 'memory' })
-      app = await served(server.start(cache))
+      app = await server.start(cache)
     })
     beforeEach(() => cache.clear())
     afterAll(async () => {

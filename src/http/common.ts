@@ -1,6 +1,7 @@
 import type { Cache } from '../cache.js'
 import { checkOptionNames } from '../config/suggest.js'
-import { durationOption, type Duration } from '../duration.js'
+import { durationOption, type Duration, type Milliseconds } from '../duration.js'
+import { LEASE_DEFAULTS, type LeaseOptions } from '../getorset.js'
 import { CacheConfigError } from '../errors.js'
 import { cache as singleton } from '../singleton.js'
 import { HTTP_KEY_PREFIX, httpCacheKey, requestTargetKey } from './keys.js'
@@ -13,10 +14,16 @@ export interface CachedResponse {
   body: Uint8Array
 }
 
-/** Options of `cached(...)`, the same for Express and Hono; `Req` is the framework's request (or context). */
+/** Options of `cached(...)`, the same for Express, Hono and Fastify; `Req` is the framework's request (or context). */
 export interface CachedOptions<Req> {
-  /** How long a response is kept. @default the cache's `defaultTtl` */
-  ttl?: Duration
+  /**
+   * How long a response is kept. `'auto'`: as long as the response itself says it is fresh for a shared
+   * cache (RFC 9111): `Cache-Control: s-maxage`, else `max-age`, else `Expires`, less any `Age` it came
+   * with; a response that says `no-cache`, or is no longer fresh, is not stored; one that says nothing gets
+   * the cache's `defaultTtl`.
+   * @default the cache's `defaultTtl`
+   */
+  ttl?: Duration | 'auto'
   /** The cache to use. @default the `cache` singleton */
   cache?: Cache
   /** Put before the request path in the key. @default 'view/' */
@@ -33,38 +40,66 @@ export interface CachedOptions<Req> {
   /** When it returns true, the handler runs and its response replaces the cached one. */
   forcedUpdate?: (req: Req) => boolean | Promise<boolean>
   /**
-   * Which responses to store. Whatever it says, a response with `Set-Cookie` or `Cache-Control: private`
-   * or `no-store` is never stored, and only `GET` requests store (a `HEAD` is served from `GET`'s entry).
+   * Which responses to store. Whatever it says, a `5xx`, a response with `Set-Cookie`, `Cache-Control:
+   * private` or `no-store`, or `Vary: *` is never stored, and only `GET` requests store (a `HEAD` is served
+   * from `GET`'s entry).
    * @default only status 200
    */
   responseFilter?: (response: CachedResponse) => boolean
-  /** Request headers the response depends on (`accept-language`): one entry per combination of values. */
+  /**
+   * Request headers the response depends on (`accept-language`): one entry per combination of values.
+   * The headers a response names in its own `Vary` are added to its key without being listed here.
+   */
   vary?: readonly string[]
   /** Add `X-Cache: HIT` or `X-Cache: MISS` to responses. @default false */
   xCache?: boolean
+  /**
+   * Cache the responses to requests that carry `Authorization` like any other: the route answers every
+   * user alike. Without it (RFC 9111 3.5) such a request is served from the cache, and its response stored,
+   * only if that response says `Cache-Control: public`, `s-maxage` or `must-revalidate`.
+   * @default false
+   */
+  cacheAuthorized?: boolean
+  /**
+   * One handler run per stampede: concurrent misses of one entry wait for the first request's handler
+   * and are served its stored response; across processes on a shared, atomic backend (SQLite, filesystem,
+   * Redis, memcached, PostgreSQL, MySQL), by the same lease as `getOrSet` (`ttl`: how long the lease outlives a holder
+   * that died; `wait`: the longest a request waits before it runs the handler itself). A waiter whose
+   * first request's response is not stored (a cookie, `private`, an error) runs its own handler.
+   * @default true ({ ttl: '10s', wait: '60s' })
+   */
+  singleFlight?: boolean | LeaseOptions
 }
 
 /** The options after the checks done once, when the middleware is built. @internal */
-export interface ResolvedCached<Req> extends Required<Pick<CachedOptions<Req>, 'keyPrefix' | 'queryString' | 'xCache' | 'responseFilter'>> {
-  ttl: Duration | undefined
+export interface ResolvedCached<Req> extends Required<Pick<CachedOptions<Req>, 'keyPrefix' | 'queryString' | 'xCache' | 'responseFilter' | 'cacheAuthorized'>> {
+  ttl: Duration | 'auto' | undefined
   cache: () => Cache
   unless: CachedOptions<Req>['unless']
   forcedUpdate: CachedOptions<Req>['forcedUpdate']
+  /** Whether `responseFilter` was given (else only a 200 is stored, which is known before the body is read). */
+  customFilter: boolean
+  /** Lower case, in the order given. */
   vary: string[]
+  singleFlight: { ttl: Milliseconds; wait: Milliseconds } | false
 }
 
-const KNOWN = ['ttl', 'cache', 'keyPrefix', 'queryString', 'unless', 'forcedUpdate', 'responseFilter', 'vary', 'xCache']
+/** The names of `cached(...)`'s options. @internal */
+export const CACHED_OPTIONS = ['ttl', 'cache', 'keyPrefix', 'queryString', 'unless', 'forcedUpdate', 'responseFilter', 'vary', 'xCache', 'cacheAuthorized', 'singleFlight']
 
 /** Check `cached(...)`'s options once, at config time. @throws {CacheConfigError} naming the option. */
 export function resolveCachedOptions<Req>(options: CachedOptions<Req>, where: string): ResolvedCached<Req> {
   if (typeof options !== 'object' || options === null) throw new CacheConfigError(`${where}: the options must be an object.`)
-  checkOptionNames(options, KNOWN, where, (message, option) => new CacheConfigError(message, { option }))
-  if (options.ttl !== undefined) durationOption(options.ttl, 'ttl', { where })
+  checkOptionNames(options, CACHED_OPTIONS, where, (message, option) => new CacheConfigError(message, { option }))
+  if (options.ttl !== undefined && options.ttl !== 'auto') durationOption(options.ttl, 'ttl', { where })
   for (const name of ['unless', 'forcedUpdate', 'responseFilter'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'function') throw new CacheConfigError(`${where}: \`${name}\` must be a function.`, { option: name })
   }
   if (options.vary !== undefined && (!Array.isArray(options.vary) || options.vary.some((h) => typeof h !== 'string' || h === ''))) {
     throw new CacheConfigError(`${where}: \`vary\` must be an array of header names.`, { option: 'vary' })
+  }
+  if (options.cacheAuthorized !== undefined && typeof options.cacheAuthorized !== 'boolean') {
+    throw new CacheConfigError(`${where}: \`cacheAuthorized\` must be true or false.`, { option: 'cacheAuthorized' })
   }
   const chosen = options.cache
   return {
@@ -74,14 +109,31 @@ export function resolveCachedOptions<Req>(options: CachedOptions<Req>, where: st
     queryString: options.queryString ?? true,
     xCache: options.xCache ?? false,
     responseFilter: options.responseFilter ?? ((r) => r.status === 200),
+    customFilter: options.responseFilter !== undefined,
     unless: options.unless,
     forcedUpdate: options.forcedUpdate,
     vary: (options.vary ?? []).map((h) => h.toLowerCase()),
+    cacheAuthorized: options.cacheAuthorized ?? false,
+    singleFlight: singleFlightOption(options.singleFlight, where),
   }
 }
 
-/** Headers that describe one connection or one delivery, not the resource: never stored. */
-const NOT_STORED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'date', 'x-cache'])
+function singleFlightOption(value: CachedOptions<unknown>['singleFlight'], where: string): ResolvedCached<unknown>['singleFlight'] {
+  if (value === undefined || value === true) return { ...LEASE_DEFAULTS }
+  if (value === false) return false
+  if (typeof value !== 'object' || value === null) throw new CacheConfigError(`${where}: \`singleFlight\` must be true, false or { ttl, wait }.`, { option: 'singleFlight' })
+  checkOptionNames(value, ['ttl', 'wait'], `${where}, \`singleFlight\``, (message) => new CacheConfigError(message, { option: 'singleFlight' }))
+  return {
+    ttl: durationOption(value.ttl, 'singleFlight.ttl', { where, fallback: LEASE_DEFAULTS.ttl, notZero: 'the lease of a holder that died would never expire' }),
+    wait: durationOption(value.wait, 'singleFlight.wait', { where, fallback: LEASE_DEFAULTS.wait }),
+  }
+}
+
+/**
+ * Headers that describe one connection or one delivery, not the resource: never stored. `Age` is
+ * computed when the entry is served (from the time it was stored, and the `Age` the response came with).
+ */
+const NOT_STORED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'date', 'age', 'x-cache'])
 
 /** The headers to store, in order, lower-cased. */
 export function storableHeaders(headers: Iterable<readonly [string, string]>): [string, string][] {
@@ -94,40 +146,70 @@ export function storableHeaders(headers: Iterable<readonly [string, string]>): [
 }
 
 /**
- * Whether a response may be stored: never with `Set-Cookie` (one user's session must not reach another),
- * never with `Cache-Control: private` or `no-store`; then whatever `responseFilter` says.
+ * Whether a response may be stored: never a `5xx`, never with `Set-Cookie` (one user's session must not
+ * reach another), `Cache-Control: private` or `no-store`, or `Vary: *`; then whatever `responseFilter` says.
  */
 export function mayStore(response: CachedResponse, filter: (r: CachedResponse) => boolean): boolean {
-  return headersMayStore(response.headers) && filter(response)
+  return response.status < 500 && headersMayStore(response.headers) && filter(response)
 }
 
 /**
  * The part of {@link mayStore} that needs no body: checked before a body is read, so that a response that
- * will not be stored (a cookie, `no-store`, an event stream) is never buffered.
+ * will not be stored (a cookie, `no-store`, an event stream) is never buffered. Names in lower case.
  */
 export function headersMayStore(headers: CachedResponse['headers']): boolean {
   for (const [name, value] of headers) {
     if (name === 'set-cookie') return false
     if (name === 'cache-control' && /(^|[\s,])(private|no-store)(\s*(=|,|$))/i.test(value)) return false
     if (name === 'content-type' && /^text\/event-stream/i.test(value)) return false
+    // `Vary: *`: the response depends on more than the request's headers; no request can be matched to it.
+    if (name === 'vary' && value.split(',').some((v) => v.trim() === '*')) return false
   }
   return true
 }
 
 /**
- * True if a conditional request (`If-None-Match`) already holds the cached response's `ETag`: it is then
- * answered `304 Not Modified` without a body, as the handler's framework would have.
+ * True if a conditional request already holds the cached response (RFC 9110 13.1): an `If-None-Match`
+ * naming its `ETag` (weak comparison), or, only when the request has no `If-None-Match`, an
+ * `If-Modified-Since` no earlier than its `Last-Modified`. It is then answered `304 Not Modified` without
+ * a body. Only a `2xx` response is answered so.
  */
-export function notModified(hit: CachedResponse, ifNoneMatch: string | undefined): boolean {
-  if (ifNoneMatch === undefined || ifNoneMatch === '') return false
-  const etag = hit.headers.find(([name]) => name === 'etag')?.[1]
-  if (etag === undefined) return false
-  const weak = (tag: string) => tag.trim().replace(/^W\//, '')
-  return ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((tag) => weak(tag) === weak(etag))
+export function notModified(hit: CachedResponse, ifNoneMatch: string | undefined, ifModifiedSince?: string): boolean {
+  if (hit.status < 200 || hit.status > 299) return false
+  if (ifNoneMatch !== undefined && ifNoneMatch !== '') {
+    const etag = hit.headers.find(([name]) => name === 'etag')?.[1]
+    if (etag === undefined) return false
+    const weak = (tag: string) => tag.trim().replace(/^W\//, '')
+    return ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((tag) => weak(tag) === weak(etag))
+  }
+  if (ifModifiedSince === undefined || ifModifiedSince === '') return false
+  const lastModified = hit.headers.find(([name]) => name === 'last-modified')?.[1]
+  if (lastModified === undefined) return false
+  const since = Date.parse(ifModifiedSince)
+  const modified = Date.parse(lastModified)
+  // An invalid date is ignored (RFC 9110 13.1.3): the full response is sent.
+  return !Number.isNaN(since) && !Number.isNaN(modified) && modified <= since
 }
 
 /** The headers a 304 keeps (RFC 9110 15.4.5): the validators and what caches need. */
 export const NOT_MODIFIED_HEADERS = new Set(['etag', 'cache-control', 'content-location', 'expires', 'vary', 'last-modified'])
+
+/**
+ * The directives of `Cache-Control` headers (names in lower case; a directive without `=` is `''`; quotes
+ * removed). Several headers, or one with commas, add up.
+ */
+export function cacheControl(headers: CachedResponse['headers']): Map<string, string> {
+  const directives = new Map<string, string>()
+  for (const [name, value] of headers) {
+    if (name !== 'cache-control') continue
+    for (const part of value.split(',')) {
+      const eq = part.indexOf('=')
+      const directive = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase()
+      if (directive !== '' && !directives.has(directive)) directives.set(directive, eq === -1 ? '' : part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'))
+    }
+  }
+  return directives
+}
 
 /**
  * The key of a request, from its request-target exactly as received (see {@link requestTargetKey}): the

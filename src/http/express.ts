@@ -3,15 +3,18 @@
  * @module cachekit/express
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { type CachedOptions, type CachedResponse, headersMayStore, mayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, resolveCachedOptions, storableHeaders } from './common.js'
+import { type CachedOptions, type CachedResponse, resolveCachedOptions } from './common.js'
+import { decide, type Fill, type Outgoing } from './flow.js'
 
 export { deleteCached, type CachedOptions, type CachedResponse, type DeleteCachedOptions } from './common.js'
 export { canonicalQuery, httpCacheKey, requestTargetKey, type HttpKeyParts, type RequestTargetKeyOptions } from './keys.js'
 
 /**
  * A middleware that caches the handler's response (status, headers, body) and serves it to later requests
- * without running the handler. Only `GET` responses with status 200 are stored by default, never one with
- * `Set-Cookie` or `Cache-Control: private`/`no-store`; a `HEAD` request is served from the `GET` entry.
+ * without running the handler, by HTTP's caching rules (see docs/http.md): only `GET` responses with
+ * status 200 are stored by default, never one with `Set-Cookie`, `Cache-Control: private`/`no-store`,
+ * `Vary: *` or a 5xx status; a `HEAD` request is served from the `GET` entry; concurrent misses run the
+ * handler once.
  *
  * @example app.get('/report', cached({ ttl: '5m', xCache: true }), (req, res) => res.json(build()))
  * @throws {CacheConfigError} for an unknown or invalid option (when the app is set up, not per request).
@@ -23,39 +26,24 @@ export function cached(options: CachedOptions<Request> = {}): RequestHandler {
   }
 
   async function handle(req: Request, res: Response, next: NextFunction): Promise<void> {
-    if ((req.method !== 'GET' && req.method !== 'HEAD') || (await opts.unless?.(req)) === true) return next()
-    const cache = opts.cache()
     // The request-target as received, which the router matched: `new URL()` would resolve `..` and
     // `%2e%2e` and read `//host/x` as a host, and so store one route's page under another's key.
-    const key = requestKey(opts, req.originalUrl, (name) => req.get(name))
-    if ((await opts.forcedUpdate?.(req)) !== true) {
-      const hit = await cache.get<CachedResponse>(key)
-      if (hit !== undefined) return send(res, hit, req.method === 'HEAD', opts.xCache, notModified(hit, req.get('if-none-match')))
-    }
+    const decision = await decide(opts, req, { method: req.method, target: req.originalUrl, header: (name) => req.get(name) })
+    if (decision.kind === 'pass') return next()
+    if (decision.kind === 'serve') return send(res, decision.response)
     if (opts.xCache) res.setHeader('X-Cache', 'MISS')
-    // A HEAD response has no body to store (Express skips it), so only GET fills the cache.
-    if (req.method === 'GET') capture(res, async (response) => {
-      if (mayStore(response, opts.responseFilter)) await cache.set(key, response, opts.ttl)
-    })
+    capture(res, decision.fill)
     next()
   }
 }
 
-function send(res: Response, hit: CachedResponse, head: boolean, xCache: boolean, unchanged: boolean): void {
-  res.status(unchanged ? 304 : hit.status)
+function send(res: Response, response: Outgoing): void {
+  res.status(response.status)
   const grouped = new Map<string, string[]>()
-  for (const [name, value] of hit.headers) {
-    if (!unchanged || NOT_MODIFIED_HEADERS.has(name)) grouped.set(name, [...(grouped.get(name) ?? []), value])
-  }
+  for (const [name, value] of response.headers) grouped.set(name, [...(grouped.get(name) ?? []), value])
   for (const [name, values] of grouped) res.setHeader(name, values.length === 1 ? (values[0] as string) : values)
-  if (xCache) res.setHeader('X-Cache', 'HIT')
-  if (unchanged) {
-    res.end()
-    return
-  }
-  const body = Buffer.from(hit.body.buffer, hit.body.byteOffset, hit.body.byteLength)
-  if (!res.hasHeader('content-length')) res.setHeader('Content-Length', body.byteLength)
-  res.end(head ? undefined : body)
+  const { body } = response
+  res.end(body === null || response.head ? undefined : Buffer.from(body.buffer, body.byteOffset, body.byteLength))
 }
 
 type Chunk = string | Uint8Array
@@ -71,9 +59,11 @@ function headerList(res: Response): [string, string][] {
 
 /**
  * Collect what the handler writes and, when it ends the response, store it before the last bytes leave:
- * the next request then finds the entry (one cache write of latency, on misses only).
+ * the next request then finds the entry (one cache write of latency, on misses only). The flight ends
+ * when the response is stored, or known not to be, or the connection closes first.
  */
-function capture(res: Response, store: (response: CachedResponse) => Promise<void>): void {
+function capture(res: Response, fill: Fill): void {
+  res.once('close', fill.done)
   const chunks: Buffer[] = []
   const toBuffer = (chunk: Chunk, encoding?: BufferEncoding): Buffer =>
     typeof chunk === 'string' ? Buffer.from(chunk, encoding ?? 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
@@ -98,7 +88,8 @@ function capture(res: Response, store: (response: CachedResponse) => Promise<voi
   let collecting: boolean | undefined
   const write = res.write
   res.write = function (this: Response, chunk: Chunk, ...rest: unknown[]) {
-    collecting ??= headersMayStore(headerList(this))
+    collecting ??= fill.wants(this.statusCode, headerList(this))
+    if (!collecting) fill.done()
     if (collecting && chunk !== undefined && chunk !== null) chunks.push(toBuffer(chunk, typeof rest[0] === 'string' ? (rest[0] as BufferEncoding) : undefined))
     return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest)
   } as Response['write']
@@ -108,12 +99,17 @@ function capture(res: Response, store: (response: CachedResponse) => Promise<voi
     const chunk = typeof args[0] === 'function' ? undefined : (args[0] as Chunk | undefined | null)
     if (chunk !== undefined && chunk !== null) chunks.push(toBuffer(chunk, typeof args[1] === 'string' ? (args[1] as BufferEncoding) : undefined))
     res.end = end
-    if (collecting === false) return (end as (...a: unknown[]) => Response).apply(this, args)
     const headers = headerList(this)
+    collecting ??= fill.wants(this.statusCode, headers)
+    if (!collecting) {
+      fill.done()
+      return (end as (...a: unknown[]) => Response).apply(this, args)
+    }
     const body = Buffer.concat(chunks)
-    const response: CachedResponse = { status: this.statusCode, headers: storableHeaders(headers), body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) }
-    // A failed store is the cache's concern (fail-open emits 'error'); the response goes out regardless.
-    store(response)
+    const response: CachedResponse = { status: this.statusCode, headers, body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) }
+    // A failed store is the cache's concern (it reports it); the response goes out regardless.
+    fill
+      .store(response)
       .catch(() => {})
       .finally(() => (end as (...a: unknown[]) => void).apply(this, args))
     return this

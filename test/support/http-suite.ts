@@ -5,8 +5,11 @@
 import { randomBytes } from 'node:crypto'
 import { request, type IncomingHttpHeaders, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { afterAll, beforeAll, expect, it } from 'vitest'
+import { gzipSync } from 'node:zlib'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Cache } from '../../src/cache.js'
+import type { CachedOptions } from '../../src/http/common.js'
+import { httpCacheKey } from '../../src/http/keys.js'
 import { createCache } from '../../src/singleton.js'
 
 /** How many times each route's handler ran, by route name. */
@@ -28,11 +31,102 @@ export const BINARY = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_,
  * - GET /unless: `cached({ unless: (req) => header x-bypass === '1' })`, answers its run number
  * - GET /etag: text 'tagged' with `ETag: "v1"`
  * - GET /singleton: `cached({ ttl: '1m' })` without `cache`: the singleton (the test inits it)
+ * - and every route of RULE_ROUTES, mounted by {@link RuleRoute}'s contract
  */
 export interface App {
   url: string
   runs: Runs
   close(): Promise<void>
+}
+
+/** What a rule route's handler sees of the request. */
+export interface RuleRequest {
+  header(name: string): string | undefined
+  query: URLSearchParams
+}
+
+/** What a rule route's handler answers: the framework sends it as it is. */
+export interface RuleReply {
+  status?: number
+  headers?: Record<string, string>
+  body: string | Buffer
+}
+
+/**
+ * A route of the RFC 9111 rules, the same on every framework: each test file mounts it as
+ * `GET path` with `cached({ cache, ttl: '1m', xCache: true, ...options })`, counts its runs under
+ * `runs[path]` (before `handle`, which gets the run number), waits `delay` ms, and sends the reply.
+ */
+export interface RuleRoute {
+  path: string
+  options?: Omit<CachedOptions<unknown>, 'cache' | 'unless' | 'forcedUpdate'>
+  delay?: number
+  handle(req: RuleRequest, run: number): RuleReply
+}
+
+const LAST_MODIFIED = 'Wed, 21 Oct 2015 07:28:00 GMT'
+const authorized = (req: RuleRequest, run: number): RuleReply => ({ body: `for ${req.header('authorization') ?? 'nobody'} #${run}` })
+const plain = (name: string) => (_req: RuleRequest, run: number): RuleReply => ({ body: `${name} #${run}` })
+/** A reply whose headers the query names (`?cc=` Cache-Control, `?expires=`, `?age=`, `?status=`). */
+const fromQuery = (req: RuleRequest, run: number): RuleReply => {
+  const headers: Record<string, string> = {}
+  const cc = req.query.get('cc')
+  if (cc !== null) headers['cache-control'] = cc
+  const expires = req.query.get('expires')
+  if (expires !== null) headers.expires = expires
+  const age = req.query.get('age')
+  if (age !== null) headers.age = age
+  return { status: Number(req.query.get('status') ?? 200), headers, body: `answer #${run}` }
+}
+
+export const RULE_ROUTES: RuleRoute[] = [
+  { path: '/r/auth', handle: authorized },
+  { path: '/r/auth-public', handle: (req, run) => ({ ...authorized(req, run), headers: { 'cache-control': 'public, max-age=60' } }) },
+  { path: '/r/auth-s-maxage', handle: (req, run) => ({ ...authorized(req, run), headers: { 'cache-control': 's-maxage=60' } }) },
+  { path: '/r/auth-revalidate', handle: (req, run) => ({ ...authorized(req, run), headers: { 'cache-control': 'must-revalidate' } }) },
+  { path: '/r/auth-opt-in', options: { cacheAuthorized: true }, handle: authorized },
+  { path: '/r/vary-star', handle: (_req, run) => ({ headers: { vary: '*' }, body: `any #${run}` }) },
+  {
+    // What a compression middleware does: gzip for a client that accepts it, and `Vary: Accept-Encoding`.
+    path: '/r/gzip',
+    handle: (req, run): RuleReply =>
+      /\bgzip\b/.test(req.header('accept-encoding') ?? '')
+        ? { headers: { vary: 'Accept-Encoding', 'content-encoding': 'gzip', 'content-type': 'text/plain' }, body: gzipSync(`gzip #${run}`) }
+        : { headers: { vary: 'Accept-Encoding', 'content-type': 'text/plain' }, body: `plain #${run}` },
+  },
+  {
+    // The `vary` option names one header, the response another as well.
+    path: '/r/vary-both',
+    options: { vary: ['accept-language'] },
+    handle: (req, run) => ({ headers: { vary: 'Accept-Language, X-Tenant' }, body: `${req.header('accept-language') ?? '-'} ${req.header('x-tenant') ?? '-'} #${run}` }),
+  },
+  { path: '/r/age', handle: plain('aged') },
+  { path: '/r/head', handle: plain('head') },
+  { path: '/r/modified', handle: (_req, run) => ({ headers: { 'last-modified': LAST_MODIFIED, etag: '"m1"', 'cache-control': 'public, max-age=60' }, body: `modified #${run}` }) },
+  { path: '/r/auto', options: { ttl: 'auto' }, handle: fromQuery },
+  { path: '/r/error', options: { responseFilter: () => true }, handle: fromQuery },
+  { path: '/r/slow', delay: 300, handle: plain('slow') },
+  { path: '/r/slow-off', options: { singleFlight: false }, delay: 300, handle: plain('slow') },
+  { path: '/r/slow-cookie', delay: 300, handle: (_req, run) => ({ headers: { 'set-cookie': `sid=${run}` }, body: `cookie #${run}` }) },
+  { path: '/r/slow-private', delay: 300, handle: (_req, run) => ({ headers: { 'cache-control': 'private' }, body: `private #${run}` }) },
+  {
+    path: '/r/slow-throw',
+    delay: 300,
+    handle: () => {
+      throw new Error('the handler failed')
+    },
+  },
+  { path: '/r/slow-error', delay: 300, handle: (_req, run) => (run === 1 ? { status: 500, body: `failed #${run}` } : { body: `ok #${run}` }) },
+]
+
+/** The methods each rule route answers, all through its one `cached()`. */
+export const RULE_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'] as const
+
+/** Run a rule route's handler: count the run, wait its delay, make the reply. */
+export async function runRule(route: RuleRoute, runs: Runs, req: RuleRequest): Promise<RuleReply> {
+  const run = (runs[route.path] = (runs[route.path] ?? 0) + 1)
+  if (route.delay !== undefined) await sleep(route.delay)
+  return route.handle(req, run)
 }
 
 /** A server that was told to listen on a free port, once it does: its URL and a close that waits. */
@@ -70,6 +164,18 @@ export function rawGet(base: string, target: string, headers: Record<string, str
   })
 }
 
+/** `count` copies of a request sent at once. */
+function stampede(count: number, send: () => Promise<globalThis.Response>): Promise<{ status: number; body: string; cookie: string | null; xCache: string | null }[]> {
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const res = await send()
+      return { status: res.status, body: await res.text(), cookie: res.headers.get('set-cookie'), xCache: res.headers.get('x-cache') }
+    }),
+  )
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
 export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cache): void {
   let app: App
   let cache: Cache
@@ -89,6 +195,7 @@ export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cach
     const h = Object.fromEntries(res.headers)
     // Per delivery, never part of the resource: the date, and the HIT/MISS marker itself.
     delete h.date
+    delete h.age
     delete h['x-cache']
     delete h['keep-alive']
     delete h.connection
@@ -201,5 +308,251 @@ export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cach
     await get('/singleton')
     expect(app.runs.singleton).toBe(1)
     expect(await singleton.has('view//singleton')).toBe(true)
+  })
+
+  describe('Authorization (RFC 9111 3.5)', () => {
+    const as = (path: string, who?: string) => get(path, who === undefined ? undefined : { headers: { authorization: `Bearer ${who}` } })
+
+    it('a request with Authorization is neither stored nor served from the cache', async () => {
+      expect(await (await as('/r/auth', 'ann')).text()).toBe('for Bearer ann #1')
+      expect(await cache.has('view//r/auth')).toBe(false)
+      const again = await as('/r/auth', 'ann')
+      expect(again.headers.get('x-cache')).toBe('MISS')
+      expect(await again.text()).toBe('for Bearer ann #2')
+      expect(await (await as('/r/auth', 'bob')).text()).toBe('for Bearer bob #3')
+      // An anonymous response is stored, and served to anonymous requests only.
+      expect(await (await as('/r/auth')).text()).toBe('for nobody #4')
+      expect(await (await as('/r/auth')).text()).toBe('for nobody #4')
+      expect(await (await as('/r/auth', 'ann')).text()).toBe('for Bearer ann #5')
+      expect(app.runs['/r/auth']).toBe(5)
+    })
+
+    it('unless the response says public, s-maxage or must-revalidate', async () => {
+      for (const path of ['/r/auth-public', '/r/auth-s-maxage', '/r/auth-revalidate']) {
+        expect(await (await as(path, 'ann')).text(), path).toBe('for Bearer ann #1')
+        const other = await as(path, 'bob')
+        expect(other.headers.get('x-cache'), path).toBe('HIT')
+        expect(await other.text(), path).toBe('for Bearer ann #1')
+        expect(app.runs[path], path).toBe(1)
+      }
+    })
+
+    it('or the route opts in with cacheAuthorized', async () => {
+      expect(await (await as('/r/auth-opt-in', 'ann')).text()).toBe('for Bearer ann #1')
+      expect(await (await as('/r/auth-opt-in', 'bob')).text()).toBe('for Bearer ann #1')
+      expect(app.runs['/r/auth-opt-in']).toBe(1)
+    })
+  })
+
+  describe('Vary', () => {
+    it('a response with Vary: * is never stored', async () => {
+      expect((await get('/r/vary-star')).headers.get('x-cache')).toBe('MISS')
+      const again = await get('/r/vary-star')
+      expect(again.headers.get('x-cache')).toBe('MISS')
+      expect(await again.text()).toBe('any #2')
+      expect(await cache.has('view//r/vary-star')).toBe(false)
+    })
+
+    it('the request headers a stored response names in Vary are part of its key: no gzip for a client that did not ask', async () => {
+      const gzip = { 'accept-encoding': 'gzip' }
+      const identity = { 'accept-encoding': 'identity' }
+      const first = await rawGet(app.url, '/r/gzip', gzip)
+      expect(first.headers['content-encoding']).toBe('gzip')
+      const plainFirst = await rawGet(app.url, '/r/gzip', identity)
+      expect(plainFirst.headers['content-encoding']).toBeUndefined()
+      expect(plainFirst.body).toBe('plain #2')
+      const gzipAgain = await rawGet(app.url, '/r/gzip', gzip)
+      expect(gzipAgain.headers['x-cache']).toBe('HIT')
+      expect(gzipAgain.headers['content-encoding']).toBe('gzip')
+      const plainAgain = await rawGet(app.url, '/r/gzip', identity)
+      expect(plainAgain.headers['x-cache']).toBe('HIT')
+      expect(plainAgain.headers['content-encoding']).toBeUndefined()
+      expect(plainAgain.body).toBe('plain #2')
+      // No Accept-Encoding at all is a third request header value, a third entry.
+      const none = await rawGet(app.url, '/r/gzip')
+      expect(none.headers['content-encoding']).toBeUndefined()
+      expect(none.body).toBe('plain #3')
+      expect(app.runs['/r/gzip']).toBe(3)
+    })
+
+    it('deleteCached removes every variant; a variant stored before is never served again', async () => {
+      const { deleteCached } = await import('../../src/http/common.js')
+      const before = app.runs['/r/gzip'] ?? 0
+      await rawGet(app.url, '/r/gzip', { 'accept-encoding': 'identity' })
+      expect(app.runs['/r/gzip']).toBe(before)
+      expect(await deleteCached('/r/gzip', undefined, { cache })).toBe(true)
+      expect((await rawGet(app.url, '/r/gzip', { 'accept-encoding': 'gzip' })).headers['x-cache']).toBe('MISS')
+      const plainAfter = await rawGet(app.url, '/r/gzip', { 'accept-encoding': 'identity' })
+      expect(plainAfter.headers['x-cache']).toBe('MISS')
+      expect(plainAfter.body).toBe(`plain #${before + 2}`)
+    })
+
+    it('the vary option and the response Vary add up', async () => {
+      const ask = (lang: string, tenant: string) => rawGet(app.url, '/r/vary-both', { 'accept-language': lang, 'x-tenant': tenant })
+      expect((await ask('en', 'a')).body).toBe('en a #1')
+      expect((await ask('en', 'b')).body).toBe('en b #2')
+      expect((await ask('fr', 'a')).body).toBe('fr a #3')
+      expect((await ask('en', 'a')).body).toBe('en a #1')
+      expect((await ask('en', 'b')).body).toBe('en b #2')
+      expect(app.runs['/r/vary-both']).toBe(3)
+    })
+  })
+
+  it('a response served from the cache carries Age, the seconds since it was stored', async () => {
+    const first = await get('/r/age')
+    expect(first.headers.get('age')).toBeNull()
+    expect((await get('/r/age')).headers.get('age')).toMatch(/^[01]$/)
+    await sleep(1100)
+    const later = await get('/r/age')
+    expect(later.headers.get('x-cache')).toBe('HIT')
+    expect(Number(later.headers.get('age'))).toBeGreaterThanOrEqual(1)
+    // A response that came with an Age keeps counting from it.
+    await get('/r/auto?cc=max-age%3D600&age=100')
+    expect(Number((await get('/r/auto?cc=max-age%3D600&age=100')).headers.get('age'))).toBeGreaterThanOrEqual(100)
+  })
+
+  it('a HEAD miss runs the handler and stores nothing; the GET after it fills the entry', async () => {
+    const head = await get('/r/head', { method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(await cache.has('view//r/head')).toBe(false)
+    expect((await get('/r/head')).headers.get('x-cache')).toBe('MISS')
+    expect((await get('/r/head', { method: 'HEAD' })).headers.get('x-cache')).toBe('HIT')
+  })
+
+  describe('validation', () => {
+    const LATER = 'Thu, 22 Oct 2015 07:28:00 GMT'
+    const EARLIER = 'Tue, 20 Oct 2015 07:28:00 GMT'
+    const ask = (headers: Record<string, string>) => get('/r/modified', { headers })
+
+    it('If-Modified-Since no earlier than the stored Last-Modified answers 304 with the validators and Cache-Control', async () => {
+      expect((await get('/r/modified')).status).toBe(200)
+      for (const since of [LAST_MODIFIED, LATER]) {
+        const res = await ask({ 'if-modified-since': since })
+        expect(res.status, since).toBe(304)
+        expect(res.headers.get('x-cache')).toBe('HIT')
+        expect(res.headers.get('etag')).toBe('"m1"')
+        expect(res.headers.get('last-modified')).toBe(LAST_MODIFIED)
+        expect(res.headers.get('cache-control')).toBe('public, max-age=60')
+        expect((await res.arrayBuffer()).byteLength).toBe(0)
+      }
+      for (const since of [EARLIER, 'not a date']) {
+        const res = await ask({ 'if-modified-since': since })
+        expect(res.status, since).toBe(200)
+        expect(await res.text()).toBe('modified #1')
+      }
+      expect(app.runs['/r/modified']).toBe(1)
+    })
+
+    it('If-None-Match takes precedence over If-Modified-Since', async () => {
+      const other = await ask({ 'if-none-match': '"other"', 'if-modified-since': LATER })
+      expect(other.status).toBe(200)
+      expect(await other.text()).toBe('modified #1')
+      const same = await ask({ 'if-none-match': '"m1"', 'if-modified-since': EARLIER })
+      expect(same.status).toBe(304)
+      expect(same.headers.get('cache-control')).toBe('public, max-age=60')
+      expect(app.runs['/r/modified']).toBe(1)
+    })
+  })
+
+  describe("ttl: 'auto', the response's own freshness", () => {
+    const keyOf = (query: Record<string, string>) => httpCacheKey({ path: '/r/auto', query })
+    const fill = async (query: Record<string, string>) => {
+      await get(`/r/auto?${new URLSearchParams(query)}`)
+      return cache.ttl(keyOf(query))
+    }
+
+    it('s-maxage, else max-age, else Expires set the TTL, less the Age it came with', async () => {
+      const maxAge = await fill({ cc: 'public, max-age=120' })
+      expect(maxAge).toBeGreaterThan(110_000)
+      expect(maxAge).toBeLessThanOrEqual(120_000)
+      const shared = await fill({ cc: 's-maxage=30, max-age=120' })
+      expect(shared).toBeGreaterThan(20_000)
+      expect(shared).toBeLessThanOrEqual(30_000)
+      const expires = await fill({ expires: new Date(Date.now() + 60_000).toUTCString() })
+      expect(expires).toBeGreaterThan(50_000)
+      expect(expires).toBeLessThanOrEqual(60_000)
+      const aged = await fill({ cc: 'max-age=120', age: '100' })
+      expect(aged).toBeGreaterThan(10_000)
+      expect(aged).toBeLessThanOrEqual(20_000)
+    })
+
+    it('no-cache, max-age=0, an Expires in the past or invalid, or an Age beyond max-age store nothing', async () => {
+      const stale: Record<string, string>[] = [{ cc: 'no-cache' }, { cc: 'public, no-cache, max-age=60' }, { cc: 'max-age=0' }, { expires: 'Thu, 01 Jan 1970 00:00:00 GMT' }, { expires: '0' }, { cc: 'max-age=60', age: '61' }]
+      for (const query of stale) {
+        await get(`/r/auto?${new URLSearchParams(query)}`)
+        const again = await get(`/r/auto?${new URLSearchParams(query)}`)
+        expect(again.headers.get('x-cache'), JSON.stringify(query)).toBe('MISS')
+        expect(await cache.has(keyOf(query)), JSON.stringify(query)).toBe(false)
+      }
+    })
+
+    it("a response that says nothing gets the cache's defaultTtl", async () => {
+      await get('/r/auto?plain=1')
+      expect((await get('/r/auto?plain=1')).headers.get('x-cache')).toBe('HIT')
+    })
+  })
+
+  it('a 5xx is never stored, whatever responseFilter says; other methods never read or fill', async () => {
+    for (const status of ['500', '503']) {
+      await get(`/r/error?status=${status}`)
+      const again = await get(`/r/error?status=${status}`)
+      expect(again.status).toBe(Number(status))
+      expect(again.headers.get('x-cache')).toBe('MISS')
+    }
+    expect(app.runs['/r/error']).toBe(4)
+    // A 404 is stored here: the filter says so.
+    await get('/r/error?status=404')
+    expect((await get('/r/error?status=404')).headers.get('x-cache')).toBe('HIT')
+    // The rule routes take every method of RULE_METHODS through the same middleware.
+    const before = app.runs['/r/error'] ?? 0
+    for (const method of RULE_METHODS.filter((m) => m !== 'GET')) {
+      const res = await get('/r/error?status=404', { method })
+      expect(res.status, method).toBe(404)
+      expect(res.headers.get('x-cache'), method).not.toBe('HIT')
+    }
+    expect(app.runs['/r/error']).toBe(before + RULE_METHODS.length - 1)
+    expect((await get('/r/error?status=404')).headers.get('x-cache')).toBe('HIT')
+  })
+
+  describe('one handler run per stampede', () => {
+    it('20 concurrent identical misses run the handler once; every client gets the body', async () => {
+      const answers = await stampede(20, () => get('/r/slow'))
+      expect(app.runs['/r/slow']).toBe(1)
+      expect(answers.map((a) => a.body)).toEqual(Array.from({ length: 20 }, () => 'slow #1'))
+      expect(answers.filter((a) => a.xCache === 'MISS')).toHaveLength(1)
+    })
+
+    it('the control: with singleFlight: false they each run it', async () => {
+      await stampede(20, () => get('/r/slow-off'))
+      expect(app.runs['/r/slow-off']).toBeGreaterThan(1)
+    })
+
+    it('a waiter whose leader set a cookie or said private runs its own handler and never gets the leader response', async () => {
+      const cookies = await stampede(20, () => get('/r/slow-cookie'))
+      expect(app.runs['/r/slow-cookie']).toBe(20)
+      for (const answer of cookies) expect(answer.cookie).toBe(`sid=${answer.body.replace('cookie #', '')}`)
+      expect(new Set(cookies.map((a) => a.body)).size).toBe(20)
+      const privates = await stampede(20, () => get('/r/slow-private'))
+      expect(app.runs['/r/slow-private']).toBe(20)
+      expect(new Set(privates.map((a) => a.body)).size).toBe(20)
+    })
+
+    it('a handler that throws ends its flight: nothing stored, every waiter runs its own handler at once', async () => {
+      const started = Date.now()
+      const answers = await stampede(5, () => get('/r/slow-throw'))
+      expect(answers.map((a) => a.status)).toEqual([500, 500, 500, 500, 500])
+      expect(app.runs['/r/slow-throw']).toBe(5)
+      expect((await get('/r/slow-throw')).status).toBe(500)
+      expect(app.runs['/r/slow-throw']).toBe(6)
+      // Nobody waited out singleFlight's 60 s `wait`.
+      expect(Date.now() - started).toBeLessThan(10_000)
+    })
+
+    it('a waiter whose leader failed runs its own handler: only the leader client gets the error', async () => {
+      const answers = await stampede(20, () => get('/r/slow-error'))
+      expect(answers.filter((a) => a.status === 500).map((a) => a.body)).toEqual(['failed #1'])
+      expect(answers.filter((a) => a.status === 200)).toHaveLength(19)
+      expect(app.runs['/r/slow-error']).toBeGreaterThan(1)
+    })
   })
 }
