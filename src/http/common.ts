@@ -1,7 +1,9 @@
 import type { Cache } from '../cache.js'
 import { checkOptionNames } from '../config/suggest.js'
 import { durationOption, type Duration } from '../duration.js'
+import { ENGINE } from '../engine.js'
 import { CacheConfigError } from '../errors.js'
+import { checkTags } from '../tags.js'
 import { cache as singleton } from '../singleton.js'
 import { HTTP_KEY_PREFIX, httpCacheKey, requestTargetKey } from './keys.js'
 
@@ -42,6 +44,13 @@ export interface CachedOptions<Req> {
   vary?: readonly string[]
   /** Add `X-Cache: HIT` or `X-Cache: MISS` to responses. @default false */
   xCache?: boolean
+  /**
+   * Tags of a stored response, to invalidate it with `cache.invalidateTags(tags)`: a list, or a function of
+   * the request, e.g. `(req) => [\`org:${req.params.id}\`]`. Their versions are read before the handler runs,
+   * so a response built across an invalidation is stored as already stale (see docs/tags.md).
+   * @default no tags
+   */
+  tags?: readonly string[] | ((req: Req) => readonly string[])
 }
 
 /** The options after the checks done once, when the middleware is built. @internal */
@@ -51,9 +60,10 @@ export interface ResolvedCached<Req> extends Required<Pick<CachedOptions<Req>, '
   unless: CachedOptions<Req>['unless']
   forcedUpdate: CachedOptions<Req>['forcedUpdate']
   vary: string[]
+  tags: CachedOptions<Req>['tags']
 }
 
-const KNOWN = ['ttl', 'cache', 'keyPrefix', 'queryString', 'unless', 'forcedUpdate', 'responseFilter', 'vary', 'xCache']
+const KNOWN = ['ttl', 'cache', 'keyPrefix', 'queryString', 'unless', 'forcedUpdate', 'responseFilter', 'vary', 'xCache', 'tags']
 
 /** Check `cached(...)`'s options once, at config time. @throws {CacheConfigError} naming the option. */
 export function resolveCachedOptions<Req>(options: CachedOptions<Req>, where: string): ResolvedCached<Req> {
@@ -66,6 +76,13 @@ export function resolveCachedOptions<Req>(options: CachedOptions<Req>, where: st
   if (options.vary !== undefined && (!Array.isArray(options.vary) || options.vary.some((h) => typeof h !== 'string' || h === ''))) {
     throw new CacheConfigError(`${where}: \`vary\` must be an array of header names.`, { option: 'vary' })
   }
+  if (options.tags !== undefined && typeof options.tags !== 'function') {
+    try {
+      checkTags(options.tags, where, undefined)
+    } catch (error) {
+      throw new CacheConfigError(`${(error as Error).message.replace(`${where}: `, `${where}: \`tags\`: `)}`, { option: 'tags', cause: error })
+    }
+  }
   const chosen = options.cache
   return {
     ttl: options.ttl,
@@ -77,6 +94,25 @@ export function resolveCachedOptions<Req>(options: CachedOptions<Req>, where: st
     unless: options.unless,
     forcedUpdate: options.forcedUpdate,
     vary: (options.vary ?? []).map((h) => h.toLowerCase()),
+    tags: options.tags,
+  }
+}
+
+/**
+ * How to store the response of a request that missed, decided before its handler runs: with `tags`, their
+ * versions are read now, so that a response built from data an invalidation replaced meanwhile is stored as
+ * already stale (the rule of getOrSet, docs/tags.md). @internal
+ * @throws {CacheArgumentError} if the `tags` function gives bad tags (naming the tag and the key).
+ */
+export async function storeLater<Req>(opts: ResolvedCached<Req>, cache: Cache, key: string, req: Req): Promise<(response: CachedResponse) => Promise<void>> {
+  const given = opts.tags
+  const tags = given === undefined ? [] : checkTags(typeof given === 'function' ? given(req) : given, `cached() of ${JSON.stringify(key)}`, key)
+  if (tags.length === 0) return async (response) => void (await cache.set(key, response, opts.ttl))
+  const engine = await cache[ENGINE]()
+  const { stamp } = await engine.readTagged([], tags, engine.budget())
+  return async (response) => {
+    // No versions (the backend failed, fail-open): store nothing rather than blind.
+    if (stamp !== undefined && (await engine.set(key, response, opts.ttl, engine.budget(), stamp))) engine.record('set', key)
   }
 }
 

@@ -3,7 +3,7 @@
  * @module cachekit/express
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { type CachedOptions, type CachedResponse, headersMayStore, mayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, resolveCachedOptions, storableHeaders } from './common.js'
+import { type CachedOptions, type CachedResponse, headersMayStore, mayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, resolveCachedOptions, storableHeaders, storeLater } from './common.js'
 
 export { deleteCached, type CachedOptions, type CachedResponse, type DeleteCachedOptions } from './common.js'
 export { canonicalQuery, httpCacheKey, requestTargetKey, type HttpKeyParts, type RequestTargetKeyOptions } from './keys.js'
@@ -34,9 +34,12 @@ export function cached(options: CachedOptions<Request> = {}): RequestHandler {
     }
     if (opts.xCache) res.setHeader('X-Cache', 'MISS')
     // A HEAD response has no body to store (Express skips it), so only GET fills the cache.
-    if (req.method === 'GET') capture(res, async (response) => {
-      if (mayStore(response, opts.responseFilter)) await cache.set(key, response, opts.ttl)
-    })
+    if (req.method === 'GET') {
+      const store = await storeLater(opts, cache, key, req)
+      capture(res, async (response) => {
+        if (mayStore(response, opts.responseFilter)) await store(response)
+      })
+    }
     next()
   }
 }

@@ -4,7 +4,7 @@
  * @module cachekit/hono
  */
 import type { Context, MiddlewareHandler } from 'hono'
-import { type CachedOptions, type CachedResponse, headersMayStore, mayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, resolveCachedOptions, storableHeaders } from './common.js'
+import { type CachedOptions, type CachedResponse, headersMayStore, mayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, resolveCachedOptions, storableHeaders, storeLater } from './common.js'
 import { requestTargetOf } from './keys.js'
 
 export { deleteCached, type CachedOptions, type CachedResponse, type DeleteCachedOptions } from './common.js'
@@ -41,6 +41,7 @@ export function cached(options: CachedOptions<Context> = {}): MiddlewareHandler 
         return new Response(method === 'HEAD' ? null : (hit.body as Uint8Array<ArrayBuffer>), { status: hit.status, headers })
       }
     }
+    const store = method === 'GET' ? await storeLater(opts, cache, key, c) : undefined
     await next()
     // Hono runs the GET handler for a HEAD request and drops the body afterwards; store from GET only, as
     // Express does, so both behave alike.
@@ -50,7 +51,7 @@ export function cached(options: CachedOptions<Context> = {}): MiddlewareHandler 
       // Read the body only for a response that may be stored: never a stream or a response with a cookie.
       if (headersMayStore(headers) && (options.responseFilter !== undefined || res.status === 200)) {
         const response: CachedResponse = { status: res.status, headers, body: new Uint8Array(await res.clone().arrayBuffer()) }
-        if (mayStore(response, opts.responseFilter)) await cache.set(key, response, opts.ttl)
+        if (mayStore(response, opts.responseFilter)) await store?.(response)
       }
     }
     if (opts.xCache) c.header('X-Cache', 'MISS')
