@@ -1,4 +1,4 @@
-import type { AdapterCapabilities, AdapterEvent, CacheAdapter, ExpiresAt, Payload } from './adapter.js'
+import { samePayload, type AdapterCapabilities, type AdapterEvent, type CacheAdapter, type ExpiresAt, type Payload } from './adapter.js'
 import { Budget } from './budget.js'
 import { resolveCodec, type Codec } from './codec.js'
 import { checkAdapter, configFromEnv, differentConfigError, describeEmbeddedDefault, EMBEDDED_DEFAULT, resolveConfig, type CacheConfig, type ResolvedConfig } from './config/index.js'
@@ -20,6 +20,7 @@ import { CacheEmitter, type CacheEventName, type CacheListener } from './events.
 import { computeOnce, getOrSetSlot, resolveGetOrSetOptions, type GetOrSetOptions } from './getorset.js'
 import { BOOKKEEPING, ENGINE, type Engine, type Outcome } from './engine.js'
 import { deleteMemoized, memoize, memoized, type Memoized, type MemoizedDecorator, type MemoizeOptions } from './memoize/index.js'
+import { checkTags, isTagged, newVersion, refuseTags, resolveSetOptions, stampHolds, TAG_KEY_PREFIX, unwrapTagged, versionText, wrapTagged, type SetOptions, type TagStamp } from './tags.js'
 import { describeLoneSurrogate, isWellFormed, WELL_FORMED_FIX } from './well-formed.js'
 
 /** The longest key accepted, in UTF-16 code units (the prefix not counted). */
@@ -55,6 +56,8 @@ interface Core {
   readonly codec: Codec
   readonly now: () => number
   readonly inflight: Map<string, Promise<unknown>>
+  /** How many `invalidateTags` calls this process made (see `Engine.tagEpoch`). */
+  tagEpoch: number
   readonly stats: { hits: number; misses: number; sets: number; deletes: number; errors: number }
 }
 
@@ -194,6 +197,7 @@ export class Cache {
       codec: resolveCodec(resolved.serializer),
       now: resolved.now,
       inflight: new Map(),
+      tagEpoch: 0,
       stats: { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 },
     }
     core.loading = (async () => {
@@ -292,7 +296,9 @@ export class Cache {
     } catch (error) {
       return this.#failIn(budget, core, 'get', key, error, undefined)
     }
-    return payload === undefined ? undefined : this.#decode<T>(core, key, payload)
+    if (payload === undefined) return undefined
+    if (isTagged(payload)) return (await this.#open<T>(core, [key], [payload], budget, undefined))[0]
+    return this.#decode<T>(core, key, payload)
   }
 
   /** Values in the order of `keys`; `undefined` for each miss. */
@@ -313,6 +319,7 @@ export class Cache {
     } catch (error) {
       return this.#failIn(budget, core, 'getMany', keys[0], error, keys.map(() => undefined))
     }
+    for (const payload of payloads) if (payload !== undefined && isTagged(payload)) return this.#open<T>(core, keys, payloads, budget, undefined)
     return keys.map((key, i) => {
       const payload = payloads[i]
       return payload === undefined ? undefined : this.#decode<T>(core, key, payload)
@@ -320,23 +327,41 @@ export class Cache {
   }
 
   /**
-   * Store `value` for `ttl` (default: the cache's `defaultTtl`; `0` never expires).
+   * Store `value` for `ttl` (default: the cache's `defaultTtl`; `0` never expires). The third argument is a
+   * TTL, or options `{ ttl, tags }`: a tagged entry is a miss once `invalidateTags` names one of its tags
+   * (see docs/tags.md; the versions of its tags are read when `set` is called).
+   *
+   * @example await cache.set('user:1', user, { ttl: '10m', tags: ['users', 'org:7'] })
    * @returns true if stored; false if the backend failed and `failOpen` is on.
-   * @throws {CacheArgumentError} for an empty key, `undefined` or a bad TTL; {@link CacheSerializationError} for a value that cannot be encoded.
+   * @throws {CacheArgumentError} for an empty key, `undefined`, a bad TTL or bad tags; {@link CacheSerializationError} for a value that cannot be encoded.
    */
-  async set(key: string, value: unknown, ttl?: Duration): Promise<boolean> {
+  async set(key: string, value: unknown, ttl?: Duration | SetOptions): Promise<boolean> {
     checkKey(key)
     const core = this.#core()
-    const stored = await this.#write(core, key, value, ttl, undefined)
+    let stored: boolean
+    if (typeof ttl === 'object') {
+      const options = resolveSetOptions(`set(${showKey(key)})`, key, ttl)
+      stored = await this.#write(core, key, value, options.ttl, undefined, options.tags.length === 0 ? undefined : options.tags)
+    } else stored = await this.#write(core, key, value, ttl, undefined)
     if (stored) this.#record(core, 'set', key)
     return stored
   }
 
-  async #write(core: Core, key: string, value: unknown, ttl: Duration | undefined, budget: Budget | undefined): Promise<boolean> {
-    const payload = this.#encode(core, key, value)
+  /**
+   * Store one entry. A tagged one carries the versions of its tags: `stamp` when the caller read them
+   * earlier (getOrSet and memoize read them before their factory runs), else the current ones, read here.
+   */
+  async #write(core: Core, key: string, value: unknown, ttl: Duration | undefined, budget: Budget | undefined, tags?: readonly string[], stamp?: TagStamp): Promise<boolean> {
+    let payload = this.#encode(core, key, value)
     const expiresAt = this.#expiresAt(core, key, ttl)
     try {
-      await (core.adapter ?? (await core.loading)).set(this.#full(core, key), payload, expiresAt, budget?.timeout('set', key))
+      const adapter = core.adapter ?? (await core.loading)
+      if (stamp === undefined && tags !== undefined) {
+        stamp = await this.#stamp(adapter, core, tags, budget, key)
+        if (stamp === undefined) return false
+      }
+      if (stamp !== undefined) payload = wrapTagged(payload, stamp)
+      await adapter.set(this.#full(core, key), payload, expiresAt, budget?.timeout('set', key))
     } catch (error) {
       return this.#failIn(budget, core, 'set', key, error, false)
     }
@@ -344,24 +369,35 @@ export class Cache {
   }
 
   /**
-   * Store many entries with one TTL: an array of `[key, value]` pairs, or an object.
+   * Store many entries with one TTL (and the same tags): an array of `[key, value]` pairs, or an object.
+   * The second argument is a TTL or options `{ ttl, tags }`, as `set`'s third.
    * @returns true if stored; false if the backend failed and `failOpen` is on.
    */
-  async setMany(entries: Iterable<readonly [string, unknown]> | Record<string, unknown>, ttl?: Duration): Promise<boolean> {
+  async setMany(entries: Iterable<readonly [string, unknown]> | Record<string, unknown>, ttl?: Duration | SetOptions): Promise<boolean> {
     const core = this.#core()
     const pairs: (readonly [string, unknown])[] =
       typeof (entries as Iterable<unknown>)[Symbol.iterator] === 'function'
         ? Array.from(entries as Iterable<readonly [string, unknown]>)
         : Object.entries(entries)
     const first = pairs[0]?.[0] ?? ''
-    const expiresAt = this.#expiresAt(core, first, ttl)
+    const options = typeof ttl === 'object' ? resolveSetOptions(`setMany(${showKey(first)}, ...)`, first, ttl) : { ttl, tags: [] }
+    const expiresAt = this.#expiresAt(core, first, options.ttl)
     // Encode everything before writing anything: a bad value leaves the cache as it was.
     const batch = pairs.map(([key, value]) => {
       checkKey(key)
       return { key: this.#full(core, key), value: this.#encode(core, key, value), expiresAt }
     })
     if (batch.length === 0) return true
-    if (!(await this.#send(core, 'setMany', first, undefined, async (a) => (await a.setMany(batch), true), false))) return false
+    const write = async (a: CacheAdapter): Promise<boolean> => {
+      if (options.tags.length > 0) {
+        const stamp = await this.#stamp(a, core, options.tags, undefined, first)
+        if (stamp === undefined) return false
+        for (const entry of batch) entry.value = wrapTagged(entry.value, stamp)
+      }
+      await a.setMany(batch)
+      return true
+    }
+    if (!(await this.#send(core, 'setMany', first, undefined, write, false))) return false
     core.stats.sets += batch.length
     const emitter = this.#root.emitter
     if (emitter.listenerCount('set') > 0) for (const [key] of pairs) emitter.emit('set', key)
@@ -369,16 +405,57 @@ export class Cache {
   }
 
   /**
-   * Store `value` only if `key` is absent (an expired entry counts as absent). Atomic on the backend.
+   * Store `value` only if `key` is absent (an expired entry counts as absent, and so does one made stale by
+   * `invalidateTags`, which is replaced). Atomic on the backend. The third argument is a TTL or `{ ttl, tags }`.
    * @returns true if this call stored it.
    * @throws {CacheBackendError} on a backend failure, whatever `failOpen` says.
    */
-  async add(key: string, value: unknown, ttl?: Duration): Promise<boolean> {
+  async add(key: string, value: unknown, ttl?: Duration | SetOptions): Promise<boolean> {
     checkKey(key)
     const core = this.#core()
-    const added = await this.#add(core, key, value, ttl, undefined)
+    const options = typeof ttl === 'object' ? resolveSetOptions(`add(${showKey(key)})`, key, ttl) : { ttl, tags: [] }
+    const payload = this.#encode(core, key, value)
+    const expiresAt = this.#expiresAt(core, key, options.ttl)
+    let added: boolean
+    try {
+      added = await this.#addOrReplaceStale(core.adapter ?? (await core.loading), core, key, payload, expiresAt, options.tags)
+    } catch (error) {
+      return this.#fail(core, 'add', key, error)
+    }
     if (added) this.#record(core, 'set', key)
     return added
+  }
+
+  /**
+   * The user's `add`: atomic, and an entry that every reader sees as a miss because a tag of it was
+   * invalidated is absent to it too. Such an entry is removed only if it still holds the stale payload
+   * (`deleteIfEquals`), then the `add` is tried once more: a writer that got in between wins, as it should.
+   */
+  async #addOrReplaceStale(adapter: CacheAdapter, core: Core, key: string, payload: Payload, expiresAt: ExpiresAt, tags: readonly string[]): Promise<boolean> {
+    if (tags.length > 0) {
+      const stamp = await this.#stamp(adapter, core, tags, undefined, key)
+      if (stamp === undefined) return false
+      payload = wrapTagged(payload, stamp)
+    }
+    const full = this.#full(core, key)
+    if (await adapter.add(full, payload, expiresAt)) return true
+    const existing = await adapter.get(full)
+    if (existing === undefined) return adapter.add(full, payload, expiresAt)
+    if (!isTagged(existing)) return false
+    let stamp: TagStamp | undefined
+    try {
+      stamp = unwrapTagged(existing).stamp
+    } catch {
+      // A header that cannot be read is a corrupt entry, which every read takes for a miss: replace it too.
+      stamp = undefined
+    }
+    if (stamp !== undefined && stampHolds(stamp, await this.#versions(adapter, core, stamp.tags, undefined, key))) return false
+    if (adapter.deleteIfEquals !== undefined) await adapter.deleteIfEquals(full, existing)
+    else {
+      const again = await adapter.get(full)
+      if (again !== undefined && samePayload(again, existing)) await adapter.delete(full)
+    }
+    return adapter.add(full, payload, expiresAt)
   }
 
   async #add(core: Core, key: string, value: unknown, ttl: Duration | undefined, budget: Budget | undefined): Promise<boolean> {
@@ -437,12 +514,27 @@ export class Cache {
     return n
   }
 
-  /** True if `key` holds a live entry. */
+  /**
+   * True if `key` holds a live entry (for a tagged entry: one whose tags were not invalidated since it was
+   * written, which takes reading it and its tags' versions).
+   */
   async has(key: string): Promise<boolean> {
     checkKey(key)
     const core = this.#core()
     try {
-      return await (core.adapter ?? (await core.loading)).has(this.#full(core, key))
+      const adapter = core.adapter ?? (await core.loading)
+      const full = this.#full(core, key)
+      // Only a read tells a tagged entry from another, so `has` reads the entry: the same round trip.
+      const payload = await adapter.get(full)
+      if (payload === undefined) return false
+      if (!isTagged(payload)) return true
+      let stamp: TagStamp
+      try {
+        stamp = unwrapTagged(payload).stamp
+      } catch {
+        return false
+      }
+      return stampHolds(stamp, await this.#versions(adapter, core, stamp.tags, undefined, key))
     } catch (error) {
       return this.#fail(core, 'has', key, error, false)
     }
@@ -460,6 +552,7 @@ export class Cache {
   async inc(key: string, delta = 1, ttl?: Duration): Promise<number> {
     checkKey(key)
     checkDelta(delta, key)
+    refuseTags(`inc(${showKey(key)})`, key, ttl)
     const core = this.#core()
     const expiresAt = this.#expiresAt(core, key, ttl)
     try {
@@ -474,6 +567,7 @@ export class Cache {
   async dec(key: string, delta = 1, ttl?: Duration): Promise<number> {
     checkKey(key)
     checkDelta(delta, key)
+    refuseTags(`dec(${showKey(key)})`, key, ttl)
     return this.inc(key, -delta, ttl)
   }
 
@@ -498,6 +592,7 @@ export class Cache {
    */
   async touch(key: string, ttl?: Duration): Promise<boolean> {
     checkKey(key)
+    refuseTags(`touch(${showKey(key)})`, key, ttl)
     return this.#touch(this.#core(), key, ttl, undefined)
   }
 
@@ -512,7 +607,9 @@ export class Cache {
    *
    * One factory run per key at a time: within a process by a shared promise, and across processes on a
    * shared, atomic backend (SQLite, filesystem, Redis) by a lease, while the others wait for its value.
-   * The third argument is a TTL, or options: `{ ttl, grace, timeout, lease }` (see {@link GetOrSetOptions}).
+   * The third argument is a TTL, or options: `{ ttl, grace, timeout, lease, tags }` (see {@link GetOrSetOptions}).
+   * With `tags`, the versions of the tags are read before the factory runs, so a value computed while
+   * `invalidateTags` runs is stored as already stale.
    *
    * Its commands share one deadline (`operationTimeout`, else the backend's `commandTimeout`), the factory's
    * own time not counted: after a backend failure, or once the deadline has passed, it sends nothing more
@@ -569,6 +666,30 @@ export class Cache {
    */
   async deleteMemoized(fn: (...args: never[]) => unknown, ...args: unknown[]): Promise<boolean> {
     return deleteMemoized(fn, args)
+  }
+
+  /**
+   * Invalidate every entry that carries one of `tags`, in every process sharing the backend: from when this
+   * resolves, each is a miss (and expires by its own TTL); an entry written afterwards lives. Constant time,
+   * whatever the number of entries: each tag gets a new version, one `setMany`, and nothing is scanned.
+   * Tags are shared by a cache and all its namespaces (they live under the config's `keyPrefix`).
+   *
+   * Within this process, a `getOrSet` or memoized call of a tagged key that started before never stores a
+   * value its readers take for fresh: it read the old versions before its factory ran (docs/tags.md).
+   *
+   * @example await cache.invalidateTags(['org:7'])
+   * @returns true if the new versions were written; false if the backend failed and `failOpen` is on (the
+   *   tags were then not invalidated: call it again).
+   * @throws {CacheArgumentError} for a tag that is not a non-empty string, or more than 64 tags.
+   */
+  async invalidateTags(tags: readonly string[]): Promise<boolean> {
+    const core = this.#core()
+    const list = checkTags(tags, 'invalidateTags', undefined)
+    if (list.length === 0) return true
+    // Before the write: a computation of a tagged key that starts from here on is a new one (see Engine.tagEpoch).
+    core.tagEpoch++
+    const entries = list.map((tag) => ({ key: this.#tagKey(core, tag), value: newVersion(), expiresAt: null }))
+    return this.#send(core, 'invalidateTags', undefined, undefined, async (a) => (await a.setMany(entries), true), false)
   }
 
   /**
@@ -676,7 +797,9 @@ export class Cache {
       budget: () => this.#budget(core),
       get: (key, budget) => this.#read(core, key, budget),
       getMany: (keys, budget) => this.#readMany(core, keys, budget),
-      set: (key, value, ttl, budget) => this.#write(core, key, value, ttl, budget),
+      set: (key, value, ttl, budget, stamp) => this.#write(core, key, value, ttl, budget, undefined, stamp),
+      readTagged: (keys, tags, budget) => this.#readTagged(core, keys, tags, budget),
+      tagEpoch: () => core.tagEpoch,
       add: (key, value, ttl, budget) => this.#add(core, key, value, ttl, budget),
       delete: async (key, budget) => (await this.#remove(core, key, budget)) === true,
       touch: (key, ttl, budget) => this.#touch(core, key, ttl, budget),
@@ -775,18 +898,137 @@ export class Cache {
     }
   }
 
+  /** The backend key of a tag's version: under the cache's `keyPrefix`, so a cache and its namespaces share their tags. */
+  #tagKey(core: Core, tag: string): string {
+    return core.config.keyPrefix + TAG_KEY_PREFIX + tag
+  }
+
+  /** The current versions of `tags` (`undefined` for one that has none), in one `getMany`. Throws what the backend throws. */
+  async #versions(adapter: CacheAdapter, core: Core, tags: readonly string[], budget: Budget | undefined, key: string | undefined): Promise<Map<string, string | undefined>> {
+    const payloads = await adapter.getMany(
+      tags.map((tag) => this.#tagKey(core, tag)),
+      budget?.timeout('getMany', key),
+    )
+    const versions = new Map<string, string | undefined>()
+    for (let i = 0; i < tags.length; i++) versions.set(tags[i] as string, versionText(payloads[i]))
+    return versions
+  }
+
+  /**
+   * The stamp an entry written now carries: the current versions of `tags` (from `known` when the caller
+   * read them already), a missing one created with `add`, or read back from whoever created it first. A
+   * version never expires: a tag's mark must outlive every entry it guards. `undefined` in the rare case
+   * that a version vanished twice while being created (then nothing is stored). Throws what the backend throws.
+   */
+  async #stamp(adapter: CacheAdapter, core: Core, tags: readonly string[], budget: Budget | undefined, key: string, known?: ReadonlyMap<string, string | undefined>): Promise<TagStamp | undefined> {
+    const current = known ?? (await this.#versions(adapter, core, tags, budget, key))
+    const versions: string[] = []
+    for (const tag of tags) {
+      let version = current.get(tag)
+      for (let attempt = 0; version === undefined && attempt < 2; attempt++) {
+        // Random, never a counter from 1: a version that vanished (evicted, cleared) must not make the
+        // entries of an earlier version live again.
+        const fresh = newVersion()
+        const full = this.#tagKey(core, tag)
+        version = (await adapter.add(full, fresh, null, budget?.timeout('add', key))) ? fresh : versionText(await adapter.get(full, budget?.timeout('get', key)))
+      }
+      if (version === undefined) return undefined
+      versions.push(version)
+    }
+    return { tags, versions }
+  }
+
+  /**
+   * The values of payloads read at `keys`. A tagged one is a value only while every tag of it has the
+   * version it was written with: versions in `known` were read with the payloads, the others are read here
+   * for every tagged entry at once (one `getMany`). A tagged entry whose versions cannot be read (the
+   * backend failed, with fail-open) is a miss.
+   */
+  async #open<T>(core: Core, keys: readonly string[], payloads: readonly (Payload | undefined)[], budget: Budget | undefined, known: ReadonlyMap<string, string | undefined> | undefined): Promise<(T | undefined)[]> {
+    const stamps: (TagStamp | undefined)[] = []
+    const inners: (Payload | undefined)[] = []
+    const wanted = new Set<string>()
+    for (let i = 0; i < keys.length; i++) {
+      const payload = payloads[i]
+      if (payload === undefined || !isTagged(payload)) {
+        stamps.push(undefined)
+        inners.push(payload)
+        continue
+      }
+      try {
+        const { stamp, inner } = unwrapTagged(payload)
+        stamps.push(stamp)
+        inners.push(inner)
+        for (const tag of stamp.tags) if (known?.has(tag) !== true) wanted.add(tag)
+      } catch (error) {
+        this.#corrupt(core, keys[i] as string, error)
+        stamps.push(undefined)
+        inners.push(undefined)
+      }
+    }
+    // `undefined` when they could not be read: every tagged entry is then a miss.
+    let versions: ReadonlyMap<string, string | undefined> | undefined = known
+    if (wanted.size > 0) {
+      let fetched: Map<string, string | undefined> | undefined
+      try {
+        fetched = await this.#versions(core.adapter ?? (await core.loading), core, [...wanted], budget, keys[0])
+      } catch (error) {
+        fetched = this.#failIn(budget, core, 'getMany', keys[0], error, undefined)
+      }
+      if (fetched !== undefined && known !== undefined) for (const [tag, version] of known) fetched.set(tag, version)
+      versions = fetched
+    }
+    return keys.map((key, i) => {
+      const inner = inners[i]
+      if (inner === undefined) return undefined
+      const stamp = stamps[i]
+      if (stamp !== undefined && (versions === undefined || !stampHolds(stamp, versions))) return undefined
+      return this.#decode<T>(core, key, inner)
+    })
+  }
+
+  /**
+   * Read `keys` and the current versions of `tags` in one `getMany`: the values (tagged entries checked)
+   * and the stamp a value computed from now on is written with (a missing version created), or `undefined`
+   * when it cannot be known (the backend failed, with fail-open): then nothing must be stored.
+   */
+  async #readTagged<T>(core: Core, keys: readonly string[], tags: readonly string[], budget: Budget): Promise<{ values: (T | undefined)[]; stamp: TagStamp | undefined }> {
+    const misses = { values: keys.map(() => undefined), stamp: undefined }
+    let adapter: CacheAdapter
+    let payloads: (Payload | undefined)[]
+    try {
+      adapter = core.adapter ?? (await core.loading)
+      payloads = await adapter.getMany([...keys.map((k) => this.#full(core, k)), ...tags.map((tag) => this.#tagKey(core, tag))], budget.timeout('getMany', keys[0]))
+    } catch (error) {
+      return this.#failIn(budget, core, 'getMany', keys[0], error, misses)
+    }
+    const known = new Map<string, string | undefined>()
+    for (let i = 0; i < tags.length; i++) known.set(tags[i] as string, versionText(payloads[keys.length + i]))
+    const values = await this.#open<T>(core, keys, payloads.slice(0, keys.length), budget, known)
+    try {
+      return { values, stamp: await this.#stamp(adapter, core, tags, budget, keys[0] as string, known) }
+    } catch (error) {
+      return this.#failIn(budget, core, 'add', keys[0], error, { values, stamp: undefined })
+    }
+  }
+
   /** A stored payload's value; a corrupt one is reported (`'corrupt'`, `'error'`) and read as a miss. */
   #decode<T>(core: Core, key: string, payload: Payload): T | undefined {
     try {
       return core.codec.decode(payload) as T
     } catch (error) {
-      core.stats.errors++
-      const reason = (error as Error)?.message ?? String(error)
-      const e = new CacheSerializationError(`The entry at ${showKey(key)} cannot be read, so it is a miss: ${reason}`, { key, cause: error })
-      this.#root.emitter.emit('corrupt', key, e.message)
-      this.#root.emitter.emitError(e, { op: 'get', key })
+      this.#corrupt(core, key, error)
       return undefined
     }
+  }
+
+  /** Report an entry that cannot be read (it is a miss). */
+  #corrupt(core: Core, key: string, error: unknown): void {
+    core.stats.errors++
+    const reason = (error as Error)?.message ?? String(error)
+    const e = new CacheSerializationError(`The entry at ${showKey(key)} cannot be read, so it is a miss: ${reason}`, { key, cause: error })
+    this.#root.emitter.emit('corrupt', key, e.message)
+    this.#root.emitter.emitError(e, { op: 'get', key })
   }
 
   /** Count one logical operation of the user's in `stats()` and emit it. */

@@ -4,6 +4,7 @@ import { CacheArgumentError, CacheError, CacheFactoryError, showKey } from './er
 import { checkOptionNames } from './config/suggest.js'
 import { BOOKKEEPING, type Engine } from './engine.js'
 import { backoff, LEASE_SUFFIX, sleep, tryLease, type Lease } from './lease.js'
+import { checkTags, type TagStamp } from './tags.js'
 
 /** The cross-process lease of `getOrSet` and `memoize`, on shared backends. */
 export interface LeaseOptions {
@@ -48,6 +49,13 @@ export interface GetOrSetOptions {
    * @default true
    */
   lease?: boolean | LeaseOptions
+  /**
+   * Tags of the stored value, to invalidate it with `cache.invalidateTags(tags)` (see docs/tags.md). Their
+   * versions are read before the factory runs: a value computed while an invalidation runs is stored as
+   * already stale, so no later read returns it.
+   * @default no tags
+   */
+  tags?: readonly string[]
 }
 
 /** The defaults of {@link LeaseOptions}. */
@@ -59,10 +67,12 @@ export interface ResolvedGetOrSet {
   grace: Milliseconds
   timeout: Milliseconds
   lease: { ttl: Milliseconds; wait: Milliseconds } | false
+  /** No duplicates; empty for an untagged value. */
+  tags: string[]
 }
 
 /** The names of `getOrSet`'s options. */
-const GET_OR_SET_OPTIONS = ['ttl', 'grace', 'timeout', 'lease']
+const GET_OR_SET_OPTIONS = ['ttl', 'grace', 'timeout', 'lease', 'tags']
 
 /**
  * Validate `getOrSet`'s third argument: a TTL (as before) or an options object. Eager, so that a bad option
@@ -71,7 +81,7 @@ const GET_OR_SET_OPTIONS = ['ttl', 'grace', 'timeout', 'lease']
 export function resolveGetOrSetOptions(key: string, input: Duration | GetOrSetOptions | undefined): ResolvedGetOrSet {
   if (input === undefined || typeof input === 'number' || typeof input === 'string') {
     if (input !== undefined) parseDuration(input, `TTL for ${showKey(key)}`, { key })
-    return { ttl: input, grace: 0, timeout: 0, lease: { ...LEASE_DEFAULTS } }
+    return { ttl: input, grace: 0, timeout: 0, lease: { ...LEASE_DEFAULTS }, tags: [] }
   }
   if (typeof input !== 'object' || input === null) {
     throw new CacheArgumentError(`getOrSet(${showKey(key)}): the third argument must be a TTL or an options object, not ${String(input)}.`, { key })
@@ -89,7 +99,8 @@ export function resolveGetOrSetOptions(key: string, input: Duration | GetOrSetOp
   } else if (input.lease !== undefined && input.lease !== true) {
     throw new CacheArgumentError(`getOrSet(${showKey(key)}): \`lease\` must be true, false or { ttl, wait }, not ${String(input.lease)}.`, { key })
   }
-  return { ttl: input.ttl, grace: ms(input.grace, 'grace', 0), timeout: ms(input.timeout, 'timeout', 0), lease }
+  const tags = checkTags(input.tags, `getOrSet(${showKey(key)})`, key)
+  return { ttl: input.ttl, grace: ms(input.grace, 'grace', 0), timeout: ms(input.timeout, 'timeout', 0), lease, tags }
 }
 
 /** What a cached computation reads: a value (or a miss) and whether it is past its fresh time. */
@@ -107,6 +118,11 @@ export interface SlotRead<T> {
 export interface Slot<T> {
   /** The key (of this cache) named in errors, counted in `stats()`, and whose lease key guards the computation. */
   readonly key: string
+  /**
+   * The in-process flight's key, when not the full key: a tagged slot's names the invalidations seen so far
+   * (`Engine.tagEpoch`), so that no call joins a computation that started before an invalidation.
+   */
+  readonly flight?: string
   /** Read, as commands of the call `budget` belongs to (as `write`). */
   read(budget: Budget): Promise<SlotRead<T>>
   /** Store a result (never `undefined`). @returns whether it was stored. */
@@ -129,7 +145,7 @@ interface Run {
  * @internal
  */
 export async function computeOnce<T>(engine: Engine, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, budget: Budget): Promise<T> {
-  const flightKey = engine.fullKey(slot.key)
+  const flightKey = slot.flight ?? engine.fullKey(slot.key)
   const running = engine.inflight.get(flightKey)
   if (running !== undefined) {
     // Answered by the call already computing this key: a hit, as the factory does not run for it.
@@ -250,7 +266,7 @@ async function serveStale<T>(engine: Engine, slot: Slot<T>, factory: () => T | P
  * commands share the deadline of the call that found the value stale.
  */
 function refreshOnce<T>(engine: Engine, slot: Slot<T>, factory: () => T | Promise<T>, options: ResolvedGetOrSet, budget: Budget): Promise<T | undefined> {
-  const flightKey = `${engine.fullKey(slot.key)}${BOOKKEEPING}refresh`
+  const flightKey = `${slot.flight ?? engine.fullKey(slot.key)}${BOOKKEEPING}refresh`
   const running = engine.inflight.get(flightKey)
   if (running !== undefined) return running as Promise<T | undefined>
   const refresh = (async (): Promise<T | undefined> => {
@@ -289,6 +305,7 @@ export function getOrSetSlot<T>(engine: Engine, key: string, options: ResolvedGe
   const freshKey = key + FRESH_SUFFIX
   const ttl = options.ttl === undefined ? engine.defaultTtl : parseDuration(options.ttl)
   const grace = ttl === 0 ? 0 : options.grace
+  if (options.tags.length > 0) return taggedSlot(engine, key, freshKey, ttl, grace, options.tags)
   if (grace === 0) {
     return {
       key,
@@ -307,6 +324,42 @@ export function getOrSetSlot<T>(engine: Engine, key: string, options: ResolvedGe
       // that was not stored gets no marker.
       if (!(await engine.set(key, value, ttl + grace, budget))) return false
       await engine.set(freshKey, 1, ttl, budget)
+      return true
+    },
+  }
+}
+
+/** A flight key for a tagged computation: the invalidations this process made so far are part of it. @internal */
+export function taggedFlight(engine: Engine, key: string): string {
+  return `${engine.fullKey(key)}${BOOKKEEPING}tags@${engine.tagEpoch()}`
+}
+
+/**
+ * The slot of a tagged `getOrSet`: each read fetches the entry and the current versions of its tags in one
+ * `getMany`, and remembers them; a write stores the value with the versions of the last read, which came
+ * before the factory ran. An invalidation during the factory (in any process) thus leaves the value stored
+ * as already stale; one made by this process stops the store altogether.
+ */
+function taggedSlot<T>(engine: Engine, key: string, freshKey: string, ttl: number, grace: number, tags: readonly string[]): Slot<T> {
+  let stamp: TagStamp | undefined
+  let epoch = engine.tagEpoch()
+  return {
+    key,
+    flight: taggedFlight(engine, key),
+    async read(budget) {
+      epoch = engine.tagEpoch()
+      const read = await engine.readTagged<unknown>(grace === 0 ? [key] : [key, freshKey], tags, budget)
+      stamp = read.stamp
+      const [value, fresh] = read.values
+      return { value: value as T | undefined, stale: grace !== 0 && value !== undefined && fresh === undefined }
+    },
+    async write(value, budget) {
+      // No versions read (the backend failed): storing would be storing blind, so do not. Nor after this
+      // process invalidated tags since the read: the value may be stale already, and would overwrite the
+      // fresher one a later call stores.
+      if (stamp === undefined || engine.tagEpoch() !== epoch) return false
+      if (!(await engine.set(key, value, grace === 0 ? ttl : ttl + grace, budget, stamp))) return false
+      if (grace !== 0) await engine.set(freshKey, 1, ttl, budget)
       return true
     },
   }

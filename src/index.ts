@@ -1,6 +1,7 @@
 export { Cache, MAX_KEY_LENGTH, type CacheStats, type Factory } from './cache.js'
 export { cache, createCache } from './singleton.js'
 export type { GetOrSetOptions, LeaseOptions } from './getorset.js'
+export { MAX_TAG_LENGTH, MAX_TAGS, type SetOptions } from './tags.js'
 export type { Memoized, MemoizedDecorator, MemoizeOptions } from './memoize/index.js'
 export {
   configFromEnv,

@@ -72,15 +72,31 @@ describe('bad input leaves the cache as it was', () => {
 
   it('negative, NaN, infinite and unparsable TTLs are refused, naming the value', async () => {
     const c = memory()
-    for (const ttl of [-1, Number.NaN, Infinity, '5 parsecs', '', '-5m', {} as never]) {
+    for (const ttl of [-1, Number.NaN, Infinity, '5 parsecs', '', '-5m', null as never, [] as never]) {
       const e = await c.set('k', 1, ttl).catch((x: unknown) => x)
       expect(e).toBeInstanceOf(CacheArgumentError)
       expect((e as Error).message).toContain(String(ttl))
     }
+    // An object is the options form, `{ ttl, tags }`: its TTL is checked the same way, and `{}` means the default TTL.
+    for (const ttl of [-1, '5 parsecs']) {
+      const e = await c.set('k', 1, { ttl }).catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(CacheArgumentError)
+      expect((e as Error).message).toContain(String(ttl))
+    }
+    await expect(c.set('k', 1, { ttl: '1m', tll: 1 } as never)).rejects.toThrow(/set\("k"\): unknown option `tll`\. Did you mean `ttl`\? The options are ttl, tags\./)
     await expect(c.inc('n', 1, -1)).rejects.toThrow(CacheArgumentError)
     await expect(c.touch('n', 'soon')).rejects.toThrow(CacheArgumentError)
     expect(await c.has('k')).toBe(false)
     expect(await c.has('n')).toBe(false)
+  })
+
+  it('set, add and setMany take `{ ttl, tags }` instead of a TTL; `{}` is the default TTL', async () => {
+    const c = memory()
+    expect(await c.set('a', 1, {})).toBe(true)
+    expect(await c.add('b', 2, { ttl: '1m' })).toBe(true)
+    expect(await c.setMany([['c', 3]], { ttl: 60_000 })).toBe(true)
+    expect(await c.getMany(['a', 'b', 'c'])).toEqual([1, 2, 3])
+    expect(await c.ttl('b')).toBeGreaterThan(59_000)
   })
 
   it('inc with a fractional, unsafe or non-number delta is refused', async () => {

@@ -83,7 +83,7 @@ describe('getOrSet options', () => {
 
   it('refuses unknown options and bad durations, naming them', async () => {
     const c = track(createCache({ type: 'memory' }))
-    await expect(c.getOrSet('k', () => 1, { tll: 1 } as never)).rejects.toThrow(/unknown option `tll`\. Did you mean `ttl`\? The options are ttl, grace, timeout, lease\./)
+    await expect(c.getOrSet('k', () => 1, { tll: 1 } as never)).rejects.toThrow(/unknown option `tll`\. Did you mean `ttl`\? The options are ttl, grace, timeout, lease, tags\./)
     await expect(c.getOrSet('k', () => 1, { leese: false } as never)).rejects.toThrow(/unknown option `leese`\. Did you mean `lease`\?/)
     await expect(c.getOrSet('k', () => 1, { grace: -1 })).rejects.toThrow(CacheArgumentError)
     await expect(c.getOrSet('k', () => 1, { lease: { ttl: 0 } })).rejects.toThrow(/lease\.ttl/)

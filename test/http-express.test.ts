@@ -55,6 +55,9 @@ describe('cachekit/express on a real Express 5 server', () => {
     app.get('/unless', cached({ cache, unless: (req) => req.get('x-bypass') === '1' }), (_req, res) => {
       res.send(String(ran('unless')))
     })
+    app.get('/orgs/:id', cached({ cache, tags: (req) => [`org:${String(req.params.id)}`] }), (req, res) => {
+      res.send(`${String(req.params.id)}:${ran(`org:${String(req.params.id)}`)}`)
+    })
     app.get('/singleton', cached({ ttl: '1m' }), (_req, res) => {
       res.send(String(ran('singleton')))
     })

@@ -53,6 +53,7 @@ describe('cachekit/fastify on a real Fastify 5 server', () => {
     })
     app.get('/forced', { ...cached({ cache, forcedUpdate: (request) => request.headers['x-refresh'] === '1' }) }, async () => String(ran('forced')))
     app.get('/unless', { ...cached({ cache, unless: (request) => request.headers['x-bypass'] === '1' }) }, async () => String(ran('unless')))
+    app.get<{ Params: { id: string } }>('/orgs/:id', { ...cached({ cache, tags: (request) => [`org:${(request.params as { id: string }).id}`] }) }, async (request) => `${request.params.id}:${ran(`org:${request.params.id}`)}`)
     app.get('/singleton', { ...cached({ ttl: '1m' }) }, async () => String(ran('singleton')))
     for (const route of RULE_ROUTES) {
       app.route({

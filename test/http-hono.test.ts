@@ -60,6 +60,7 @@ describe('cachekit/hono on a real @hono/node-server', () => {
       c.header('ETag', '"v1"')
       return c.text('tagged')
     })
+    app.get('/orgs/:id', cached({ cache, tags: (c) => [`org:${c.req.param('id') ?? ''}`] }), (c) => c.text(`${c.req.param('id') ?? ''}:${ran(`org:${c.req.param('id') ?? ''}`)}`))
     app.get('/forced', cached({ cache, forcedUpdate: (c) => c.req.header('x-refresh') === '1' }), (c) => c.text(String(ran('forced'))))
     app.get('/unless', cached({ cache, unless: (c) => c.req.header('x-bypass') === '1' }), (c) => c.text(String(ran('unless'))))
     app.get('/singleton', cached({ ttl: '1m' }), (c) => c.text(String(ran('singleton'))))

@@ -219,6 +219,10 @@ describe('what is stored', () => {
     expect(() => resolveCachedOptions({ singleFlight: { wiat: 1 } } as never, 'cached()')).toThrow(/`wiat`/)
     expect(() => resolveCachedOptions({ singleFlight: 'yes' } as never, 'cached()')).toThrow(/`singleFlight`/)
     expect(() => resolveCachedOptions({ cacheAuthorized: 'yes' } as never, 'cached()')).toThrow(/`cacheAuthorized`/)
-    expect(() => resolveCachedOptions({ tags: () => [] } as never, 'cached()')).toThrow(/unknown option `tags`/)
+    // A list of tags is checked when the middleware is built; a function of the request, per request.
+    expect(() => resolveCachedOptions({ tags: [''] }, 'cached()')).toThrow(CacheConfigError)
+    expect(() => resolveCachedOptions({ tags: 'org:7' } as never, 'cached()')).toThrow(/`tags`/)
+    expect(resolveCachedOptions({ tags: ['org:7'] }, 'cached()')).toMatchObject({ tags: ['org:7'] })
+    expect(typeof resolveCachedOptions({ tags: () => ['org:7'] }, 'cached()').tags).toBe('function')
   })
 })

@@ -4,6 +4,7 @@ import { durationOption, type Duration, type Milliseconds } from '../duration.js
 import { LEASE_DEFAULTS, type LeaseOptions } from '../getorset.js'
 import { CacheConfigError } from '../errors.js'
 import { cache as singleton } from '../singleton.js'
+import { checkTags } from '../tags.js'
 import { HTTP_KEY_PREFIX, httpCacheKey, requestTargetKey } from './keys.js'
 
 /** A response as it is cached: what a later request gets back, byte for byte. */
@@ -69,6 +70,13 @@ export interface CachedOptions<Req> {
    * @default true ({ ttl: '10s', wait: '60s' })
    */
   singleFlight?: boolean | LeaseOptions
+  /**
+   * Tags of a stored response, to invalidate it with `cache.invalidateTags(tags)`: a list, or a function of
+   * the request, e.g. `(req) => [\`org:${req.params.id}\`]`. Their versions are read before the handler runs,
+   * so a response built across an invalidation is stored as already stale (see docs/tags.md).
+   * @default no tags
+   */
+  tags?: readonly string[] | ((req: Req) => readonly string[])
 }
 
 /** The options after the checks done once, when the middleware is built. @internal */
@@ -82,10 +90,11 @@ export interface ResolvedCached<Req> extends Required<Pick<CachedOptions<Req>, '
   /** Lower case, in the order given. */
   vary: string[]
   singleFlight: { ttl: Milliseconds; wait: Milliseconds } | false
+  tags: CachedOptions<Req>['tags']
 }
 
 /** The names of `cached(...)`'s options. @internal */
-export const CACHED_OPTIONS = ['ttl', 'cache', 'keyPrefix', 'queryString', 'unless', 'forcedUpdate', 'responseFilter', 'vary', 'xCache', 'cacheAuthorized', 'singleFlight']
+export const CACHED_OPTIONS = ['ttl', 'cache', 'keyPrefix', 'queryString', 'unless', 'forcedUpdate', 'responseFilter', 'vary', 'xCache', 'cacheAuthorized', 'singleFlight', 'tags']
 
 /** Check `cached(...)`'s options once, at config time. @throws {CacheConfigError} naming the option. */
 export function resolveCachedOptions<Req>(options: CachedOptions<Req>, where: string): ResolvedCached<Req> {
@@ -101,6 +110,13 @@ export function resolveCachedOptions<Req>(options: CachedOptions<Req>, where: st
   if (options.cacheAuthorized !== undefined && typeof options.cacheAuthorized !== 'boolean') {
     throw new CacheConfigError(`${where}: \`cacheAuthorized\` must be true or false.`, { option: 'cacheAuthorized' })
   }
+  if (options.tags !== undefined && typeof options.tags !== 'function') {
+    try {
+      checkTags(options.tags, where, undefined)
+    } catch (error) {
+      throw new CacheConfigError(`${(error as Error).message.replace(`${where}: `, `${where}: \`tags\`: `)}`, { option: 'tags', cause: error })
+    }
+  }
   const chosen = options.cache
   return {
     ttl: options.ttl,
@@ -115,6 +131,7 @@ export function resolveCachedOptions<Req>(options: CachedOptions<Req>, where: st
     vary: (options.vary ?? []).map((h) => h.toLowerCase()),
     cacheAuthorized: options.cacheAuthorized ?? false,
     singleFlight: singleFlightOption(options.singleFlight, where),
+    tags: options.tags,
   }
 }
 

@@ -9,10 +9,11 @@ import { randomBytes } from 'node:crypto'
 import type { Budget } from '../budget.js'
 import { MAX_KEY_LENGTH } from '../cache.js'
 import type { Milliseconds } from '../duration.js'
-import { CacheError } from '../errors.js'
+import { CacheError, showKey } from '../errors.js'
 import { BOOKKEEPING, ENGINE, type Engine } from '../engine.js'
 import { backoff, LEASE_SUFFIX, sleep, tryLease, type Lease } from '../lease.js'
 import { type CachedResponse, cacheControl, mayStore, headersMayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, type ResolvedCached, storableHeaders } from './common.js'
+import { checkTags, type TagStamp } from '../tags.js'
 import { requestTargetKey } from './keys.js'
 
 /** A request as the rules see it. */
@@ -146,6 +147,12 @@ interface Context<Req> {
   engine: Engine
   req: RequestView
   key: string
+  /**
+   * With `tags`: the versions of the response's tags, read before its handler runs, that a stored response
+   * carries (so one built across an invalidation is stored as already stale); `null` when they could not be
+   * read (the backend failed, fail-open): then nothing is stored. Unset without tags.
+   */
+  stamp?: TagStamp | null
 }
 
 /** What a read of the cache found for a request. */
@@ -224,12 +231,30 @@ export async function decide<Req>(opts: ResolvedCached<Req>, raw: Req, req: Requ
   if (key.includes(BOOKKEEPING) || key.length > MAX_KEY_LENGTH) return PASS
   const engine = await opts.cache()[ENGINE]()
   const ctx: Context<Req> = { opts, engine, req, key }
-  if ((await opts.forcedUpdate?.(raw)) === true) return method === 'GET' ? { kind: 'fill', fill: fill(ctx, undefined, undefined) } : PASS
+  if ((await opts.forcedUpdate?.(raw)) === true) return method === 'GET' ? stamped(ctx, raw, { kind: 'fill', fill: fill(ctx, undefined, undefined) }) : PASS
   const decision = await fromCache(ctx)
   // One logical read of the user's, counted once: a hit if the cache answered it (after waiting for
   // another request's handler, too), a miss if its handler runs.
   engine.record(decision.kind === 'serve' ? 'hit' : 'miss', key)
-  return decision
+  return stamped(ctx, raw, decision)
+}
+
+/**
+ * A fill with `tags`: their versions are read now, before the handler runs (see {@link Context.stamp}).
+ * @throws {CacheArgumentError} if the `tags` function gives bad tags (naming the tag and the key); the flight
+ * it leads is ended first.
+ */
+async function stamped<Req>(ctx: Context<Req>, raw: Req, decision: Decision): Promise<Decision> {
+  const given = ctx.opts.tags
+  if (decision.kind !== 'fill' || given === undefined) return decision
+  try {
+    const tags = checkTags(typeof given === 'function' ? given(raw) : given, `cached() of ${showKey(ctx.key)}`, ctx.key)
+    if (tags.length > 0) ctx.stamp = (await ctx.engine.readTagged([], tags, ctx.engine.budget())).stamp ?? null
+    return decision
+  } catch (error) {
+    decision.fill.done()
+    throw error
+  }
 }
 
 async function fromCache(ctx: Context<never>): Promise<Decision> {
@@ -359,10 +384,13 @@ function fill(ctx: Context<never>, manifest: VaryManifest | undefined, led: Flig
         const candidate: CachedResponse = { status: response.status, headers: storableHeaders(response.headers), body: response.body }
         if (!mayStore(candidate, opts.responseFilter)) return
         const storedAt = Date.now() - ageOf(response.headers) * 1000
+        // Tagged, but the versions could not be read: nothing is stored rather than an entry no tag can reach.
+        if (ctx.stamp === null) return
+        const stamp = ctx.stamp
         const budget = engine.budget()
         const varyOn = varyNames(candidate.headers).filter((name) => !opts.vary.includes(name))
         if (varyOn.length === 0) {
-          if (await engine.set(key, { ...candidate, storedAt }, ttl, budget)) engine.record('set', key)
+          if (await engine.set(key, { ...candidate, storedAt }, ttl, budget, stamp)) engine.record('set', key)
           return
         }
         // Variants of one entry share the manifest's token; a new manifest (none, or other names) makes
@@ -370,7 +398,8 @@ function fill(ctx: Context<never>, manifest: VaryManifest | undefined, led: Flig
         const same = manifest !== undefined && manifest.varyOn.join(',') === varyOn.join(',')
         const token = same ? manifest.token : randomBytes(9).toString('base64url')
         const variant = variantKey(ctx, varyOn)
-        if (await engine.set(variant, { ...candidate, storedAt, token }, ttl, budget)) {
+        // The variant carries the tags; its manifest need not: a variant a tag made stale is a miss.
+        if (await engine.set(variant, { ...candidate, storedAt, token }, ttl, budget, stamp)) {
           // The variant first: a reader that finds the manifest finds its variant.
           await engine.set(key, { varyOn, token } satisfies VaryManifest, ttl, budget)
           engine.record('set', variant)

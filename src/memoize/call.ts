@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto'
 import type { Budget } from '../budget.js'
 import { ENGINE, type Engine, type WithEngine } from '../engine.js'
 import { CacheArgumentError, CacheError } from '../errors.js'
-import { computeOnce, resolveGetOrSetOptions, type Slot } from '../getorset.js'
+import { computeOnce, resolveGetOrSetOptions, taggedFlight, type Slot } from '../getorset.js'
+import { checkTags, type TagStamp } from '../tags.js'
 import { callKey, instanceVersionKey, KEY_PREFIX, versionKey } from './keys.js'
 import type { Memoized, MemoizeOptions } from './options.js'
 
@@ -83,11 +84,25 @@ export async function callMemoized<A extends unknown[], R>(plan: Plan<A, R>, sel
     plan.claimed = true
     claimName(engine, name, fn as (...args: never[]) => unknown)
   }
+  // The call's tags, from its arguments: checked before anything is read or run.
+  const tags = options.tags === undefined ? [] : checkTags(typeof options.tags === 'function' ? options.tags(...args) : options.tags, `memoize(${name})`, key)
   let versions: string[] | undefined
+  let stamp: TagStamp | undefined
+  let epoch = engine.tagEpoch()
   const slot: Slot<Awaited<R>> = {
     key,
+    ...(tags.length === 0 ? {} : { flight: taggedFlight(engine, key) }),
     async read(budget) {
-      const [entry, ...stored] = await engine.getMany<unknown>([key, ...versionKeys], budget)
+      let read: unknown[]
+      if (tags.length === 0) read = await engine.getMany<unknown>([key, ...versionKeys], budget)
+      else {
+        // The entry, the function's versions and the tags' versions in one getMany, before `fn` runs.
+        epoch = engine.tagEpoch()
+        const tagged = await engine.readTagged<unknown>([key, ...versionKeys], tags, budget)
+        stamp = tagged.stamp
+        read = tagged.values
+      }
+      const [entry, ...stored] = read
       try {
         // After a failed read this throws at once (nothing more is sent): a miss, as below.
         versions = await currentVersions(engine, versionKeys, stored as (string | undefined)[], budget)
@@ -103,9 +118,11 @@ export async function callMemoized<A extends unknown[], R>(plan: Plan<A, R>, sel
     },
     async write(value, budget) {
       if (versions === undefined) return false
+      // As getOrSet's tagged slot: no versions, or an invalidation by this process since they were read.
+      if (tags.length > 0 && (stamp === undefined || engine.tagEpoch() !== epoch)) return false
       if (options.cacheIf !== undefined && !options.cacheIf(value, ...args)) return false
       const entry: Entry = { v: versions, r: value }
-      return engine.set(key, entry, options.ttl, budget)
+      return engine.set(key, entry, options.ttl, budget, stamp)
     },
   }
   const resolved = resolveGetOrSetOptions(key, { ttl: options.ttl, ...(options.lease === undefined ? {} : { lease: options.lease }) })

@@ -3,6 +3,7 @@ import { CacheConfigError } from '../errors.js'
 import { BOOKKEEPING } from '../engine.js'
 import { resolveGetOrSetOptions, type LeaseOptions } from '../getorset.js'
 import { checkOptionNames } from '../config/suggest.js'
+import { checkTags } from '../tags.js'
 
 /** Options of `cache.memoize(fn, options)` and `@cache.memoized(options)`. */
 export interface MemoizeOptions<A extends unknown[] = unknown[], R = unknown> {
@@ -37,6 +38,13 @@ export interface MemoizeOptions<A extends unknown[] = unknown[], R = unknown> {
   argsToIgnore?: readonly (number | string)[]
   /** The cross-process lease on shared backends, as in `getOrSet`. @default true */
   lease?: boolean | LeaseOptions
+  /**
+   * Tags of each result, to invalidate it with `cache.invalidateTags(tags)`: a list, or a function of the
+   * call's arguments, e.g. `(id) => [\`org:${id}\`]`. As with `getOrSet`, their versions are read before `fn`
+   * runs (docs/tags.md).
+   * @default no tags
+   */
+  tags?: readonly string[] | ((...args: A) => readonly string[])
 }
 
 /** A memoized function: same parameters, an async result, and its cache tools. */
@@ -50,11 +58,18 @@ export type Memoized<A extends unknown[], R> = ((...args: A) => Promise<Awaited<
 
 /** Check memoize's options when it is called, not on the first call of the memoized function. */
 export function checkOptions(name: string, options: MemoizeOptions<never[], never>): void {
-  const known = ['ttl', 'name', 'key', 'unless', 'forcedUpdate', 'cacheIf', 'argsToIgnore', 'lease']
+  const known = ['ttl', 'name', 'key', 'unless', 'forcedUpdate', 'cacheIf', 'argsToIgnore', 'lease', 'tags']
   checkOptionNames(options, known, `memoize(${name})`, (message, option) => new CacheConfigError(message, { option }))
   for (const option of ['key', 'unless', 'forcedUpdate', 'cacheIf'] as const) {
     if (options[option] !== undefined && typeof options[option] !== 'function') {
       throw new CacheConfigError(`memoize(${name}): \`${option}\` must be a function.`, { option })
+    }
+  }
+  if (options.tags !== undefined && typeof options.tags !== 'function') {
+    try {
+      checkTags(options.tags, `memoize(${name})`, undefined)
+    } catch (error) {
+      throw new CacheConfigError((error as Error).message.replace(/^memoize\([^)]*\): /, `memoize(${name}): \`tags\`: `), { option: 'tags', cause: error })
     }
   }
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) {

@@ -30,7 +30,10 @@ switch (job.kind) {
     results = [await cache.get(job.key)]
     break
   case 'set':
-    results = [await cache.set(job.key, job.value)]
+    results = [await cache.set(job.key, job.value, job.tags === undefined ? undefined : { tags: job.tags })]
+    break
+  case 'invalidateTags':
+    results = [await cache.invalidateTags(job.tags)]
     break
   case 'getOrSet': {
     let ran = false

@@ -53,7 +53,9 @@ export class Harness {
   /** A cache over a new adapter, under a random prefix so that runs and tests never collide. */
   async cache(options: Omit<CommonOptions, 'adapter' | 'type' | 'now'> = {}): Promise<Cache> {
     const now = this.caps.realClock ? Date.now : this.clock.now
-    const adapter = await this.#options.create({ now, threshold: this.#options.threshold ?? 10_000, emit: () => {} })
+    // As `init` tells an adapter it builds: payloads may be bytes with any serializer but JSON.
+    const bytes = options.serializer !== undefined && options.serializer !== 'json'
+    const adapter = await this.#options.create({ now, threshold: this.#options.threshold ?? 10_000, emit: () => {}, bytes })
     const cache = new Cache().init({ keyPrefix: `ck-test:${randomBytes(6).toString('hex')}:`, now, ...options, adapter })
     await cache.ready()
     this.#opened.push(cache)

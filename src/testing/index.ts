@@ -21,6 +21,7 @@ import { limitTests } from './limits.js'
 import { modelTests } from './model.js'
 import { craftedPayloadTests } from './payloads.js'
 import { processTests } from './processes.js'
+import { tagTests } from './tags.js'
 import { touchTests } from './touch.js'
 import { ttlTests } from './ttl.js'
 import { keyTests } from './keys.js'
@@ -76,6 +77,7 @@ export function runAdapterConformance(options: ConformanceOptions): void {
     describe('crafted payloads', () => craftedPayloadTests(h))
     describe('limits', () => limitTests(h, options.capabilities))
     describe('model', () => modelTests(h))
+    describe('tags', () => tagTests(h))
     describe('lifecycle', () => lifecycleTests(h))
     if (options.capabilities.shared) describe('across processes', () => processTests(options))
   })

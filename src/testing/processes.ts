@@ -11,7 +11,8 @@ export type ProcessJob =
   | { kind: 'inc-sequential'; key: string; count: number }
   | { kind: 'add'; key: string }
   | { kind: 'get'; key: string }
-  | { kind: 'set'; key: string; value: unknown }
+  | { kind: 'set'; key: string; value: unknown; tags?: string[] }
+  | { kind: 'invalidateTags'; tags: string[] }
   /** `getOrSet(key, factory)` with a factory that takes `delayMs`; each child reports `{ ran, value }`. */
   | { kind: 'getOrSet'; key: string; delayMs: number; lease?: boolean }
   /** A memoized function named `name` called with `arg`, taking `delayMs`; each child reports `{ ran, value }`. */
@@ -90,6 +91,18 @@ export function processTests(options: ConformanceOptions): void {
     await runInProcesses(config, { kind: 'set', key: k, value: { from: 'child' } }, 1)
     const [[value]] = (await runInProcesses(config, { kind: 'get', key: k }, 1)) as [[unknown]]
     expect(value).toEqual({ from: 'child' })
+  }, 120_000)
+
+  it('an entry tagged in one process is a miss in a third once a second invalidated its tag', async () => {
+    const k = key()
+    const tag = `org:${k}`
+    await runInProcesses(config, { kind: 'set', key: k, value: 'tagged', tags: [tag] }, 1)
+    const [[before]] = (await runInProcesses(config, { kind: 'get', key: k }, 1)) as [[unknown]]
+    expect(before).toBe('tagged')
+    await runInProcesses(config, { kind: 'invalidateTags', tags: [tag] }, 1)
+    const [[after]] = (await runInProcesses(config, { kind: 'get', key: k }, 1)) as [[unknown]]
+    // A miss, reported as JSON's null.
+    expect(after).toBeNull()
   }, 120_000)
 
   if (!caps.atomic) return

@@ -303,6 +303,17 @@ export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cach
     await expect(deleteCached('/json?page=1&sort=asc', undefined, { cache })).rejects.toThrow(/holds a `\?`; pass the query string as `query`/)
   })
 
+  it('tags: invalidateTags forgets the responses of a tag, and only them', async () => {
+    expect(await (await get('/orgs/7')).text()).toBe('7:1')
+    expect(await (await get('/orgs/7?tab=a')).text()).toBe('7:2')
+    expect(await (await get('/orgs/8')).text()).toBe('8:1')
+    expect(await (await get('/orgs/7')).text()).toBe('7:1')
+    await cache.invalidateTags(['org:7'])
+    expect(await (await get('/orgs/7')).text()).toBe('7:3')
+    expect(await (await get('/orgs/7?tab=a')).text()).toBe('7:4')
+    expect(await (await get('/orgs/8')).text()).toBe('8:1')
+  })
+
   it('uses the cache singleton when no cache is given', async () => {
     await get('/singleton')
     await get('/singleton')
