@@ -552,7 +552,8 @@ export class Cache {
   async inc(key: string, delta = 1, ttl?: Duration): Promise<number> {
     checkKey(key)
     checkDelta(delta, key)
-    refuseTags(`inc(${showKey(key)})`, key, ttl)
+    // Only an options object can carry tags: a TTL never builds the label (every inc would pay for it).
+    if (typeof ttl === 'object') refuseTags(`inc(${showKey(key)})`, key, ttl)
     const core = this.#core()
     const expiresAt = this.#expiresAt(core, key, ttl)
     try {
@@ -567,7 +568,8 @@ export class Cache {
   async dec(key: string, delta = 1, ttl?: Duration): Promise<number> {
     checkKey(key)
     checkDelta(delta, key)
-    refuseTags(`dec(${showKey(key)})`, key, ttl)
+    // Only an options object can carry tags: a TTL never builds the label (every dec would pay for it).
+    if (typeof ttl === 'object') refuseTags(`dec(${showKey(key)})`, key, ttl)
     return this.inc(key, -delta, ttl)
   }
 
@@ -592,7 +594,8 @@ export class Cache {
    */
   async touch(key: string, ttl?: Duration): Promise<boolean> {
     checkKey(key)
-    refuseTags(`touch(${showKey(key)})`, key, ttl)
+    // Only an options object can carry tags: a TTL never builds the label (every touch would pay for it).
+    if (typeof ttl === 'object') refuseTags(`touch(${showKey(key)})`, key, ttl)
     return this.#touch(this.#core(), key, ttl, undefined)
   }
 
