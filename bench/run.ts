@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 /**
  * `npm run bench [-- --quick] [-- --backend sqlite,redis]`: cachekit against the raw drivers and its peers,
  * one process per backend, contestants interleaved within it. Prints a table of ops/s with cachekit's
@@ -23,10 +24,12 @@ const { values } = parseArgs({
   },
 })
 if (values.help === true) {
-  console.log(`Usage: npm run bench -- [--quick] [--backend ${BACKENDS.map((b) => b.name).join(',')},http] [--rounds n] [--slice ms]
+  console.log(`Usage: npm run bench -- [--quick] [--backend ${BACKENDS.map((b) => b.name).join(',')},http,tags] [--rounds n] [--slice ms]
 
---quick     2 rounds of 40 ms per contestant and operation (under a minute in all; HTTP: 1 s per route)
---backend   only these backends (http: the cached HTTP routes of Express, Hono and Fastify)
+--quick     2 rounds of 40 ms per contestant and operation (under a minute in all; HTTP: 1 s per route;
+            tags: 10,000 entries per tag instead of 100,000)
+--backend   only these backends (http: the cached HTTP routes of Express, Hono and Fastify; tags:
+            invalidateTags and tagged hits on memory, SQLite and Redis, bench/tags.ts)
 --rounds    interleaved rounds (default 5)
 --slice     ms per contestant, operation and round (default 250)`)
   process.exit(0)
@@ -35,10 +38,11 @@ const rounds = Number(values.rounds ?? (values.quick === true ? 2 : 5))
 const slice = Number(values.slice ?? (values.quick === true ? 40 : 250))
 const chosen = values.backend === undefined ? BACKENDS : BACKENDS.filter((b) => values.backend?.split(',').includes(b.name))
 const httpChosen = values.backend === undefined || values.backend.split(',').includes('http')
+const tagsChosen = values.backend === undefined || values.backend.split(',').includes('tags')
 /** The HTTP routes run for seconds, not milliseconds: a request costs tens of microseconds. */
 const httpSlice = values.quick === true ? 1000 : 3000
-if (chosen.length === 0 && !httpChosen) {
-  console.error(`bench: no backend named ${values.backend}; there are ${BACKENDS.map((b) => b.name).join(', ')} and http.`)
+if (chosen.length === 0 && !httpChosen && !tagsChosen) {
+  console.error(`bench: no backend named ${values.backend}; there are ${BACKENDS.map((b) => b.name).join(', ')}, http and tags.`)
   process.exit(2)
 }
 
@@ -180,6 +184,16 @@ for (const t of targets) {
 }
 const notes = results.flatMap((r) => r.notes)
 if (notes.length > 0) console.log(`\nNotes:\n${notes.map((n) => `  - ${n}`).join('\n')}`)
+
+// Tags: their own script (its figures are times per call of invalidateTags over 1 and many entries, not
+// ops/s of contestants), run in a process of its own after the rest.
+if (tagsChosen) {
+  console.log('\nTags (bench/tags.ts): time per call, median of batches')
+  execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./tags.ts', import.meta.url)), '--backend', 'memory,sqlite,redis', ...(values.quick === true ? ['--entries', '10000'] : [])], {
+    stdio: 'inherit',
+    env: { ...process.env, ...(values.quick === true ? { BENCH_MS: '300' } : {}) },
+  })
+}
 
 const file = fileURLToPath(new URL('./results.json', import.meta.url))
 writeFileSync(
