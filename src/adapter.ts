@@ -71,8 +71,8 @@ export interface AdapterContext {
    */
   bytes?: boolean
   /**
-   * The cache's `operationTimeout`, when set: an adapter that times its commands (Redis, the keyv bridge)
-   * never lets one command wait longer than this, nor than its own `commandTimeout`.
+   * The cache's `operationTimeout`, when set: an adapter that times its commands (Redis, PostgreSQL, MySQL,
+   * memcached, the keyv bridge) never lets one command wait longer than this, nor than its own `commandTimeout`.
    */
   operationTimeout?: Milliseconds
 }

@@ -10,12 +10,17 @@ import KeyvRedis from '@keyv/redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { Deadlines } from '../adapters/redis/deadlines.js'
 import { redisAdapter } from '../adapters/redis/index.js'
+import type { MemjsModule } from '../adapters/memcached/driver.js'
+import { memcachedAdapter } from '../adapters/memcached/index.js'
+import type { CacheAdapter } from '../src/adapter.js'
 import type { Cache } from '../src/cache.js'
 import { resolveConfig } from '../src/config/index.js'
 import { CacheBackendError, CacheConfigError, type CacheError } from '../src/errors.js'
 import { LEASE_SUFFIX } from '../src/lease.js'
 import { createCache } from '../src/singleton.js'
 import { freePort, RedisServer, redisServerOrSkip } from './support/redis.js'
+import { memcachedOrSkip, MemcachedServer } from './support/memcached.js'
+import { HoldingProxy } from './support/proxy.js'
 import { bookkeeping } from './support/bookkeeping.js'
 
 /** The deadline of most tests (the cache's `commandTimeout`, as in the issue). */
@@ -315,5 +320,132 @@ describe.runIf(canRun)('one deadline per call, on a Redis that stops answering (
     expect(memo.value).toBe(6)
     expect(call.ms).toBeLessThan(D + SLACK)
     expect(memo.ms).toBeLessThan(D + SLACK)
+  })
+})
+
+/**
+ * memcached: a memcached of the test's own, frozen with SIGSTOP (commands written, never answered), or
+ * slowed by a TCP proxy of the test's own that passes each answer on 0.8 D late (support/proxy.ts).
+ */
+const canRunMemcached = await memcachedOrSkip('the memcached deadline tests')
+
+describe.runIf(canRunMemcached)('one deadline per call on memcached (SIGSTOP, or a proxy that slows its answers)', () => {
+  let server: MemcachedServer
+  let proxy: HoldingProxy
+  const caches: Cache[] = []
+  const adapters: CacheAdapter[] = []
+  let errors: CacheError[] = []
+  const open = (config: Record<string, unknown> = {}, through = false): Cache => {
+    const address = through ? `127.0.0.1:${proxy.port}` : server.address
+    const c = createCache({ type: 'memcached', servers: [address], keyPrefix: `dl:${randomBytes(4).toString('hex')}:`, connectTimeout: 2000, commandTimeout: D, ...config })
+    c.on('error', (e) => errors.push(e))
+    caches.push(c)
+    return c
+  }
+  const adapter = async (options: Record<string, unknown>, operationTimeout?: number): Promise<CacheAdapter> => {
+    const imported = (await import('memjs' as string)) as { default?: MemjsModule } & MemjsModule
+    const context = { now: Date.now, threshold: 0, emit: () => {}, ...(operationTimeout === undefined ? {} : { operationTimeout }) }
+    const a = memcachedAdapter({ servers: [server.address], ...options }, context, imported.default ?? imported)
+    adapters.push(a)
+    return a
+  }
+
+  beforeAll(async () => {
+    server = await MemcachedServer.start()
+    proxy = await new HoldingProxy(server.port).start()
+  })
+  afterEach(async () => {
+    await server.pause(false)
+    proxy.set({ kind: 'pass' })
+    for (const c of caches.splice(0)) await c.close()
+    for (const a of adapters.splice(0)) await a.close()
+    errors = []
+  })
+  afterAll(async () => {
+    await server?.pause(false)
+    await proxy?.stop()
+    await server?.stop()
+  })
+
+  it('the adapter says its commandTimeout, and operationTimeout when that is shorter', async () => {
+    expect((await adapter({ commandTimeout: 1234 })).commandTimeout).toBe(1234)
+    expect((await adapter({ commandTimeout: 5000 }, 700)).commandTimeout).toBe(700)
+  })
+
+  it('a slow server (each answer 0.8 D late): getOrSet on a miss and a memoized call return within one deadline, not a sum', async () => {
+    const cache = open({}, true)
+    await cache.ready()
+    const double = cache.memoize(async function double(n: number) {
+      return n * 2
+    })
+    expect(await double(1)).toBe(2)
+    proxy.set({ kind: 'delay', ms: 0.8 * D })
+    const call = await timed(() => cache.getOrSet('report', () => 'built'))
+    const memo = await timed(() => double(21))
+    proxy.set({ kind: 'pass' })
+    expect(call.value).toBe('built')
+    expect(memo.value).toBe(42)
+    expect(call.ms).toBeLessThan(D + SLACK)
+    expect(memo.ms).toBeLessThan(D + SLACK)
+    expect(errors.some((e) => /left of its call's deadline/.test(`${e.message} ${(e.cause as Error | undefined)?.message}`))).toBe(true)
+  })
+
+  it('control: on that slow server, the commands of a getOrSet miss each with a whole commandTimeout would take past the bound', async () => {
+    const cache = open({}, true)
+    await cache.ready()
+    proxy.set({ kind: 'delay', ms: 0.8 * D })
+    const sum = await timed(async () => {
+      expect(await cache.get('k')).toBeUndefined()
+      expect(await cache.add('k~lease', 'me')).toBe(true)
+      expect(await cache.set('k', 'v')).toBe(true)
+      expect(await cache.delete('k~lease')).toBe(true)
+    })
+    proxy.set({ kind: 'pass' })
+    expect(sum.error).toBeUndefined()
+    expect(sum.ms).toBeGreaterThan(D + SLACK)
+  })
+
+  it('frozen (SIGSTOP): getOrSet returns, and with failOpen false throws, within one deadline', async () => {
+    const cache = open()
+    const strict = open({ failOpen: false })
+    await cache.ready()
+    await strict.ready()
+    await server.pause(true)
+    const call = await timed(() => cache.getOrSet('k', () => 'v'))
+    let runs = 0
+    const thrown = await timed(() => strict.getOrSet('k', () => ++runs))
+    await server.pause(false)
+    expect(call.value).toBe('v')
+    expect(call.ms).toBeLessThan(D + SLACK)
+    expect(thrown.error).toBeInstanceOf(CacheBackendError)
+    expect(runs).toBe(0)
+    expect(thrown.ms).toBeLessThan(D + SLACK)
+  })
+
+  it('operationTimeout below commandTimeout bounds a single command too, and the message names it', async () => {
+    const cache = open({ commandTimeout: 10 * D, operationTimeout: D })
+    await cache.ready()
+    await server.pause(true)
+    const get = await timed(() => cache.get('k'))
+    const inc = await timed(() => cache.inc('n'))
+    await server.pause(false)
+    expect(get.ms).toBeLessThan(D + SLACK)
+    expect(inc.error).toBeInstanceOf(CacheBackendError)
+    expect((inc.error as Error).message).toContain('operationTimeout')
+    expect(inc.ms).toBeLessThan(D + SLACK)
+  })
+
+  it('a command given less than commandTimeout fails after that time, naming what was left of the deadline', async () => {
+    const a = await adapter({ commandTimeout: 5 * D })
+    await a.ready!()
+    await server.pause(true)
+    const get = await timed(() => Promise.resolve(a.get('k', 300)))
+    const add = await timed(() => Promise.resolve(a.add('k', 'v', null, 300)))
+    await server.pause(false)
+    for (const r of [get, add]) {
+      expect((r.error as Error).message).toMatch(/within the 300 ms left of its call's deadline/)
+      expect(r.ms).toBeGreaterThanOrEqual(290)
+      expect(r.ms).toBeLessThan(800)
+    }
   })
 })

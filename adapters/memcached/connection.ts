@@ -51,7 +51,7 @@ function describe(error: unknown, options: PoolOptions): string {
   const text = error instanceof Error ? error.message : String(error)
   if (/authentication/i.test(text)) return 'SASL authentication failed: check the user and password'
   // memjs's own socket timeouts, set to the same limits as the adapter's.
-  if (/timed out waiting on response/.test(text)) return `no answer within ${options.commandTimeout} ms (commandTimeout)`
+  if (/timed out waiting on response/.test(text)) return `no answer within ${options.commandTimeout} ms (${options.timeoutName ?? 'commandTimeout'})`
   if (/timed out connecting/.test(text)) return `could not connect within ${options.connectTimeout} ms (connectTimeout)`
   return text
 }
@@ -62,6 +62,8 @@ export interface PoolOptions {
   password: string | undefined
   connectTimeout: number
   commandTimeout: number
+  /** The option `commandTimeout` comes from, for messages: `operationTimeout` when the cache's is shorter. */
+  timeoutName?: string
   /** Told once per outage of a server. */
   onLost: (error: Error) => void
 }
@@ -113,7 +115,7 @@ export class Pool {
       if (performance.now() < node.downUntil || node.probing) return Promise.reject(this.#downError(node))
       node.probing = true
     }
-    return this.#exchange(node, opcode, name, extras, value, cas, this.#options.commandTimeout, 'commandTimeout')
+    return this.#exchange(node, opcode, name, extras, value, cas, this.#options.commandTimeout, this.#options.timeoutName ?? 'commandTimeout')
   }
 
   #exchange(node: Node, opcode: number, key: string, extras: Buffer | undefined, value: Buffer | undefined, cas: Buffer | undefined, timeoutMs: number, what: string): Promise<Reply> {

@@ -34,6 +34,8 @@ export interface MemcachedOptions {
   /**
    * memcached: the longest one command may take. A server that has failed is not asked again for 1 s
    * (calls to it fail at once), then one call tries it again; so a down server costs nobody a timeout twice.
+   * Inside one `getOrSet` or memoized call, commands share one deadline (this value unless the cache's
+   * `operationTimeout` is set, which also bounds each command).
    * @default '1s'
    */
   commandTimeout?: Duration

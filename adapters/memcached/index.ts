@@ -55,6 +55,15 @@ function statusError(where: string, op: string, status: number, size?: number): 
   return new Error(`${where}: ${op} failed with status 0x${status.toString(16).padStart(4, '0')}`)
 }
 
+/** A command whose caller stopped waiting (the rest of its call's deadline passed): its loop sends nothing more. */
+interface Abandon {
+  abandoned: boolean
+}
+
+const gone = (call: Abandon | undefined): boolean => call?.abandoned === true
+
+const abandonedError = (): Error => new Error('the call stopped waiting for this command')
+
 const lostRace = (status: number): boolean => status === STATUS.exists || status === STATUS.notStored || status === STATUS.notFound
 
 /**
@@ -78,7 +87,10 @@ export function memcachedAdapter(options: MemcachedOptions, context: AdapterCont
     throw new CacheConfigError('Option `password` is set but `username` is not: SASL needs both (memcached://user:password@host:11211).', { option: 'username' })
   }
   const connectTimeout = duration(options.connectTimeout, 'connectTimeout', true)
-  const commandTimeout = duration(options.commandTimeout, 'commandTimeout', true)
+  // A call's deadline (`operationTimeout`) bounds each of its requests too.
+  const ownTimeout = duration(options.commandTimeout, 'commandTimeout', true)
+  const commandTimeout = Math.min(ownTimeout, context.operationTimeout ?? Infinity)
+  const timeoutName = commandTimeout < ownTimeout ? 'operationTimeout' : 'commandTimeout'
   const clearCheckInterval = duration(options.clearCheckInterval, 'clearCheckInterval', false)
   const clearAll = options.clearAll ?? MEMCACHED_DEFAULTS.clearAll
   const { now } = context
@@ -88,6 +100,7 @@ export function memcachedAdapter(options: MemcachedOptions, context: AdapterCont
     password,
     connectTimeout,
     commandTimeout,
+    timeoutName,
     onLost: (error) => context.emit({ type: 'error', error }),
   })
   const where = pool.where
@@ -150,10 +163,11 @@ export function memcachedAdapter(options: MemcachedOptions, context: AdapterCont
     return live(r?.entry) ? out(r.entry.payload) : undefined
   }
 
-  async function add(name: ItemName, fullKey: string, value: Payload, expiresAt: ExpiresAt): Promise<boolean> {
+  async function add(name: ItemName, fullKey: string, value: Payload, expiresAt: ExpiresAt, call?: Abandon): Promise<boolean> {
     const body = item(name, fullKey, value, expiresAt)
     const extras = storeExtras(exptime(expiresAt))
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      if (gone(call)) throw abandonedError()
       const added = await pool.send(name.name, OP.add, extras, body)
       if (added.status === STATUS.ok) return true
       if (!lostRace(added.status)) throw statusError(where, 'add', added.status, body.length)
@@ -161,6 +175,7 @@ export function memcachedAdapter(options: MemcachedOptions, context: AdapterCont
       const r = await read(name, fullKey)
       if (r === undefined) continue
       if (live(r.entry)) return false
+      if (gone(call)) throw abandonedError()
       const replaced = await pool.send(name.name, OP.set, extras, body, r.reply.cas)
       if (replaced.status === STATUS.ok) return true
       if (!lostRace(replaced.status)) throw statusError(where, 'add', replaced.status, body.length)
@@ -213,11 +228,12 @@ export function memcachedAdapter(options: MemcachedOptions, context: AdapterCont
   const counters = new Counters((fullKey, ops) => inGeneration([fullKey], ([name]) => applyBatch(name!, fullKey, ops)))
 
   /** Delete the item if it is still as read; whether a live entry was deleted. */
-  async function remove(name: ItemName, fullKey: string, only?: Payload): Promise<boolean> {
+  async function remove(name: ItemName, fullKey: string, only?: Payload, call?: Abandon): Promise<boolean> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const r = await read(name, fullKey)
       if (r === undefined) return false
       if (only !== undefined && !(live(r.entry) && samePayload(r.entry.payload, only))) return false
+      if (gone(call)) throw abandonedError()
       const reply = await pool.send(name.name, OP.delete, undefined, undefined, r.reply.cas)
       if (reply.status === STATUS.ok) return live(r.entry)
       if (reply.status === STATUS.notFound) return false
@@ -239,9 +255,40 @@ export function memcachedAdapter(options: MemcachedOptions, context: AdapterCont
 
   const one = <T>(fullKey: string, op: (name: ItemName) => Promise<T>): Promise<T> => inGeneration([fullKey], ([name]) => op(name!))
 
+  /**
+   * `work` (one command of a call: its requests, a compare-and-set loop's included), failed after `timeout`
+   * when that is less than `commandTimeout`: what is left of its call's deadline (src/budget.ts). The requests
+   * already sent stay pending until their own `commandTimeout`, as memcached has no way to cancel one; like
+   * any request that timed out, a write among them may still land if the server answers late; but the next
+   * step of a compare-and-set loop (`add` over an expired item, `delete`) is not sent after the timeout.
+   */
+  function within<T>(timeout: number | undefined, work: (call?: Abandon) => Promise<T>): Promise<T> {
+    if (timeout === undefined || timeout >= commandTimeout) return work()
+    const call: Abandon = { abandoned: false }
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        // A compare-and-set loop sends nothing more once its caller was told it failed.
+        call.abandoned = true
+        reject(new Error(`${where} did not answer within the ${Math.max(0, Math.round(timeout))} ms left of its call's deadline (operationTimeout, else commandTimeout)`))
+      }, Math.max(0, timeout))
+      timer.unref()
+      work(call).then(
+        (value) => {
+          clearTimeout(timer)
+          resolve(value)
+        },
+        (error: unknown) => {
+          clearTimeout(timer)
+          reject(error as Error)
+        },
+      )
+    })
+  }
+
   return {
     name: 'memcached',
     capabilities: { shared: true, atomic: true, realClock: false, listKeys: false },
+    commandTimeout,
     where,
 
     async ready() {
@@ -254,23 +301,23 @@ export function memcachedAdapter(options: MemcachedOptions, context: AdapterCont
       }
     },
 
-    get: (key) => one(key, (name) => getOne(name, key)),
-    getMany: (keys) => inGeneration(keys, (names) => Promise.all(names.map((name, i) => getOne(name, keys[i]!)))),
-    set: (key, value, expiresAt) => one(key, (name) => store(name, key, value, expiresAt)),
+    get: (key, timeout) => within(timeout, () => one(key, (name) => getOne(name, key))),
+    getMany: (keys, timeout) => within(timeout, () => inGeneration(keys, (names) => Promise.all(names.map((name, i) => getOne(name, keys[i]!))))),
+    set: (key, value, expiresAt, timeout) => within(timeout, () => one(key, (name) => store(name, key, value, expiresAt))),
     async setMany(entries: readonly AdapterEntry[]) {
       await inGeneration(
         entries.map((e) => e.key),
         (names) => Promise.all(names.map((name, i) => store(name, entries[i]!.key, entries[i]!.value, entries[i]!.expiresAt))),
       )
     },
-    add: (key, value, expiresAt) => one(key, (name) => add(name, key, value, expiresAt)),
+    add: (key, value, expiresAt, timeout) => within(timeout, (call) => one(key, (name) => add(name, key, value, expiresAt, call))),
     increment: (key, delta, expiresAt) => counters.increment(key, delta, expiresAt),
-    delete: (key) => one(key, (name) => remove(name, key)),
+    delete: (key, timeout) => within(timeout, (call) => one(key, (name) => remove(name, key, undefined, call))),
     async deleteMany(keys) {
       const deleted = await Promise.all(keys.map((key) => one(key, (name) => remove(name, key))))
       return deleted.filter(Boolean).length
     },
-    deleteIfEquals: (key, value) => one(key, (name) => remove(name, key, value)),
+    deleteIfEquals: (key, value, timeout) => within(timeout, (call) => one(key, (name) => remove(name, key, value, call))),
     has: (key) => one(key, async (name) => live((await read(name, key))?.entry)),
     touch: (key, expiresAt) => one(key, (name) => touch(name, key, expiresAt)),
     expiresAt: (key) =>

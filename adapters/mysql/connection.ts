@@ -2,7 +2,7 @@ import { redactUrl } from '../../src/redact.js'
 import { CacheBackendError, CacheConfigError } from '../../src/errors.js'
 import { requireDriver } from '../sql/options.js'
 import { reasonOf, secretForms, withoutSecrets } from '../sql/secrets.js'
-import { CallTimeouts, serverStatementTimeout, type CallControl } from '../sql/timeouts.js'
+import { CallTimeouts, notSentError, serverStatementTimeout, shortStatementTimeout, shortTimeoutError, type CallControl } from '../sql/timeouts.js'
 import type { MysqlPool } from './definition.js'
 
 /** What a statement answers: rows (as arrays), or for a write the OK packet's counts. */
@@ -68,7 +68,14 @@ const LOST = new Set([
  * there `innodb_lock_wait_timeout` (whole seconds, at least 1) bounds a write's wait for a row lock.
  */
 export function mysqlSessionSetup(mariadb: boolean, commandTimeout: number): string {
-  const ms = serverStatementTimeout(commandTimeout)
+  return sessionLimits(mariadb, serverStatementTimeout(commandTimeout))
+}
+
+/**
+ * `SET SESSION` of a server limit of `ms`. On MySQL (not MariaDB) a write's wait for a row lock is bounded in
+ * whole seconds, at least 1 s, so there a limit under 1 s does not bound it.
+ */
+export function sessionLimits(mariadb: boolean, ms: number): string {
   if (mariadb) return `SET SESSION max_statement_time = ${ms / 1000}`
   return `SET SESSION max_execution_time = ${ms}, innodb_lock_wait_timeout = ${Math.max(1, Math.floor(ms / 1000))}`
 }
@@ -87,6 +94,8 @@ export interface MysqlConnectionOptions {
   poolSize: number
   connectTimeout: number
   commandTimeout: number
+  /** The option `commandTimeout` comes from, for messages: `operationTimeout` when the cache's is shorter. */
+  timeoutName?: string
 }
 
 /**
@@ -108,6 +117,9 @@ export class MysqlConnection {
   readonly #onError = () => {}
   /** `SET SESSION ...` for each new connection of cachekit's own pool, once the server's kind is known. */
   sessionSetup: string | undefined
+  /** Whether the server is MariaDB, once set-up has found out (for the limit of a short write). */
+  mariadb: boolean | undefined
+  readonly #timeoutName: string
   #closed = false
 
   constructor(o: MysqlConnectionOptions) {
@@ -116,6 +128,7 @@ export class MysqlConnection {
     }
     this.#calls = new CallTimeouts(o.commandTimeout)
     this.#setup = new CallTimeouts(o.connectTimeout + o.commandTimeout)
+    this.#timeoutName = o.timeoutName ?? 'commandTimeout'
     if (o.pool !== undefined) {
       const given = o.pool as unknown as Record<string, unknown>
       // mysql2/promise's pool wraps the callback pool as `.pool`; a single connection has `execute` and no `getConnection`.
@@ -179,7 +192,7 @@ export class MysqlConnection {
   }
 
   #timeoutError(control: CallControl, ms: number, setup: boolean): Error {
-    const which = setup ? 'connectTimeout + commandTimeout' : 'commandTimeout'
+    const which = setup ? `connectTimeout + ${this.#timeoutName}` : this.#timeoutName
     const limit = this.#pool?.config?.connectionLimit
     const open = this.#pool?._allConnections?.length
     if (control.phase === 'acquire' && limit !== undefined && open !== undefined && open >= limit) {
@@ -193,20 +206,26 @@ export class MysqlConnection {
 
   /**
    * Run one statement (`execute`: prepared, binary protocol; `query`: the text protocol, for lists and
-   * LIMIT), bounded by `commandTimeout` (or, in set-up, `connectTimeout + commandTimeout`). A deadlock is
-   * retried (the statement was rolled back); a lost connection is retried once on a fresh one when `idempotent`.
+   * LIMIT), bounded by `commandTimeout` (or, in set-up, `connectTimeout + commandTimeout`), or by `timeout`
+   * if less (what is left of its call's deadline). A deadlock is retried (the statement was rolled back); a
+   * lost connection is retried once on a fresh one when `idempotent`.
+   *
+   * A `write` given less than the whole timeout must not land after cachekit stopped waiting for it: on
+   * cachekit's own pool it runs under a server limit of 80% of what is left when it is sent (`SET SESSION`
+   * on its connection, set back afterwards), and is not sent at all when that would be under a few ms.
    */
-  run(kind: 'execute' | 'query', sql: string, values: unknown[], idempotent: boolean, setup = false): Promise<MysqlResult> {
+  run(kind: 'execute' | 'query', sql: string, values: unknown[], idempotent: boolean, setup = false, timeout?: number, write = false): Promise<MysqlResult> {
     if (this.#closed) return Promise.reject(new CacheBackendError(`${this.where}: the cache is closed.`))
     const timeouts = setup ? this.#setup : this.#calls
+    const given = setup ? undefined : timeout
     return timeouts.run(
       async (control) => {
         let reconnected = false
         for (;;) {
           try {
-            return await this.#once(kind, sql, values, control)
+            return await this.#once(kind, sql, values, control, write)
           } catch (error) {
-            if (control.done) throw error
+            if (control.done || (error as { notSent?: boolean }).notSent === true) throw error
             if (RETRY_ALWAYS.has((error as { code?: string }).code ?? '')) {
               await new Promise((resolve) => setTimeout(resolve, Math.random() * 3))
               continue
@@ -216,11 +235,12 @@ export class MysqlConnection {
           }
         }
       },
-      (control) => this.#timeoutError(control, timeouts.ms, setup),
+      (control) => (control.short ? shortTimeoutError(this.where, control, given!) : this.#timeoutError(control, timeouts.ms, setup)),
+      given,
     )
   }
 
-  #once(kind: 'execute' | 'query', sql: string, values: unknown[], control: CallControl): Promise<MysqlResult> {
+  #once(kind: 'execute' | 'query', sql: string, values: unknown[], control: CallControl, write: boolean): Promise<MysqlResult> {
     return new Promise((resolve, reject) => {
       const send = (connection: Connection, done: (error: Error | null) => void) => {
         control.phase = 'query'
@@ -239,11 +259,35 @@ export class MysqlConnection {
           gone = true
           connection.destroy()
         }
-        send(connection, (failure) => {
+        const finish = (failure: Error | null) => {
           if (gone) return
           // A fatal error already took the connection out of the pool.
           if (failure !== null && isConnectionError(failure)) connection.destroy()
           else connection.release()
+        }
+        if (!(write && control.short && this.#owned && this.sessionSetup !== undefined && this.mariadb !== undefined)) return send(connection, finish)
+        const usual = this.sessionSetup
+        const limit = shortStatementTimeout(control.deadline - performance.now())
+        if (limit === undefined) {
+          connection.release()
+          return reject(Object.assign(notSentError(this.where, control.deadline - performance.now()), { notSent: true }))
+        }
+        control.phase = 'query'
+        connection.query({ sql: sessionLimits(this.mariadb, limit), rowsAsArray: true }, [], (failure) => {
+          if (failure !== null) {
+            finish(failure)
+            return reject(failure)
+          }
+          if (gone) return
+          send(connection, (outcome) => {
+            if (gone || (outcome !== null && isConnectionError(outcome))) return finish(outcome)
+            // Back to cachekit's usual limit before the connection serves anyone else; dropped if that fails.
+            connection.query({ sql: usual, rowsAsArray: true }, [], (restored) => {
+              if (gone) return
+              if (restored !== null) connection.destroy()
+              else connection.release()
+            })
+          })
         })
       })
     })

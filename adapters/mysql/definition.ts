@@ -44,7 +44,9 @@ export interface MysqlAdapterOptions {
    * The longest any one call may take, the wait for a free connection of the pool included. cachekit's own
    * connections give the server a shorter limit, 80% of it (`max_statement_time` on MariaDB;
    * `max_execution_time` and `innodb_lock_wait_timeout` on MySQL), so a timed-out write never lands late. A call that times out fails (a miss or `false` with `failOpen`, an error for `inc`, `dec`
-   * and `add`) and its connection is dropped.
+   * and `add`) and its connection is dropped. Inside one `getOrSet` or memoized call, statements share one deadline
+   * (this value unless the cache's `operationTimeout` is set, which also bounds each statement); a write
+   * sent late in such a call runs under a server limit of 80% of what is left.
    * @default '5s'
    */
   commandTimeout?: Duration

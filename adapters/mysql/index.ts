@@ -38,12 +38,15 @@ export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterConte
   const { now, threshold, emit } = context
   const table = tableOption(options.table)
   const connectTimeout = sqlDuration(options.connectTimeout, SQL_DEFAULTS.connectTimeout, 'connectTimeout')
-  const commandTimeout = sqlDuration(options.commandTimeout, SQL_DEFAULTS.commandTimeout, 'commandTimeout')
+  // A call's deadline (`operationTimeout`) bounds each of its statements too.
+  const ownTimeout = sqlDuration(options.commandTimeout, SQL_DEFAULTS.commandTimeout, 'commandTimeout')
+  const commandTimeout = Math.min(ownTimeout, context.operationTimeout ?? Infinity)
+  const timeoutName = commandTimeout < ownTimeout ? 'operationTimeout' : 'commandTimeout'
   const purgeInterval = sqlDuration(options.purgeInterval, SQL_DEFAULTS.purgeInterval, 'purgeInterval', 'no background purge')
   const batchSize = countOption(options.purgeBatchSize, SQL_DEFAULTS.purgeBatchSize, 'purgeBatchSize')
   const poolSize = countOption(options.poolSize, SQL_DEFAULTS.poolSize, 'poolSize')
 
-  const conn = new MysqlConnection({ url: options.url, pool: options.pool, poolSize, connectTimeout, commandTimeout })
+  const conn = new MysqlConnection({ url: options.url, pool: options.pool, poolSize, connectTimeout, commandTimeout, timeoutName })
   const where = conn.where
   const q = qualified(table)
   let st: Statements | undefined
@@ -90,6 +93,7 @@ export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterConte
       const facts = await serverFacts(query)
       if (conn.owned) {
         conn.sessionSetup = mysqlSessionSetup(facts.mariadb, commandTimeout)
+        conn.mariadb = facts.mariadb
       }
       await query(createStatement(table), [])
       await checkShape(query, table, where)
@@ -113,15 +117,34 @@ export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterConte
     return prepare()
   }
 
-  /** Run a statement once the table is there. */
-  const exec = (kind: 'execute' | 'query', pick: (s: Statements) => string | readonly [string, readonly unknown[]], values: unknown[], idempotent: boolean): Promise<MysqlResult> => {
-    const go = (s: Statements) => {
+  /**
+   * Run a statement once the table is there. `timeout`: what is left of its call's deadline, when less than
+   * `commandTimeout`; `write` if it changes the table.
+   */
+  const exec = (
+    kind: 'execute' | 'query',
+    pick: (s: Statements) => string | readonly [string, readonly unknown[]],
+    values: unknown[],
+    idempotent: boolean,
+    timeout?: number,
+    write = false,
+  ): Promise<MysqlResult> => {
+    const go = (s: Statements, left = timeout) => {
       const picked = pick(s)
-      return typeof picked === 'string' ? conn.run(kind, picked, values, idempotent) : conn.run(kind, picked[0], [...picked[1]], idempotent)
+      return typeof picked === 'string'
+        ? conn.run(kind, picked, values, idempotent, false, left, write)
+        : conn.run(kind, picked[0], [...picked[1]], idempotent, false, left, write)
     }
     if (st !== undefined) return go(st)
-    return ensure().then(() => go(statementsNow()))
+    if (timeout === undefined) return ensure().then(() => go(statementsNow()))
+    // The set-up's own wait counts against the call's deadline too.
+    const start = performance.now()
+    return ensure().then(() => go(statementsNow(), Math.max(0, timeout - (performance.now() - start))))
   }
+
+  /** What is left of `timeout` (a call's deadline) since `start`, or `undefined` for a whole command timeout. */
+  const rest = (timeout: number | undefined, start: number): number | undefined =>
+    timeout === undefined ? undefined : Math.max(0, timeout - (performance.now() - start))
 
   /** A payload larger than the server takes in one packet would drop the connection: refuse it first. */
   const checkSize = (key: string, bytes: number, factor = 1) => {
@@ -157,29 +180,31 @@ export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterConte
   return {
     name: 'mysql',
     capabilities: { shared: true, atomic: true, realClock: false },
+    commandTimeout,
 
     ready: prepare,
 
-    async get(key) {
-      return rowPayload(rowsOf(await exec('execute', (s) => s.get, [keyHash(key), now()], true))[0])
+    async get(key, timeout) {
+      return rowPayload(rowsOf(await exec('execute', (s) => s.get, [keyHash(key), now()], true, timeout))[0])
     },
 
-    async getMany(keys) {
+    async getMany(keys, timeout) {
       if (keys.length === 0) return []
       const hashes = keys.map(keyHash)
       const found = new Map<string, Payload>()
-      for (const row of rowsOf(await exec('query', (s) => s.getMany, [hashes, now()], true))) {
+      for (const row of rowsOf(await exec('query', (s) => s.getMany, [hashes, now()], true, timeout))) {
         found.set((row[0] as Buffer).toString('latin1'), payloadOf(row[1] as Buffer, Number(row[2])))
       }
       return hashes.map((h) => found.get(h.toString('latin1')))
     },
 
-    async set(key, value, expiresAt) {
+    async set(key, value, expiresAt, timeout) {
       const k = storedKey(key)
       const p = storedPayload(value)
+      const start = performance.now()
       if (server === undefined) await ensure()
       checkSize(key, p.bytes.length + k.bytes.length)
-      await exec('execute', (s) => s.set, [k.hash, k.bytes, p.bytes, p.text ? 1 : 0, expiresAt], true)
+      await exec('execute', (s) => s.set, [k.hash, k.bytes, p.bytes, p.text ? 1 : 0, expiresAt], true, rest(timeout, start), true)
       housekeeping.wrote(1)
     },
 
@@ -215,12 +240,13 @@ export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterConte
       await flush()
     },
 
-    async add(key, value, expiresAt) {
+    async add(key, value, expiresAt, timeout) {
       const k = storedKey(key)
       const p = storedPayload(value)
+      const start = performance.now()
       if (server === undefined) await ensure()
       checkSize(key, p.bytes.length + k.bytes.length)
-      const result = await exec('execute', (s) => s.add(k.hash, k.bytes, p.bytes, p.text, expiresAt, now()), [], false)
+      const result = await exec('execute', (s) => s.add(k.hash, k.bytes, p.bytes, p.text, expiresAt, now()), [], false, rest(timeout, start), true)
       const added = Number(result.insertId ?? 0) !== 1
       if (added) housekeeping.wrote(1)
       return added
@@ -232,8 +258,8 @@ export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterConte
       return result
     },
 
-    async delete(key) {
-      return ((await exec('execute', (s) => s.delete, [keyHash(key), now()], true)).affectedRows ?? 0) > 0
+    async delete(key, timeout) {
+      return ((await exec('execute', (s) => s.delete, [keyHash(key), now()], true, timeout, true)).affectedRows ?? 0) > 0
     },
 
     async deleteMany(keys) {
@@ -254,9 +280,9 @@ export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterConte
       return row === undefined ? undefined : row[0] === null ? null : Number(row[0])
     },
 
-    async deleteIfEquals(key, value) {
+    async deleteIfEquals(key, value, timeout) {
       // Not retried on a lost connection: a second run would report false for a lease the first released.
-      return ((await exec('execute', (s) => s.deleteIfEquals, [keyHash(key), storedPayload(value).bytes, now()], false)).affectedRows ?? 0) === 1
+      return ((await exec('execute', (s) => s.deleteIfEquals, [keyHash(key), storedPayload(value).bytes, now()], false, timeout, true)).affectedRows ?? 0) === 1
     },
 
     async clear(prefix) {

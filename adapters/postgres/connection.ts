@@ -3,7 +3,7 @@ import { redactUrl } from '../../src/redact.js'
 import { CacheBackendError, CacheConfigError } from '../../src/errors.js'
 import { requireDriver } from '../sql/options.js'
 import { reasonOf, secretForms, withoutSecrets } from '../sql/secrets.js'
-import { CallTimeouts, serverStatementTimeout, type CallControl } from '../sql/timeouts.js'
+import { CallTimeouts, notSentError, serverStatementTimeout, shortStatementTimeout, shortTimeoutError, type CallControl } from '../sql/timeouts.js'
 import type { PostgresPool } from './definition.js'
 
 /** A query as pg takes it: a named one is prepared once per connection. */
@@ -111,6 +111,8 @@ export interface PgConnectionOptions {
   poolSize: number
   connectTimeout: number
   commandTimeout: number
+  /** The option `commandTimeout` comes from, for messages: `operationTimeout` when the cache's is shorter. */
+  timeoutName?: string
   /** Whether a commit on cachekit's own connections waits for the server's disk (`synchronous_commit`). */
   synchronousCommit: boolean
   /** Reports a lost connection once per outage (a pool error), never thrown. */
@@ -133,6 +135,9 @@ export class PgConnection {
   readonly #calls: CallTimeouts
   readonly #setup: CallTimeouts
   readonly #onPoolError: (error: Error) => void
+  readonly #timeoutName: string
+  /** The server's limit on cachekit's own connections (`statement_timeout`), set back after a short write. */
+  readonly #serverLimit: number
   #lost = false
   #closed = false
 
@@ -185,6 +190,8 @@ export class PgConnection {
     }
     this.#calls = new CallTimeouts(o.commandTimeout)
     this.#setup = new CallTimeouts(o.connectTimeout + o.commandTimeout)
+    this.#timeoutName = o.timeoutName ?? 'commandTimeout'
+    this.#serverLimit = serverStatementTimeout(o.commandTimeout)
     this.#onPoolError = (error) => {
       // An idle connection died (pg_terminate_backend, a restart): the pool drops it and makes a new one on demand.
       if (this.#lost || this.#closed) return
@@ -202,35 +209,43 @@ export class PgConnection {
   }
 
   #timeoutError(control: CallControl, ms: number, setup: boolean): Error {
+    const which = setup ? `connectTimeout + ${this.#timeoutName}` : this.#timeoutName
     const pool = this.#pool
     if (control.phase === 'acquire' && pool !== undefined && pool.options.max !== undefined && pool.totalCount >= pool.options.max) {
       return new Error(
-        `${this.where}: all ${pool.options.max} connections of the pool stayed busy for ${ms} ms (${setup ? 'connectTimeout + commandTimeout' : 'commandTimeout'}); ` +
+        `${this.where}: all ${pool.options.max} connections of the pool stayed busy for ${ms} ms (${which}); ` +
           'raise `poolSize` (or your pool\'s `max`) if this load is expected.',
       )
     }
-    if (control.phase === 'acquire') return new Error(`${this.where}: no connection within ${ms} ms (${setup ? 'connectTimeout + commandTimeout' : 'commandTimeout'})`)
-    return new Error(`${this.where} did not answer within ${ms} ms (${setup ? 'connectTimeout + commandTimeout' : 'commandTimeout'})`)
+    if (control.phase === 'acquire') return new Error(`${this.where}: no connection within ${ms} ms (${which})`)
+    return new Error(`${this.where} did not answer within ${ms} ms (${which})`)
   }
 
   /**
-   * Run one statement, bounded by `commandTimeout` (or, during set-up, `connectTimeout + commandTimeout`).
-   * A serialization failure or deadlock is retried (the statement had no effect); a lost connection is
-   * retried once on a fresh one when `idempotent` (a read, or a write that means the same twice).
+   * Run one statement, bounded by `commandTimeout` (or, during set-up, `connectTimeout + commandTimeout`), or
+   * by `timeout` if less (what is left of its call's deadline). A serialization failure or deadlock is retried
+   * (the statement had no effect); a lost connection is retried once on a fresh one when `idempotent` (a
+   * read, or a write that means the same twice).
+   *
+   * A `write` given less than the whole timeout must not land after cachekit stopped waiting for it: on
+   * cachekit's own pool it runs under a server limit of 80% of what is left when it is sent (`SET
+   * statement_timeout` on its connection, set back afterwards), and is not sent at all when that would be
+   * under a few ms. A read needs none of this: one answered late changes nothing.
    */
-  run(query: PgQuery, idempotent: boolean, setup = false): Promise<PgResult> {
+  run(query: PgQuery, idempotent: boolean, setup = false, timeout?: number, write = false): Promise<PgResult> {
     if (this.#closed) return Promise.reject(new CacheBackendError(`${this.where}: the cache is closed.`))
     const timeouts = setup ? this.#setup : this.#calls
+    const given = setup ? undefined : timeout
     return timeouts.run(
       async (control) => {
         let reconnected = false
         for (;;) {
           try {
-            const result = await this.#once(query, control)
+            const result = await this.#once(query, control, write)
             this.#lost = false
             return result
           } catch (error) {
-            if (control.done) throw error
+            if (control.done || (error as { notSent?: boolean }).notSent === true) throw error
             if (RETRY_ALWAYS.has((error as { code?: string }).code ?? '')) {
               await new Promise((resolve) => setTimeout(resolve, Math.random() * 3))
               continue
@@ -240,11 +255,12 @@ export class PgConnection {
           }
         }
       },
-      (control) => this.#timeoutError(control, timeouts.ms, setup),
+      (control) => (control.short ? shortTimeoutError(this.where, control, given!) : this.#timeoutError(control, timeouts.ms, setup)),
+      given,
     )
   }
 
-  async #once(query: PgQuery, control: CallControl): Promise<PgResult> {
+  async #once(query: PgQuery, control: CallControl, write: boolean): Promise<PgResult> {
     if (this.#client !== undefined) {
       control.phase = 'query'
       return this.#client.query(query)
@@ -268,16 +284,38 @@ export class PgConnection {
     const onError = () => {}
     client.on('error', onError)
     control.onTimeout = () => release(new Error('cachekit: the statement timed out; this connection is dropped'))
+    const limited = write && control.short && this.#owned
     try {
+      if (limited) {
+        const limit = shortStatementTimeout(control.deadline - performance.now())
+        if (limit === undefined) {
+          release()
+          throw Object.assign(notSentError(this.where, control.deadline - performance.now()), { notSent: true })
+        }
+        await client.query({ text: `SET statement_timeout = ${limit}` })
+      }
       const result = await client.query(query)
       client.removeListener('error', onError)
-      release()
+      if (limited && !control.done) this.#restore(client, release)
+      else release()
       return result
     } catch (error) {
+      if (limited && !released && !isConnectionError(error)) {
+        this.#restore(client, release)
+        throw error
+      }
       // A lost connection must not go back to the pool.
       release(isConnectionError(error) ? (error as Error) : undefined)
       throw error
     }
+  }
+
+  /** Set the connection's limit back to cachekit's usual one after a short write, then give it back (or drop it, if that fails). */
+  #restore(client: PgPoolClient, release: (error?: Error) => void): void {
+    client.query({ text: `SET statement_timeout = ${this.#serverLimit}` }).then(
+      () => release(),
+      (error: unknown) => release(error instanceof Error ? error : new Error('cachekit: could not restore statement_timeout')),
+    )
   }
 
   /** Run `body` on one connection in a transaction (the schema set-up), bounded like `run` in set-up. */

@@ -62,7 +62,9 @@ export interface PostgresAdapterOptions {
    * The longest any one call may take, the wait for a free connection of the pool included. The
    * server's `statement_timeout` on cachekit's own connections is 80% of it, so that a statement stuck on a lock
    * is given up by the server first and a timed-out write never lands late. A call that times out fails (a miss or
-   * `false` with `failOpen`, an error for `inc`, `dec` and `add`) and its connection is dropped.
+   * `false` with `failOpen`, an error for `inc`, `dec` and `add`) and its connection is dropped. Inside one `getOrSet` or memoized call, statements share one deadline
+   * (this value unless the cache's `operationTimeout` is set, which also bounds each statement); a write
+   * sent late in such a call runs under a server limit of 80% of what is left.
    * @default '5s'
    */
   commandTimeout?: Duration

@@ -44,7 +44,10 @@ export function postgresAdapter(options: PostgresAdapterOptions, context: Adapte
   }
   const synchronousCommit = options.synchronousCommit ?? POSTGRES_DEFAULTS.synchronousCommit
   const connectTimeout = sqlDuration(options.connectTimeout, SQL_DEFAULTS.connectTimeout, 'connectTimeout')
-  const commandTimeout = sqlDuration(options.commandTimeout, SQL_DEFAULTS.commandTimeout, 'commandTimeout')
+  // A call's deadline (`operationTimeout`) bounds each of its statements too.
+  const ownTimeout = sqlDuration(options.commandTimeout, SQL_DEFAULTS.commandTimeout, 'commandTimeout')
+  const commandTimeout = Math.min(ownTimeout, context.operationTimeout ?? Infinity)
+  const timeoutName = commandTimeout < ownTimeout ? 'operationTimeout' : 'commandTimeout'
   const purgeInterval = sqlDuration(options.purgeInterval, SQL_DEFAULTS.purgeInterval, 'purgeInterval', 'no background purge')
   const batchSize = countOption(options.purgeBatchSize, SQL_DEFAULTS.purgeBatchSize, 'purgeBatchSize')
   const poolSize = countOption(options.poolSize, SQL_DEFAULTS.poolSize, 'poolSize')
@@ -58,6 +61,7 @@ export function postgresAdapter(options: PostgresAdapterOptions, context: Adapte
     poolSize,
     connectTimeout,
     commandTimeout,
+    timeoutName,
     synchronousCommit,
     onLost: (error) => emit({ type: 'error', error }),
   })
@@ -68,7 +72,7 @@ export function postgresAdapter(options: PostgresAdapterOptions, context: Adapte
   let setUp: Promise<void> | undefined
   let down: { until: number; error: Error } | undefined
 
-  const run = (query: PgQuery, idempotent: boolean): Promise<PgResult> => conn.run(query, idempotent)
+  const run = (query: PgQuery, idempotent: boolean, timeout?: number, write = false): Promise<PgResult> => conn.run(query, idempotent, false, timeout, write)
 
   const housekeeping = new Housekeeping(
     {
@@ -116,12 +120,18 @@ export function postgresAdapter(options: PostgresAdapterOptions, context: Adapte
     return setUp
   }
 
-  /** Run a statement once the table is there; while the server was just found down, fail at once. */
-  const exec = (query: PgQuery, idempotent: boolean): Promise<PgResult> => {
-    if (ready) return run(query, idempotent)
+  /**
+   * Run a statement once the table is there; while the server was just found down, fail at once. `timeout`:
+   * what is left of its call's deadline, when less than `commandTimeout`; `write` if it changes the table.
+   */
+  const exec = (query: PgQuery, idempotent: boolean, timeout?: number, write = false): Promise<PgResult> => {
+    if (ready) return run(query, idempotent, timeout, write)
     if (closed) return Promise.reject(new CacheBackendError(`${where}: the cache is closed.`))
     if (down !== undefined && Date.now() < down.until) return Promise.reject(down.error)
-    return prepare().then(() => run(query, idempotent))
+    if (timeout === undefined) return prepare().then(() => run(query, idempotent))
+    // The set-up's own wait counts against the call's deadline too.
+    const start = performance.now()
+    return prepare().then(() => run(query, idempotent, Math.max(0, timeout - (performance.now() - start)), write))
   }
 
   const rowPayload = (row: unknown[] | undefined): Payload | undefined => (row === undefined ? undefined : payloadOf(row[0] as Buffer, row[1] as boolean))
@@ -143,27 +153,28 @@ export function postgresAdapter(options: PostgresAdapterOptions, context: Adapte
   return {
     name: 'postgres',
     capabilities: { shared: true, atomic: true, realClock: false },
+    commandTimeout,
 
     ready: prepare,
 
-    async get(key) {
-      return rowPayload((await exec(st.get([keyHash(key), now()]), true)).rows[0])
+    async get(key, timeout) {
+      return rowPayload((await exec(st.get([keyHash(key), now()]), true, timeout)).rows[0])
     },
 
-    async getMany(keys) {
+    async getMany(keys, timeout) {
       if (keys.length === 0) return []
       const hashes = keys.map(keyHash)
       const found = new Map<string, Payload>()
-      for (const row of (await exec(st.getMany([hashes, now()]), true)).rows) {
+      for (const row of (await exec(st.getMany([hashes, now()]), true, timeout)).rows) {
         found.set((row[0] as Buffer).toString('latin1'), payloadOf(row[1] as Buffer, row[2] as boolean))
       }
       return hashes.map((h) => found.get(h.toString('latin1')))
     },
 
-    async set(key, value, expiresAt) {
+    async set(key, value, expiresAt, timeout) {
       const k = storedKey(key)
       const p = storedPayload(value)
-      await exec(st.set([k.hash, k.bytes, p.bytes, p.text, expiresAt]), true)
+      await exec(st.set([k.hash, k.bytes, p.bytes, p.text, expiresAt]), true, timeout, true)
       housekeeping.wrote(1)
     },
 
@@ -187,10 +198,10 @@ export function postgresAdapter(options: PostgresAdapterOptions, context: Adapte
       }
     },
 
-    async add(key, value, expiresAt) {
+    async add(key, value, expiresAt, timeout) {
       const k = storedKey(key)
       const p = storedPayload(value)
-      const added = (await exec(st.add([k.hash, k.bytes, p.bytes, p.text, expiresAt, now()]), false)).rowCount === 1
+      const added = (await exec(st.add([k.hash, k.bytes, p.bytes, p.text, expiresAt, now()]), false, timeout, true)).rowCount === 1
       if (added) housekeeping.wrote(1)
       return added
     },
@@ -201,9 +212,9 @@ export function postgresAdapter(options: PostgresAdapterOptions, context: Adapte
       return result
     },
 
-    async delete(key) {
+    async delete(key, timeout) {
       const t = now()
-      return (await exec(st.delete([keyHash(key)]), true)).rows.some((r) => isLive(r[0], t))
+      return (await exec(st.delete([keyHash(key)]), true, timeout, true)).rows.some((r) => isLive(r[0], t))
     },
 
     async deleteMany(keys) {
@@ -225,9 +236,9 @@ export function postgresAdapter(options: PostgresAdapterOptions, context: Adapte
       return row === undefined ? undefined : row[0] === null ? null : Number(row[0])
     },
 
-    async deleteIfEquals(key, value) {
+    async deleteIfEquals(key, value, timeout) {
       // Not retried on a lost connection: a second run would report false for a lease the first released.
-      return (await exec(st.deleteIfEquals([keyHash(key), storedPayload(value).bytes, now()]), false)).rowCount === 1
+      return (await exec(st.deleteIfEquals([keyHash(key), storedPayload(value).bytes, now()]), false, timeout, true)).rowCount === 1
     },
 
     async clear(prefix) {
