@@ -107,6 +107,8 @@ export const RULE_ROUTES: RuleRoute[] = [
   { path: '/r/error', options: { responseFilter: () => true }, handle: fromQuery },
   { path: '/r/slow', delay: 300, handle: plain('slow') },
   { path: '/r/slow-off', options: { singleFlight: false }, delay: 300, handle: plain('slow') },
+  // A handler far slower than its flight's `wait`: the flight ends at `wait`, and its waiters run their own.
+  { path: '/r/slow-wait', options: { singleFlight: { wait: '200ms' } }, delay: 3000, handle: plain('slow-wait') },
   { path: '/r/slow-cookie', delay: 300, handle: (_req, run) => ({ headers: { 'set-cookie': `sid=${run}` }, body: `cookie #${run}` }) },
   { path: '/r/slow-private', delay: 300, handle: (_req, run) => ({ headers: { 'cache-control': 'private' }, body: `private #${run}` }) },
   {
@@ -557,6 +559,21 @@ export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cach
       expect(app.runs['/r/slow-throw']).toBe(6)
       // Nobody waited out singleFlight's 60 s `wait`.
       expect(Date.now() - started).toBeLessThan(10_000)
+    })
+
+    it("a flight lasts at most singleFlight's wait: a handler slower than that no longer holds its waiters", async () => {
+      const leader = get('/r/slow-wait')
+      await sleep(50)
+      // Were they held until the leader's handler ended (3 s), they would be served its stored response and
+      // the handler would have run once; let go at 200 ms, each runs its own. (Two bounds let them go: a
+      // waiter's own wait, and the leader's flight ending at `wait`; with both taken out this fails, 1 run.)
+      const waiters = await stampede(3, () => get('/r/slow-wait'))
+      expect((await leader).status).toBe(200)
+      expect(waiters.map((a) => a.status)).toEqual([200, 200, 200])
+      expect(app.runs['/r/slow-wait']).toBe(4)
+      // The responses that came late were still stored: the next request is a hit.
+      expect(await (await get('/r/slow-wait')).text()).toMatch(/^slow-wait #[1-4]$/)
+      expect(app.runs['/r/slow-wait']).toBe(4)
     })
 
     it('a waiter whose leader failed runs its own handler: only the leader client gets the error', async () => {
