@@ -340,7 +340,7 @@ export class Cache {
     const core = this.#core()
     let stored: boolean
     if (typeof ttl === 'object') {
-      const options = resolveSetOptions(`set(${showKey(key)})`, key, ttl)
+      const options = resolveSetOptions(() => `set(${showKey(key)})`, key, ttl)
       stored = await this.#write(core, key, value, options.ttl, undefined, options.tags.length === 0 ? undefined : options.tags)
     } else stored = await this.#write(core, key, value, ttl, undefined)
     if (stored) this.#record(core, 'set', key)
@@ -380,7 +380,7 @@ export class Cache {
         ? Array.from(entries as Iterable<readonly [string, unknown]>)
         : Object.entries(entries)
     const first = pairs[0]?.[0] ?? ''
-    const options = typeof ttl === 'object' ? resolveSetOptions(`setMany(${showKey(first)}, ...)`, first, ttl) : { ttl, tags: [] }
+    const options = typeof ttl === 'object' ? resolveSetOptions(() => `setMany(${showKey(first)}, ...)`, first, ttl) : { ttl, tags: [] }
     const expiresAt = this.#expiresAt(core, first, options.ttl)
     // Encode everything before writing anything: a bad value leaves the cache as it was.
     const batch = pairs.map(([key, value]) => {
@@ -413,7 +413,7 @@ export class Cache {
   async add(key: string, value: unknown, ttl?: Duration | SetOptions): Promise<boolean> {
     checkKey(key)
     const core = this.#core()
-    const options = typeof ttl === 'object' ? resolveSetOptions(`add(${showKey(key)})`, key, ttl) : { ttl, tags: [] }
+    const options = typeof ttl === 'object' ? resolveSetOptions(() => `add(${showKey(key)})`, key, ttl) : { ttl, tags: [] }
     const payload = this.#encode(core, key, value)
     const expiresAt = this.#expiresAt(core, key, options.ttl)
     let added: boolean

@@ -99,7 +99,8 @@ export function resolveGetOrSetOptions(key: string, input: Duration | GetOrSetOp
   } else if (input.lease !== undefined && input.lease !== true) {
     throw new CacheArgumentError(`getOrSet(${showKey(key)}): \`lease\` must be true, false or { ttl, wait }, not ${String(input.lease)}.`, { key })
   }
-  const tags = checkTags(input.tags, `getOrSet(${showKey(key)})`, key)
+  // The label quotes the key: built only when there are tags to check (memoize passes an object every call).
+  const tags = input.tags === undefined ? [] : checkTags(input.tags, `getOrSet(${showKey(key)})`, key)
   return { ttl: input.ttl, grace: ms(input.grace, 'grace', 0), timeout: ms(input.timeout, 'timeout', 0), lease, tags }
 }
 

@@ -48,13 +48,14 @@ const SET_OPTIONS = ['ttl', 'tags']
  * The TTL and tags of a write: its last argument is a TTL (as before) or {@link SetOptions}.
  * @throws {CacheArgumentError} for an unknown option or bad tags (the TTL itself is checked where it is used).
  */
-export function resolveSetOptions(where: string, key: string, input: Duration | SetOptions | undefined): { ttl: Duration | undefined; tags: string[] } {
+export function resolveSetOptions(where: () => string, key: string, input: Duration | SetOptions | undefined): { ttl: Duration | undefined; tags: string[] } {
   if (input === undefined || typeof input === 'number' || typeof input === 'string') return { ttl: input, tags: [] }
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    throw new CacheArgumentError(`${where}: the TTL must be a duration or an options object { ttl, tags }, not ${String(input)}.`, { key })
+    throw new CacheArgumentError(`${where()}: the TTL must be a duration or an options object { ttl, tags }, not ${String(input)}.`, { key })
   }
+  // `where` quotes the key: built only for a message or for tags to check, not for every `{ ttl }`.
   checkOptionNames(input, SET_OPTIONS, where, (message) => new CacheArgumentError(message, { key }))
-  return { ttl: input.ttl, tags: checkTags(input.tags, where, key) }
+  return { ttl: input.ttl, tags: input.tags === undefined ? [] : checkTags(input.tags, where(), key) }
 }
 
 /**
