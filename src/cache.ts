@@ -20,7 +20,7 @@ import { CacheEmitter, type CacheEventName, type CacheListener } from './events.
 import { computeOnce, getOrSetSlot, resolveGetOrSetOptions, type GetOrSetOptions } from './getorset.js'
 import { BOOKKEEPING, ENGINE, type Engine, type Outcome } from './engine.js'
 import { deleteMemoized, memoize, memoized, type Memoized, type MemoizedDecorator, type MemoizeOptions } from './memoize/index.js'
-import { checkTags, isTagged, newVersion, refuseTags, resolveSetOptions, stampHolds, TAG_KEY_PREFIX, unwrapTagged, versionText, wrapTagged, type SetOptions, type TagStamp } from './tags.js'
+import { checkTags, isTagged, newVersion, refuseTags, resolveSetOptions, stampHolds, TAG_EPOCH_BUCKETS, TAG_KEY_PREFIX, tagBucket, unwrapTagged, versionText, wrapTagged, type SetOptions, type TagRead, type TagStamp } from './tags.js'
 import { describeLoneSurrogate, isWellFormed, WELL_FORMED_FIX } from './well-formed.js'
 
 /** The longest key accepted, in UTF-16 code units (the prefix not counted). */
@@ -56,8 +56,8 @@ interface Core {
   readonly codec: Codec
   readonly now: () => number
   readonly inflight: Map<string, Promise<unknown>>
-  /** How many `invalidateTags` calls this process made (see `Engine.tagEpoch`). */
-  tagEpoch: number
+  /** Invalidations this process made, counted per bucket of tags (see `Engine.tagEpoch`); made at the first. */
+  tagEpochs: Uint32Array | undefined
   readonly stats: { hits: number; misses: number; sets: number; deletes: number; errors: number }
 }
 
@@ -197,7 +197,7 @@ export class Cache {
       codec: resolveCodec(resolved.serializer),
       now: resolved.now,
       inflight: new Map(),
-      tagEpoch: 0,
+      tagEpochs: undefined,
       stats: { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 },
     }
     core.loading = (async () => {
@@ -351,12 +351,16 @@ export class Cache {
    * Store one entry. A tagged one carries the versions of its tags: `stamp` when the caller read them
    * earlier (getOrSet and memoize read them before their factory runs), else the current ones, read here.
    */
-  async #write(core: Core, key: string, value: unknown, ttl: Duration | undefined, budget: Budget | undefined, tags?: readonly string[], stamp?: TagStamp): Promise<boolean> {
+  async #write(core: Core, key: string, value: unknown, ttl: Duration | undefined, budget: Budget | undefined, tags?: readonly string[], read?: TagRead): Promise<boolean> {
     let payload = this.#encode(core, key, value)
     const expiresAt = this.#expiresAt(core, key, ttl)
     try {
       const adapter = core.adapter ?? (await core.loading)
-      if (stamp === undefined && tags !== undefined) {
+      let stamp: TagStamp | undefined
+      if (read !== undefined) {
+        stamp = await this.#settle(adapter, core, read, budget, key)
+        if (stamp === undefined) return false
+      } else if (tags !== undefined) {
         stamp = await this.#stamp(adapter, core, tags, budget, key)
         if (stamp === undefined) return false
       }
@@ -689,8 +693,12 @@ export class Cache {
     const core = this.#core()
     const list = checkTags(tags, 'invalidateTags', undefined)
     if (list.length === 0) return true
-    // Before the write: a computation of a tagged key that starts from here on is a new one (see Engine.tagEpoch).
-    core.tagEpoch++
+    // Before the write: a computation of these tags that starts from here on is a new one (see Engine.tagEpoch).
+    const epochs = (core.tagEpochs ??= new Uint32Array(TAG_EPOCH_BUCKETS))
+    for (const tag of list) {
+      const bucket = tagBucket(tag)
+      epochs[bucket] = (epochs[bucket] ?? 0) + 1
+    }
     const entries = list.map((tag) => ({ key: this.#tagKey(core, tag), value: newVersion(), expiresAt: null }))
     return this.#send(core, 'invalidateTags', undefined, undefined, async (a) => (await a.setMany(entries), true), false)
   }
@@ -802,7 +810,13 @@ export class Cache {
       getMany: (keys, budget) => this.#readMany(core, keys, budget),
       set: (key, value, ttl, budget, stamp) => this.#write(core, key, value, ttl, budget, undefined, stamp),
       readTagged: (keys, tags, budget) => this.#readTagged(core, keys, tags, budget),
-      tagEpoch: () => core.tagEpoch,
+      tagEpoch: (tags) => {
+        const epochs = core.tagEpochs
+        if (epochs === undefined) return 0
+        let sum = 0
+        for (const bucket of new Set(tags.map(tagBucket))) sum += epochs[bucket] as number
+        return sum
+      },
       add: (key, value, ttl, budget) => this.#add(core, key, value, ttl, budget),
       delete: async (key, budget) => (await this.#remove(core, key, budget)) === true,
       touch: (key, ttl, budget) => this.#touch(core, key, ttl, budget),
@@ -918,13 +932,13 @@ export class Cache {
   }
 
   /**
-   * The stamp an entry written now carries: the current versions of `tags` (from `known` when the caller
-   * read them already), a missing one created with `add`, or read back from whoever created it first. A
+   * The stamp an entry written now carries: the current versions of `tags`, a missing one created with
+   * `add`, or read back from whoever created it first. A
    * version never expires: a tag's mark must outlive every entry it guards. `undefined` in the rare case
    * that a version vanished twice while being created (then nothing is stored). Throws what the backend throws.
    */
-  async #stamp(adapter: CacheAdapter, core: Core, tags: readonly string[], budget: Budget | undefined, key: string, known?: ReadonlyMap<string, string | undefined>): Promise<TagStamp | undefined> {
-    const current = known ?? (await this.#versions(adapter, core, tags, budget, key))
+  async #stamp(adapter: CacheAdapter, core: Core, tags: readonly string[], budget: Budget | undefined, key: string): Promise<TagStamp | undefined> {
+    const current = await this.#versions(adapter, core, tags, budget, key)
     const versions: string[] = []
     for (const tag of tags) {
       let version = current.get(tag)
@@ -939,6 +953,26 @@ export class Cache {
       versions.push(version)
     }
     return { tags, versions }
+  }
+
+  /**
+   * The stamp of a value computed after `read`: its versions, with the marks that were missing then created
+   * now. `undefined` (store nothing) if a missing mark has appeared meanwhile: that may be an invalidation
+   * made while the value was computed from older data. Throws what the backend throws.
+   */
+  async #settle(adapter: CacheAdapter, core: Core, read: TagRead, budget: Budget | undefined, key: string): Promise<TagStamp | undefined> {
+    if (!read.versions.includes(undefined)) return read as TagStamp
+    const versions: string[] = []
+    for (let i = 0; i < read.tags.length; i++) {
+      let version = read.versions[i]
+      if (version === undefined) {
+        const fresh = newVersion()
+        if (!(await adapter.add(this.#tagKey(core, read.tags[i] as string), fresh, null, budget?.timeout('add', key)))) return undefined
+        version = fresh
+      }
+      versions.push(version)
+    }
+    return { tags: read.tags, versions }
   }
 
   /**
@@ -992,15 +1026,14 @@ export class Cache {
 
   /**
    * Read `keys` and the current versions of `tags` in one `getMany`: the values (tagged entries checked)
-   * and the stamp a value computed from now on is written with (a missing version created), or `undefined`
+   * and the versions a value computed from now on is written with (a missing one is created when it is stored), or `undefined`
    * when it cannot be known (the backend failed, with fail-open): then nothing must be stored.
    */
-  async #readTagged<T>(core: Core, keys: readonly string[], tags: readonly string[], budget: Budget): Promise<{ values: (T | undefined)[]; stamp: TagStamp | undefined }> {
+  async #readTagged<T>(core: Core, keys: readonly string[], tags: readonly string[], budget: Budget): Promise<{ values: (T | undefined)[]; stamp: TagRead | undefined }> {
     const misses = { values: keys.map(() => undefined), stamp: undefined }
-    let adapter: CacheAdapter
     let payloads: (Payload | undefined)[]
     try {
-      adapter = core.adapter ?? (await core.loading)
+      const adapter = core.adapter ?? (await core.loading)
       payloads = await adapter.getMany([...keys.map((k) => this.#full(core, k)), ...tags.map((tag) => this.#tagKey(core, tag))], budget.timeout('getMany', keys[0]))
     } catch (error) {
       return this.#failIn(budget, core, 'getMany', keys[0], error, misses)
@@ -1008,11 +1041,9 @@ export class Cache {
     const known = new Map<string, string | undefined>()
     for (let i = 0; i < tags.length; i++) known.set(tags[i] as string, versionText(payloads[keys.length + i]))
     const values = await this.#open<T>(core, keys, payloads.slice(0, keys.length), budget, known)
-    try {
-      return { values, stamp: await this.#stamp(adapter, core, tags, budget, keys[0] as string, known) }
-    } catch (error) {
-      return this.#failIn(budget, core, 'add', keys[0], error, { values, stamp: undefined })
-    }
+    // Missing marks are not created here but when a value is stored (see #settle): a read that stores
+    // nothing (a factory that throws, a response that may not be stored) leaves nothing behind.
+    return { values, stamp: { tags, versions: tags.map((tag) => known.get(tag)) } }
   }
 
   /** A stored payload's value; a corrupt one is reported (`'corrupt'`, `'error'`) and read as a miss. */

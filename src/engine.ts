@@ -3,7 +3,7 @@ import type { Budget } from './budget.js'
 import type { Duration, Milliseconds } from './duration.js'
 import type { CacheError } from './errors.js'
 import type { ErrorInfo } from './events.js'
-import type { TagStamp } from './tags.js'
+import type { TagRead } from './tags.js'
 
 /**
  * The key of the one hook a `Cache` gives the parts built on it (getOrSet and its leases, memoize) beyond
@@ -50,19 +50,20 @@ export interface Engine {
   get<T>(key: string, budget: Budget): Promise<T | undefined>
   getMany<T>(keys: readonly string[], budget: Budget): Promise<(T | undefined)[]>
   /** Store `value`; with `stamp`, as a tagged entry carrying those versions of its tags. */
-  set(key: string, value: unknown, ttl: Duration | undefined, budget: Budget, stamp?: TagStamp): Promise<boolean>
+  set(key: string, value: unknown, ttl: Duration | undefined, budget: Budget, stamp?: TagRead): Promise<boolean>
   /**
    * Read `keys` and the current versions of `tags` in one `getMany`: the values (a tagged entry whose tags
    * changed is a miss) and the stamp a value computed from now on is to be stored with (a missing version is
    * created), or `undefined` when it cannot be known (the backend failed): then nothing must be stored.
    */
-  readTagged<T>(keys: readonly string[], tags: readonly string[], budget: Budget): Promise<{ values: (T | undefined)[]; stamp: TagStamp | undefined }>
+  readTagged<T>(keys: readonly string[], tags: readonly string[], budget: Budget): Promise<{ values: (T | undefined)[]; stamp: TagRead | undefined }>
   /**
-   * How many `invalidateTags` calls this process has made on the cache (and its namespaces). A tagged
-   * computation's in-process flight is keyed by it, so a call that starts after an invalidation never joins
-   * a computation that started before it (and read the old versions).
+   * How many times this process has invalidated `tags` on the cache (and its namespaces), counted per bucket
+   * of tags. A tagged computation's in-process flight is keyed by it, so a call that starts after an
+   * invalidation of one of its tags never joins a computation that started before it (and read the old
+   * versions); invalidations of other tags change nothing for it.
    */
-  tagEpoch(): number
+  tagEpoch(tags: readonly string[]): number
   add(key: string, value: unknown, ttl: Duration | undefined, budget: Budget): Promise<boolean>
   delete(key: string, budget: Budget): Promise<boolean>
   touch(key: string, ttl: Duration | undefined, budget: Budget): Promise<boolean>

@@ -4,7 +4,7 @@ import { CacheArgumentError, CacheError, CacheFactoryError, showKey } from './er
 import { checkOptionNames } from './config/suggest.js'
 import { BOOKKEEPING, type Engine } from './engine.js'
 import { backoff, LEASE_SUFFIX, sleep, tryLease, type Lease } from './lease.js'
-import { checkTags, type TagStamp } from './tags.js'
+import { checkTags, type TagRead } from './tags.js'
 
 /** The cross-process lease of `getOrSet` and `memoize`, on shared backends. */
 export interface LeaseOptions {
@@ -331,8 +331,8 @@ export function getOrSetSlot<T>(engine: Engine, key: string, options: ResolvedGe
 }
 
 /** A flight key for a tagged computation: the invalidations this process made so far are part of it. @internal */
-export function taggedFlight(engine: Engine, key: string): string {
-  return `${engine.fullKey(key)}${BOOKKEEPING}tags@${engine.tagEpoch()}`
+export function taggedFlight(engine: Engine, key: string, tags: readonly string[]): string {
+  return `${engine.fullKey(key)}${BOOKKEEPING}tags@${engine.tagEpoch(tags)}`
 }
 
 /**
@@ -342,13 +342,13 @@ export function taggedFlight(engine: Engine, key: string): string {
  * as already stale; one made by this process stops the store altogether.
  */
 function taggedSlot<T>(engine: Engine, key: string, freshKey: string, ttl: number, grace: number, tags: readonly string[]): Slot<T> {
-  let stamp: TagStamp | undefined
-  let epoch = engine.tagEpoch()
+  let stamp: TagRead | undefined
+  let epoch = engine.tagEpoch(tags)
   return {
     key,
-    flight: taggedFlight(engine, key),
+    flight: taggedFlight(engine, key, tags),
     async read(budget) {
-      epoch = engine.tagEpoch()
+      epoch = engine.tagEpoch(tags)
       const read = await engine.readTagged<unknown>(grace === 0 ? [key] : [key, freshKey], tags, budget)
       stamp = read.stamp
       const [value, fresh] = read.values
@@ -358,7 +358,7 @@ function taggedSlot<T>(engine: Engine, key: string, freshKey: string, ttl: numbe
       // No versions read (the backend failed): storing would be storing blind, so do not. Nor after this
       // process invalidated tags since the read: the value may be stale already, and would overwrite the
       // fresher one a later call stores.
-      if (stamp === undefined || engine.tagEpoch() !== epoch) return false
+      if (stamp === undefined || engine.tagEpoch(tags) !== epoch) return false
       if (!(await engine.set(key, value, grace === 0 ? ttl : ttl + grace, budget, stamp))) return false
       if (grace !== 0) await engine.set(freshKey, 1, ttl, budget)
       return true

@@ -143,6 +143,51 @@ describe('what tags cost', () => {
   })
 })
 
+describe("a tag's mark is made when a tagged value is stored, not when it is read", () => {
+  const marks = async (store: CacheAdapter) => {
+    const found: string[] = []
+    for await (const key of store.keys!('')) if (key.includes(TAG_KEY_PREFIX)) found.push(key)
+    return found.sort()
+  }
+
+  it('a tagged getOrSet or memoized call that stores nothing (the factory throws or gives undefined) leaves no mark', async () => {
+    const { store, cache } = counted()
+    const c = cache()
+    await expect(c.getOrSet('k', () => Promise.reject(new Error('no')), { tags: ['org:1'] })).rejects.toThrow('no')
+    expect(await c.getOrSet('k', () => undefined, { tags: ['org:2'] })).toBeUndefined()
+    const load = c.memoize(async function loadOrg(id: number) {
+      if (id > 0) throw new Error(`no org ${id}`)
+      return undefined
+    }, { tags: (id) => [`org:${id}`] })
+    await expect(load(3)).rejects.toThrow('no org 3')
+    expect(await load(0)).toBeUndefined()
+    // Before, each of these reads created its tag's mark, kept for good: one per distinct tag ever asked for.
+    expect(await marks(store)).toEqual([])
+    // A value that is stored makes its marks, and an invalidation then reaches it.
+    expect(await c.getOrSet('k', () => 'v', { tags: ['org:1'] })).toBe('v')
+    expect(await marks(store)).toEqual([`app:${TAG_KEY_PREFIX}org:1`])
+    await c.invalidateTags(['org:1'])
+    expect(await c.get('k')).toBeUndefined()
+  })
+
+  it('a mark that appears while the value is computed (another process invalidated the tag) means the value is not stored', async () => {
+    const { cache } = counted()
+    const a = cache()
+    // Another process's cache over the same store: its invalidation is not one this process counts.
+    const b = cache()
+    const value = await a.getOrSet('k', async () => {
+      await b.invalidateTags(['fresh-tag'])
+      return 'computed from data read before the invalidation'
+    }, { tags: ['fresh-tag'] })
+    expect(value).toBe('computed from data read before the invalidation')
+    expect(await a.get('k')).toBeUndefined()
+    expect(await b.get('k')).toBeUndefined()
+    // Without an invalidation in between, the same call stores its value.
+    expect(await a.getOrSet('k', () => 'later', { tags: ['fresh-tag'] })).toBe('later')
+    expect(await b.get('k')).toBe('later')
+  })
+})
+
 describe('fail-open', () => {
   it('with the backend down, a tagged write stores nothing, a tagged read misses, invalidateTags returns false', async () => {
     const { state, cache } = counted()
@@ -228,6 +273,19 @@ describe('memoize and getOrSet options', () => {
     expect([await before, await after]).toEqual([2, 3])
     // The computation that saw the invalidation stored nothing; the later one did.
     expect(await c.get('k')).toBe(3)
+  })
+
+  it("an invalidation of other tags neither stops a tagged computation's store nor splits its flight", async () => {
+    const c = track(createCache({ type: 'memory' }))
+    let runs = 0
+    const slow = () => new Promise<number>((resolve) => setTimeout(() => resolve(++runs), 30))
+    // A busy app invalidates per-user tags all the time; this report is tagged by its organisation only.
+    const first = c.getOrSet('report:7', slow, { tags: ['org:7'] })
+    await new Promise((r) => setTimeout(r, 5))
+    for (let user = 0; user < 50; user++) await c.invalidateTags([`user:${user}`])
+    const second = c.getOrSet('report:7', slow, { tags: ['org:7'] })
+    expect([await first, await second, runs]).toEqual([1, 1, 1])
+    expect(await c.get('report:7')).toBe(1)
   })
 })
 

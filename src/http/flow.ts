@@ -13,7 +13,7 @@ import { CacheError, showKey } from '../errors.js'
 import { BOOKKEEPING, ENGINE, type Engine } from '../engine.js'
 import { backoff, LEASE_SUFFIX, sleep, tryLease, type Lease } from '../lease.js'
 import { type CachedResponse, cacheControl, mayStore, headersMayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, type ResolvedCached, storableHeaders } from './common.js'
-import { checkTags, type TagStamp } from '../tags.js'
+import { checkTags, type TagRead } from '../tags.js'
 import { requestTargetKey } from './keys.js'
 
 /** A request as the rules see it. */
@@ -152,7 +152,9 @@ interface Context<Req> {
    * carries (so one built across an invalidation is stored as already stale); `null` when they could not be
    * read (the backend failed, fail-open): then nothing is stored. Unset without tags.
    */
-  stamp?: TagStamp | null
+  stamp?: TagRead | null
+  /** The response's tags (from the `tags` option), checked before anything is read. */
+  tags: readonly string[]
 }
 
 /** What a read of the cache found for a request. */
@@ -230,26 +232,26 @@ export async function decide<Req>(opts: ResolvedCached<Req>, raw: Req, req: Requ
   // A raw path may hold cachekit's bookkeeping marker: such a key could name another entry's lease.
   if (key.includes(BOOKKEEPING) || key.length > MAX_KEY_LENGTH) return PASS
   const engine = await opts.cache()[ENGINE]()
-  const ctx: Context<Req> = { opts, engine, req, key }
-  if ((await opts.forcedUpdate?.(raw)) === true) return method === 'GET' ? stamped(ctx, raw, { kind: 'fill', fill: fill(ctx, undefined, undefined) }) : PASS
+  const given = opts.tags
+  // Checked before anything is read or run, so that a bad tag fails the request with nothing to undo.
+  const tags = given === undefined ? [] : checkTags(typeof given === 'function' ? given(raw) : given, `cached() of ${showKey(key)}`, key)
+  const ctx: Context<Req> = { opts, engine, req, key, tags }
+  if ((await opts.forcedUpdate?.(raw)) === true) return method === 'GET' ? stamped(ctx, { kind: 'fill', fill: fill(ctx, undefined, undefined) }) : PASS
   const decision = await fromCache(ctx)
   // One logical read of the user's, counted once: a hit if the cache answered it (after waiting for
   // another request's handler, too), a miss if its handler runs.
   engine.record(decision.kind === 'serve' ? 'hit' : 'miss', key)
-  return stamped(ctx, raw, decision)
+  return stamped(ctx, decision)
 }
 
 /**
  * A fill with `tags`: their versions are read now, before the handler runs (see {@link Context.stamp}).
- * @throws {CacheArgumentError} if the `tags` function gives bad tags (naming the tag and the key); the flight
- * it leads is ended first.
+ * @throws what reading the versions throws (failOpen false); the flight it leads is ended first.
  */
-async function stamped<Req>(ctx: Context<Req>, raw: Req, decision: Decision): Promise<Decision> {
-  const given = ctx.opts.tags
-  if (decision.kind !== 'fill' || given === undefined) return decision
+async function stamped<Req>(ctx: Context<Req>, decision: Decision): Promise<Decision> {
+  if (decision.kind !== 'fill' || ctx.tags.length === 0) return decision
   try {
-    const tags = checkTags(typeof given === 'function' ? given(raw) : given, `cached() of ${showKey(ctx.key)}`, ctx.key)
-    if (tags.length > 0) ctx.stamp = (await ctx.engine.readTagged([], tags, ctx.engine.budget())).stamp ?? null
+    ctx.stamp = (await ctx.engine.readTagged([], ctx.tags, ctx.engine.budget())).stamp ?? null
     return decision
   } catch (error) {
     decision.fill.done()
@@ -281,7 +283,9 @@ const FLIGHT_SUFFIX = `${BOOKKEEPING}http`
 async function flight(ctx: Context<never>, lease: { ttl: Milliseconds; wait: Milliseconds }, budget: Budget, found: Found, leads: boolean): Promise<Decision> {
   const { engine } = ctx
   const own = (manifest: VaryManifest | undefined): Decision => (ctx.req.method === 'GET' ? { kind: 'fill', fill: fill(ctx, manifest, undefined) } : PASS)
-  const flightKey = engine.fullKey(ctx.key) + FLIGHT_SUFFIX
+  // With tags, this process's invalidations of them are part of the key: a request after one never waits
+  // for a handler that started before it (its response would be stale once stored).
+  const flightKey = engine.fullKey(ctx.key) + FLIGHT_SUFFIX + (ctx.tags.length === 0 ? '' : `@${engine.tagEpoch(ctx.tags)}`)
   const running = engine.inflight.get(flightKey)
   if (running !== undefined) {
     await waitAtMost(running, lease.wait)

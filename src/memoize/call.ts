@@ -3,7 +3,7 @@ import type { Budget } from '../budget.js'
 import { ENGINE, type Engine, type WithEngine } from '../engine.js'
 import { CacheArgumentError, CacheError } from '../errors.js'
 import { computeOnce, resolveGetOrSetOptions, taggedFlight, type Slot } from '../getorset.js'
-import { checkTags, type TagStamp } from '../tags.js'
+import { checkTags, type TagRead } from '../tags.js'
 import { callKey, instanceVersionKey, KEY_PREFIX, versionKey } from './keys.js'
 import type { Memoized, MemoizeOptions } from './options.js'
 
@@ -87,17 +87,17 @@ export async function callMemoized<A extends unknown[], R>(plan: Plan<A, R>, sel
   // The call's tags, from its arguments: checked before anything is read or run.
   const tags = options.tags === undefined ? [] : checkTags(typeof options.tags === 'function' ? options.tags(...args) : options.tags, `memoize(${name})`, key)
   let versions: string[] | undefined
-  let stamp: TagStamp | undefined
-  let epoch = engine.tagEpoch()
+  let stamp: TagRead | undefined
+  let epoch = engine.tagEpoch(tags)
   const slot: Slot<Awaited<R>> = {
     key,
-    ...(tags.length === 0 ? {} : { flight: taggedFlight(engine, key) }),
+    ...(tags.length === 0 ? {} : { flight: taggedFlight(engine, key, tags) }),
     async read(budget) {
       let read: unknown[]
       if (tags.length === 0) read = await engine.getMany<unknown>([key, ...versionKeys], budget)
       else {
         // The entry, the function's versions and the tags' versions in one getMany, before `fn` runs.
-        epoch = engine.tagEpoch()
+        epoch = engine.tagEpoch(tags)
         const tagged = await engine.readTagged<unknown>([key, ...versionKeys], tags, budget)
         stamp = tagged.stamp
         read = tagged.values
@@ -119,7 +119,7 @@ export async function callMemoized<A extends unknown[], R>(plan: Plan<A, R>, sel
     async write(value, budget) {
       if (versions === undefined) return false
       // As getOrSet's tagged slot: no versions, or an invalidation by this process since they were read.
-      if (tags.length > 0 && (stamp === undefined || engine.tagEpoch() !== epoch)) return false
+      if (tags.length > 0 && (stamp === undefined || engine.tagEpoch(tags) !== epoch)) return false
       if (options.cacheIf !== undefined && !options.cacheIf(value, ...args)) return false
       const entry: Entry = { v: versions, r: value }
       return engine.set(key, entry, options.ttl, budget, stamp)

@@ -107,6 +107,9 @@ export const RULE_ROUTES: RuleRoute[] = [
   { path: '/r/error', options: { responseFilter: () => true }, handle: fromQuery },
   { path: '/r/slow', delay: 300, handle: plain('slow') },
   { path: '/r/slow-off', options: { singleFlight: false }, delay: 300, handle: plain('slow') },
+  // Tagged, slow enough to invalidate its tag while it runs (one route per test: each test starts cold).
+  { path: '/r/slow-tagged-a', options: { tags: ['slow-a'] }, delay: 1500, handle: plain('tagged-a') },
+  { path: '/r/slow-tagged-b', options: { tags: ['slow-b'] }, delay: 1500, handle: plain('tagged-b') },
   // A handler far slower than its flight's `wait`: the flight ends at `wait`, and its waiters run their own.
   { path: '/r/slow-wait', options: { singleFlight: { wait: '200ms' } }, delay: 3000, handle: plain('slow-wait') },
   { path: '/r/slow-cookie', delay: 300, handle: (_req, run) => ({ headers: { 'set-cookie': `sid=${run}` }, body: `cookie #${run}` }) },
@@ -559,6 +562,32 @@ export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cach
       expect(app.runs['/r/slow-throw']).toBe(6)
       // Nobody waited out singleFlight's 60 s `wait`.
       expect(Date.now() - started).toBeLessThan(10_000)
+    })
+
+    it("a tagged response whose tag was invalidated while its handler ran is stored as stale: its tags' versions were read before", async () => {
+      const running = get('/r/slow-tagged-a')
+      await sleep(300)
+      await cache.invalidateTags(['slow-a'])
+      expect(await (await running).text()).toBe('tagged-a #1')
+      // Read at store time, the versions would be the new ones and this a hit of the response built before.
+      expect(await (await get('/r/slow-tagged-a')).text()).toBe('tagged-a #2')
+      expect(await (await get('/r/slow-tagged-a')).text()).toBe('tagged-a #2')
+    })
+
+    it('a request after an invalidation of its tags does not wait for a handler that started before it', async () => {
+      let leaderDone = false
+      const leader = get('/r/slow-tagged-b').then(async (res) => {
+        leaderDone = true
+        return res.text()
+      })
+      await sleep(300)
+      await cache.invalidateTags(['slow-b'])
+      const after = get('/r/slow-tagged-b').then((res) => res.text())
+      // Its own handler starts while the leader's still runs; had it joined the leader's flight, it would
+      // start only after the leader's ended (its stored response stale by then).
+      while (app.runs['/r/slow-tagged-b'] !== 2 && !leaderDone) await sleep(20)
+      expect(leaderDone).toBe(false)
+      expect([await leader, await after]).toEqual(['tagged-b #1', 'tagged-b #2'])
     })
 
     it("a flight lasts at most singleFlight's wait: a handler slower than that no longer holds its waiters", async () => {
