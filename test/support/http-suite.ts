@@ -109,7 +109,7 @@ export const RULE_ROUTES: RuleRoute[] = [
   { path: '/r/slow-off', options: { singleFlight: false }, delay: 300, handle: plain('slow') },
   // Tagged, slow enough to invalidate its tag while it runs (one route per test: each test starts cold).
   { path: '/r/slow-tagged-a', options: { tags: ['slow-a'] }, delay: 1500, handle: plain('tagged-a') },
-  { path: '/r/slow-tagged-b', options: { tags: ['slow-b'] }, delay: 1500, handle: plain('tagged-b') },
+  { path: '/r/slow-tagged-b', options: { tags: ['slow-b'] }, delay: 3000, handle: plain('tagged-b') },
   // A handler far slower than its flight's `wait`: the flight ends at `wait`, and its waiters run their own.
   { path: '/r/slow-wait', options: { singleFlight: { wait: '200ms' } }, delay: 3000, handle: plain('slow-wait') },
   { path: '/r/slow-cookie', delay: 300, handle: (_req, run) => ({ headers: { 'set-cookie': `sid=${run}` }, body: `cookie #${run}` }) },
@@ -566,7 +566,8 @@ export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cach
 
     it("a tagged response whose tag was invalidated while its handler ran is stored as stale: its tags' versions were read before", async () => {
       const running = get('/r/slow-tagged-a')
-      await sleep(300)
+      // Once its handler runs (its versions were read just before), and while it still does.
+      while (app.runs['/r/slow-tagged-a'] !== 1) await sleep(10)
       await cache.invalidateTags(['slow-a'])
       expect(await (await running).text()).toBe('tagged-a #1')
       // Read at store time, the versions would be the new ones and this a hit of the response built before.
@@ -580,7 +581,7 @@ export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cach
         leaderDone = true
         return res.text()
       })
-      await sleep(300)
+      while (app.runs['/r/slow-tagged-b'] !== 1) await sleep(10)
       await cache.invalidateTags(['slow-b'])
       const after = get('/r/slow-tagged-b').then((res) => res.text())
       // Its own handler starts while the leader's still runs; had it joined the leader's flight, it would
