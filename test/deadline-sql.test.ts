@@ -19,6 +19,7 @@ import { createCache } from '../src/singleton.js'
 import { uniqueTableName } from './support/prefix.js'
 import { HoldingProxy } from './support/proxy.js'
 import { mysql, MYSQL_URL, mysqlOrSkip, mysqlQuery, pg, POSTGRES_URL, postgresOrSkip, pgQuery } from './support/sql.js'
+import { timed } from './support/timed.js'
 
 /** The deadline of the tests (the cache's `commandTimeout`, as in the issue). */
 const D = 1000
@@ -26,16 +27,6 @@ const D = 1000
 const SLACK = 1500
 /** How late the slow server answers: four commands at this pace take 3.2 D, far past the bound. */
 const SLOW = 0.8 * D
-
-async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {
-  const t0 = performance.now()
-  try {
-    const value = await work()
-    return { ms: performance.now() - t0, value }
-  } catch (error) {
-    return { ms: performance.now() - t0, error }
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

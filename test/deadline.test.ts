@@ -22,6 +22,7 @@ import { freePort, RedisServer, redisServerOrSkip } from './support/redis.js'
 import { memcachedOrSkip, MemcachedServer } from './support/memcached.js'
 import { HoldingProxy } from './support/proxy.js'
 import { bookkeeping } from './support/bookkeeping.js'
+import { timed } from './support/timed.js'
 
 /** The deadline of most tests (the cache's `commandTimeout`, as in the issue). */
 const D = 1000
@@ -34,17 +35,6 @@ const D = 1000
 const SLACK = 1500
 
 const canRun = await redisServerOrSkip('the deadline tests', 'test/deadline.test.ts')
-
-/** How long `work` takes, and what it gave or threw. */
-async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {
-  const t0 = performance.now()
-  try {
-    const value = await work()
-    return { ms: performance.now() - t0, value }
-  } catch (error) {
-    return { ms: performance.now() - t0, error }
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

@@ -18,6 +18,7 @@ import { configFromEnv } from '../src/config/index.js'
 import { CacheBackendError, CacheConfigError, CacheTypeError } from '../src/errors.js'
 import { createCache } from '../src/singleton.js'
 import { freePort, RedisServer, redisServerOrSkip } from './support/redis.js'
+import { timed } from './support/timed.js'
 
 const CONNECT_TIMEOUT = 400
 const COMMAND_TIMEOUT = 300
@@ -32,17 +33,6 @@ const TIGHT = { connectTimeout: CONNECT_TIMEOUT, commandTimeout: COMMAND_TIMEOUT
 const ROOMY = { connectTimeout: 10_000, commandTimeout: 10_000 }
 
 const canRun = await redisServerOrSkip('the redis fault tests', 'test/redis.test.ts')
-
-/** How long `work` takes, and what it gave or threw. */
-async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {
-  const t0 = performance.now()
-  try {
-    const value = await work()
-    return { ms: performance.now() - t0, value }
-  } catch (error) {
-    return { ms: performance.now() - t0, error }
-  }
-}
 
 /** Retry `check` until it is true (a reconnect happens in the background), up to `ms`. */
 async function eventually(check: () => Promise<boolean>, ms = 10_000): Promise<void> {

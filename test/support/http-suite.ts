@@ -196,6 +196,8 @@ export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cach
   })
 
   const get = (path: string, init?: RequestInit) => fetch(app.url + path, init)
+  /** How many times a route's handler has started (read afresh each call, for the tests that poll it). */
+  const runsOf = (path: string): number | undefined => app.runs[path]
   const headersOf = (res: globalThis.Response) => {
     const h = Object.fromEntries(res.headers)
     // Per delivery, never part of the resource: the date, and the HIT/MISS marker itself.
@@ -567,7 +569,7 @@ export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cach
     it("a tagged response whose tag was invalidated while its handler ran is stored as stale: its tags' versions were read before", async () => {
       const running = get('/r/slow-tagged-a')
       // Once its handler runs (its versions were read just before), and while it still does.
-      while (app.runs['/r/slow-tagged-a'] !== 1) await sleep(10)
+      while (runsOf('/r/slow-tagged-a') !== 1) await sleep(10)
       await cache.invalidateTags(['slow-a'])
       expect(await (await running).text()).toBe('tagged-a #1')
       // Read at store time, the versions would be the new ones and this a hit of the response built before.
@@ -581,12 +583,12 @@ export function httpSuite(start: (cache: Cache) => Promise<App>, singleton: Cach
         leaderDone = true
         return res.text()
       })
-      while (app.runs['/r/slow-tagged-b'] !== 1) await sleep(10)
+      while (runsOf('/r/slow-tagged-b') !== 1) await sleep(10)
       await cache.invalidateTags(['slow-b'])
       const after = get('/r/slow-tagged-b').then((res) => res.text())
       // Its own handler starts while the leader's still runs; had it joined the leader's flight, it would
       // start only after the leader's ended (its stored response stale by then).
-      while (app.runs['/r/slow-tagged-b'] !== 2 && !leaderDone) await sleep(20)
+      while (runsOf('/r/slow-tagged-b') !== 2 && !leaderDone) await sleep(20)
       expect(leaderDone).toBe(false)
       expect([await leader, await after]).toEqual(['tagged-b #1', 'tagged-b #2'])
     })
