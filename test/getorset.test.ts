@@ -14,7 +14,7 @@ import { createCache } from '../src/singleton.js'
 import { FakeClock } from '../src/testing/harness.js'
 import { runInProcesses } from '../src/testing/processes.js'
 import { uniquePrefix } from './support/prefix.js'
-import { CHILD_ROOM } from './support/processes.js'
+import { ROOM } from './support/processes.js'
 import { guardSharedRedis, pingRedis, REDIS_URL, redisOrSkip } from './support/redis.js'
 import { MYSQL_URL, mysqlOrSkip, POSTGRES_URL, postgresOrSkip } from './support/sql.js'
 import { bookkeeping } from './support/bookkeeping.js'
@@ -365,10 +365,10 @@ afterAll(() => {
 function configFor(def: AdapterDefinition): CacheConfig & object {
   const schemes = def.schemes ?? []
   const prefix = uniquePrefix('getorset')
-  if (schemes.includes('redis')) return { url: REDIS_URL, keyPrefix: prefix, ...CHILD_ROOM }
+  if (schemes.includes('redis')) return { url: REDIS_URL, keyPrefix: prefix, ...ROOM }
   // The SQL servers: their default table, under the proof's own prefix (cleanUp clears only that).
-  if (schemes.includes('postgres')) return { url: POSTGRES_URL, keyPrefix: prefix, ...CHILD_ROOM }
-  if (schemes.includes('mysql')) return { url: MYSQL_URL, keyPrefix: prefix, ...CHILD_ROOM }
+  if (schemes.includes('postgres')) return { url: POSTGRES_URL, keyPrefix: prefix, ...ROOM }
+  if (schemes.includes('mysql')) return { url: MYSQL_URL, keyPrefix: prefix, ...ROOM }
   const dir = mkdtempSync(join(tmpdir(), 'cachekit-gos-'))
   dirs.push(dir)
   if (schemes.includes('sqlite')) return { url: `sqlite:${join(dir, 'cache.sqlite')}`, keyPrefix: prefix }

@@ -10,7 +10,7 @@ import { createCache } from '../src/singleton.js'
 import { runAdapterConformance } from '../src/testing/index.js'
 import { redisServerOrSkip, startCluster, type RedisServer } from './support/redis.js'
 import { skippedHere } from './support/servers.js'
-import { CHILD_ROOM } from './support/processes.js'
+import { ROOM } from './support/processes.js'
 
 const canRun = await redisServerOrSkip('the Redis Cluster tests', 'test/redis-cluster.test.ts')
 
@@ -24,9 +24,9 @@ if (cluster !== undefined) {
 
   runAdapterConformance({
     name: 'redis cluster (3 masters)',
-    create: (context) => redisAdapter(options, context),
+    create: (context) => redisAdapter({ ...options, ...ROOM }, context),
     capabilities: { shared: true, atomic: true, realClock: true },
-    processConfig: { type: 'redis', ...options, keyPrefix: runPrefix, ...CHILD_ROOM },
+    processConfig: { type: 'redis', ...options, keyPrefix: runPrefix, ...ROOM },
   })
 
   describe('redis cluster: every master', () => {

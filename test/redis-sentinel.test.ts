@@ -9,7 +9,7 @@ import { redisAdapter } from '../adapters/redis/index.js'
 import { createCache } from '../src/singleton.js'
 import { runAdapterConformance } from '../src/testing/index.js'
 import { redisServerOrSkip, startSentinel } from './support/redis.js'
-import { CHILD_ROOM } from './support/processes.js'
+import { ROOM } from './support/processes.js'
 
 const canRun = await redisServerOrSkip('the Redis Sentinel tests', 'test/redis-sentinel.test.ts')
 
@@ -22,9 +22,9 @@ if (setup !== undefined) {
 
   runAdapterConformance({
     name: 'redis sentinel',
-    create: (context) => redisAdapter(options, context),
+    create: (context) => redisAdapter({ ...options, ...ROOM }, context),
     capabilities: { shared: true, atomic: true, realClock: true },
-    processConfig: { type: 'redis', ...options, keyPrefix: runPrefix, ...CHILD_ROOM },
+    processConfig: { type: 'redis', ...options, keyPrefix: runPrefix, ...ROOM },
   })
 
   it('writes through the sentinel land on the master it names', async () => {

@@ -9,15 +9,13 @@ import { benchPeer, benchPeerPath, type KeyvSqliteClass } from '../support/bench
 import { uniqueTableName } from '../support/prefix.js'
 import { freePort, RedisServer, redisServerOrSkip } from '../support/redis.js'
 import { POSTGRES_URL, postgresOrSkip } from '../support/sql.js'
+import { ROOM } from '../support/processes.js'
 
 const NOT_ATOMIC = { atomic: false, realClock: false } as const
-/**
- * The bridge's commandTimeout counts an operation's wait for its key's turn, so the suite's 200 concurrent
- * `inc` of one key must all end within it: 400 round trips one after another, which a loaded machine does
- * not finish in the default 1 s. The suite checks atomicity, not latency (keyv-timeout.test.ts checks the
- * timeout), so the stores on disk and on servers get room.
- */
-const ROOM = { commandTimeout: '30s' } as const
+// The bridge's commandTimeout counts an operation's wait for its key's turn, so the suite's 200 concurrent
+// `inc` of one key must all end within it: 400 round trips one after another, which a loaded machine does
+// not finish in the default 1 s. The suite checks atomicity, not latency (keyv-timeout.test.ts checks the
+// timeout), so the stores on disk and on servers get ROOM.
 
 // A Map lives in one process and serves one cache, so each cache gets its own.
 runAdapterConformance({

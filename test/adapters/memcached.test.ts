@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { memcachedDefinition } from '../../adapters/memcached/definition.js'
 import { runAdapterConformance } from '../../src/testing/index.js'
 import { memcachedOrSkip, MemcachedServer } from '../support/memcached.js'
-import { CHILD_ROOM } from '../support/processes.js'
+import { ROOM } from '../support/processes.js'
 
 if (await memcachedOrSkip('the memcached conformance suite')) {
   // A server of this file's own. -I 4m: the suite stores 1 MiB values, and memcached's default item limit
@@ -12,9 +12,9 @@ if (await memcachedOrSkip('the memcached conformance suite')) {
   const options = { servers: [server.address] }
   runAdapterConformance({
     name: `memcached (${server.address})`,
-    create: (context) => factory(options, context),
+    create: (context) => factory({ ...options, ...ROOM }, context),
     capabilities: { shared: true, atomic: true, realClock: false, listKeys: false },
-    processConfig: { type: 'memcached', servers: [server.address], keyPrefix: `ck-conf:${randomBytes(6).toString('hex')}:`, ...CHILD_ROOM },
+    processConfig: { type: 'memcached', servers: [server.address], keyPrefix: `ck-conf:${randomBytes(6).toString('hex')}:`, ...ROOM },
     cleanup: () => server.stop(),
   })
 }

@@ -4,7 +4,7 @@ import { runAdapterConformance } from '../../src/testing/index.js'
 import { uniquePrefix } from '../support/prefix.js'
 import { guardSharedRedis, REDIS_URL, redisOrSkip } from '../support/redis.js'
 import { skippedHere } from '../support/servers.js'
-import { CHILD_ROOM } from '../support/processes.js'
+import { ROOM } from '../support/processes.js'
 
 // Each run under its own prefix, so that runs (and other users of the server) never collide.
 const runPrefix = uniquePrefix('redis-conformance')
@@ -13,9 +13,9 @@ if (await redisOrSkip('the redis conformance suite')) {
   guardSharedRedis('redis-conformance')
   runAdapterConformance({
     name: `redis (${REDIS_URL})`,
-    create: (context) => redisAdapter({ url: REDIS_URL }, context),
+    create: (context) => redisAdapter({ url: REDIS_URL, ...ROOM }, context),
     capabilities: { shared: true, atomic: true, realClock: true },
-    processConfig: { type: 'redis', url: REDIS_URL, keyPrefix: runPrefix, ...CHILD_ROOM },
+    processConfig: { type: 'redis', url: REDIS_URL, keyPrefix: runPrefix, ...ROOM },
     cleanup: async () => {
       const cache = createCache({ type: 'redis', url: REDIS_URL, keyPrefix: runPrefix })
       await cache.clear()
