@@ -4,7 +4,7 @@
  * Express, Hono and Fastify alike, every client getting the same body. The control, `singleFlight: false`,
  * runs it more than once. The runs are counted in the backend itself, by `inc`.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Cache } from '../src/cache.js'
 import { createCache } from '../src/singleton.js'
+import { startPortsChild, stopChildren } from './support/port-children.js'
 
 const WORKERS = 4
 const CLIENTS = 20
@@ -25,41 +26,14 @@ const root = mkdtempSync(join(tmpdir(), 'cachekit-http-workers-'))
 const path = join(root, 'cache.sqlite')
 
 function start(env: Record<string, string>): { children: ChildProcess[]; ready: Promise<Worker[]> } {
-  const children: ChildProcess[] = []
+  const started = Array.from({ length: WORKERS }, () => startPortsChild(FIXTURE, env, 'an HTTP worker'))
   const ready = Promise.all(
-    Array.from({ length: WORKERS }, () => {
-      const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-      children.push(child)
-      return new Promise<Worker>((resolve, reject) => {
-        let out = ''
-        const onData = (chunk: Buffer) => {
-          out += chunk.toString('utf8')
-          const ports = /^PORTS (\{.*\})$/m.exec(out)?.[1]
-          if (ports === undefined) return
-          const parsed = JSON.parse(ports) as Record<Framework, number>
-          resolve(Object.fromEntries(FRAMEWORKS.map((f) => [f, `http://127.0.0.1:${parsed[f]}`])) as Worker)
-        }
-        child.stdout?.on('data', onData)
-        child.stderr?.on('data', onData)
-        child.once('exit', (code, signal) => reject(new Error(`an HTTP worker exited (${signal ?? code}) before listening:\n${out}`)))
-      })
+    started.map(async ({ ports }) => {
+      const parsed = await ports
+      return Object.fromEntries(FRAMEWORKS.map((f) => [f, `http://127.0.0.1:${parsed[f]}`])) as Worker
     }),
   )
-  return { children, ready }
-}
-
-async function stop(children: ChildProcess[]): Promise<void> {
-  await Promise.all(
-    children.map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve()
-          child.once('exit', () => resolve())
-          child.kill('SIGTERM')
-          setTimeout(() => child.kill('SIGKILL'), 3000).unref()
-        }),
-    ),
-  )
+  return { children: started.map(({ child }) => child), ready }
 }
 
 describe(`cached responses on SQLite, ${WORKERS} worker processes`, () => {
@@ -74,7 +48,7 @@ describe(`cached responses on SQLite, ${WORKERS} worker processes`, () => {
     counts = createCache({ type: 'sqlite', path, keyPrefix: 'app:' })
   }, 60_000)
   afterAll(async () => {
-    await stop(children)
+    await stopChildren(children)
     await counts?.close()
     rmSync(root, { recursive: true, force: true })
   })

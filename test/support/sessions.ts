@@ -2,8 +2,9 @@
  * Test support for sessions: a browser's cookie jar over real HTTP (fetch, one fresh connection per request),
  * and worker processes of test/fixtures/session-server.ts sharing one backend.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { startPortsChild, stopChildren } from './port-children.js'
 
 /** One cookie as a browser keeps it: its value, and the attributes it came with. */
 export interface StoredCookie {
@@ -90,39 +91,13 @@ const FIXTURE = fileURLToPath(new URL('../fixtures/session-server.ts', import.me
 
 /** Start `count` workers with `env` added; resolves once every one listens. */
 export async function startWorkers(count: number, env: Record<string, string>): Promise<{ workers: SessionWorker[]; stop: () => Promise<void> }> {
-  const children: ChildProcess[] = []
-  const stop = async () => {
-    await Promise.all(
-      children.map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve()
-            child.once('exit', () => resolve())
-            child.kill('SIGTERM')
-            setTimeout(() => child.kill('SIGKILL'), 3000).unref()
-          }),
-      ),
-    )
-  }
+  const started = Array.from({ length: count }, () => startPortsChild(FIXTURE, env, 'a session worker'))
+  const stop = () => stopChildren(started.map(({ child }) => child))
   try {
     const workers = await Promise.all(
-      Array.from({ length: count }, () => {
-        const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-        children.push(child)
-        return new Promise<SessionWorker>((resolve, reject) => {
-          let out = ''
-          const onData = (chunk: Buffer) => {
-            out += chunk.toString('utf8')
-            const ports = /^PORTS (\{.*\})$/m.exec(out)?.[1]
-            if (ports !== undefined) {
-              const { express, hono } = JSON.parse(ports) as { express: number; hono: number }
-              resolve({ express: `http://127.0.0.1:${express}`, hono: `http://127.0.0.1:${hono}`, process: child })
-            }
-          }
-          child.stdout?.on('data', onData)
-          child.stderr?.on('data', onData)
-          child.once('exit', (code, signal) => reject(new Error(`a session worker exited (${signal ?? code}) before listening:\n${out}`)))
-        })
+      started.map(async ({ child, ports }) => {
+        const { express, hono } = await ports
+        return { express: `http://127.0.0.1:${express}`, hono: `http://127.0.0.1:${hono}`, process: child }
       }),
     )
     return { workers, stop }
