@@ -2,6 +2,8 @@
 import { Cacheable } from 'cacheable'
 import { createCache as createCacheManager } from 'cache-manager'
 import Keyv from 'keyv'
+import { BentoCache, bentostore } from 'bentocache'
+import { memoryDriver } from 'bentocache/drivers/memory'
 import { createCache, type CacheConfig } from '../src/index.js'
 import { findAdapter } from '../src/registry.js'
 import type { Contestant } from './harness.js'
@@ -65,4 +67,20 @@ export function keyvPeers(label: string | undefined, store: (name: string) => Ke
       close: () => manager.disconnect(),
     },
   ]
+}
+
+/**
+ * bentocache's memory tier alone (its L1, no L2): what a read of a value held in memory costs there, beside
+ * cachekit's `l1` hit. Its Redis driver needs ioredis (not installed), so no L2 behind it.
+ */
+export function bentoL1(name = 'bentocache (L1)'): Contestant {
+  const bento = new BentoCache({ default: 'm', stores: { m: bentostore().useL1Layer(memoryDriver({ maxItems: 10_000 })) } })
+  return {
+    name,
+    role: 'peer',
+    get: (k) => bento.get({ key: k }),
+    set: (k, v) => bento.set({ key: k, value: v, ttl: TTL_MS }),
+    getOrSet: (k, f) => bento.getOrSet({ key: k, factory: f, ttl: TTL_MS }),
+    close: () => bento.disconnectAll(),
+  }
 }

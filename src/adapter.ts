@@ -139,6 +139,18 @@ export interface CacheAdapter {
    * SQLite: `DELETE ... WHERE key = ? AND value = ?`; Redis: a one-line Lua script; filesystem: under its lock.
    */
   deleteIfEquals?(key: string, value: Payload, timeout?: Milliseconds): Awaitable<boolean>
+  /**
+   * Optional: the value and expiry of a live key in one read (`undefined` for a miss), for the memory tier,
+   * which must not keep an entry past its expiry in the backend. Without it the tier asks `get` and
+   * `expiresAt` side by side.
+   */
+  getEntry?(key: string, timeout?: Milliseconds): Awaitable<{ value: Payload; expiresAt: ExpiresAt } | undefined>
+  /**
+   * Optional: the channel through which this process learns of every change to keys under `prefix`, made
+   * by any process (see {@link InvalidationChannel}). A backend without one can still have a memory tier,
+   * bounded by its `ttl` alone.
+   */
+  invalidations?(prefix: string, options: { staleness: Milliseconds }): InvalidationChannel
   /** Remove expired entries now; returns how many were removed (when the backend can tell). */
   purgeExpired(): Awaitable<number>
   /** Release connections, timers and handles. Called once. */
@@ -175,4 +187,31 @@ export function samePayload(a: Payload, b: Payload): boolean {
   if (typeof a === 'string' && typeof b === 'string') return a === b
   const bytes = (p: Payload) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p.buffer, p.byteOffset, p.byteLength))
   return bytes(a).equals(bytes(b))
+}
+
+/** What an invalidation channel tells the memory tier. */
+export interface InvalidationListener {
+  /** These full keys changed (written, deleted, expired): drop them. */
+  invalidate(keys: readonly string[]): void
+  /** Changes may have been missed (a log truncated past what this process read, `FLUSHALL`): drop everything. */
+  flush(): void
+  /** The channel went down (`up` false: stop using the tier, it cannot be kept right) or came back. */
+  state(up: boolean, reason: string): void
+}
+
+/**
+ * A backend's channel of changes for the memory tier. It must report every change by any process,
+ * including processes without a tier, or say that it cannot (`state(false)`): the tier is then bypassed.
+ * It reports `state(true)` once it is listening; until then the tier is not used.
+ */
+export interface InvalidationChannel {
+  /** `'push'`: the server sends changes as they happen (Redis); `'poll'`: read on a timer every `staleness`. */
+  readonly kind: 'push' | 'poll'
+  start(listener: InvalidationListener): void
+  /**
+   * Optional, for a channel read on a timer: called before the tier answers a read, it reads the channel
+   * now if its last read is older than `staleness` (a timer can run late on a busy event loop).
+   */
+  check?(): void
+  close(): Awaitable<void>
 }

@@ -22,6 +22,8 @@ import { BOOKKEEPING, ENGINE, type Engine, type Outcome } from './engine.js'
 import { deleteMemoized, memoize, memoized, type Memoized, type MemoizedDecorator, type MemoizeOptions } from './memoize/index.js'
 import { checkTags, isTagged, newVersion, refuseTags, resolveSetOptions, stampHolds, TAG_EPOCH_BUCKETS, TAG_KEY_PREFIX, tagBucket, unwrapTagged, versionText, wrapTagged, type SetOptions, type TagRead, type TagStamp } from './tags.js'
 import { describeLoneSurrogate, isWellFormed, WELL_FORMED_FIX } from './well-formed.js'
+import { freezeDeep, type TierEntry } from './tier/store.js'
+import { tieredAdapter, type L1Stats, type Tier } from './tier/tiered.js'
 
 /** The longest key accepted, in UTF-16 code units (the prefix not counted). */
 export const MAX_KEY_LENGTH = 65_536
@@ -39,6 +41,8 @@ export interface CacheStats {
   errors: number
   /** hits / (hits + misses), or 0 before the first read. */
   hitRate: number
+  /** The memory tier's counters, when `l1` is on (see docs/tiered.md). */
+  l1?: L1Stats
 }
 
 /** A factory for `getOrSet`: its result is stored unless it is `undefined`. */
@@ -58,6 +62,8 @@ interface Core {
   readonly inflight: Map<string, Promise<unknown>>
   /** Invalidations this process made, counted per bucket of tags (see `Engine.tagEpoch`); made at the first. */
   tagEpochs: Uint32Array | undefined
+  /** The memory tier, when `l1` is on and the backend has loaded. */
+  tier: Tier | undefined
   readonly stats: { hits: number; misses: number; sets: number; deletes: number; errors: number }
 }
 
@@ -198,6 +204,7 @@ export class Cache {
       now: resolved.now,
       inflight: new Map(),
       tagEpochs: undefined,
+      tier: undefined,
       stats: { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 },
     }
     core.loading = (async () => {
@@ -215,6 +222,32 @@ export class Cache {
         checkAdapter(built, true)
         adapter = built
       } else adapter = given ?? (await loadFactory(resolved))(resolved.adapterOptions, context)
+      if (resolved.l1 !== undefined) {
+        const inner = adapter
+        if (!inner.capabilities.shared) {
+          core.built = inner
+          throw new CacheConfigError(
+            `Option \`l1\`: the ${inner.name} backend is not shared between processes, so a memory tier in front of it would only copy it. Leave \`l1\` out` +
+              (inner.name === 'keyv' ? ', or set `shared: true` if the store is one that several processes share.' : '.'),
+            { option: 'l1' },
+          )
+        }
+        core.built = inner
+        const tiered = tieredAdapter(inner, resolved.l1, {
+          now: resolved.now,
+          prefix: resolved.keyPrefix,
+          warn: (message) => emitter.warnOnce(message),
+          onState: (up, reason) => {
+            emitter.emit('l1', up ? 'restored' : 'bypassed', reason)
+            if (!up) {
+              core.stats.errors++
+              emitter.emitError(new CacheBackendError(`The memory tier (l1) is bypassed until its invalidation channel is back: ${reason}`), { op: 'l1' })
+            }
+          },
+        })
+        core.tier = tiered.tier
+        adapter = tiered
+      }
       core.built = adapter
       try {
         await adapter.ready?.()
@@ -288,7 +321,24 @@ export class Cache {
   }
 
   /** The value at `key`, counted and emitted by the caller, as one command of a call with a deadline when `budget` is given. */
-  async #read<T>(core: Core, key: string, budget: Budget | undefined): Promise<T | undefined> {
+  async #read<T>(core: Core, key: string, budget: Budget | undefined, fresh = false): Promise<T | undefined> {
+    const tier = core.tier
+    if (fresh && tier !== undefined) {
+      let payload: Payload | undefined
+      try {
+        payload = await tier.fresh(this.#full(core, key), budget?.timeout('get', key))
+      } catch (error) {
+        return this.#failIn(budget, core, 'get', key, error, undefined)
+      }
+      if (payload === undefined) return undefined
+      if (isTagged(payload)) return (await this.#open<T>(core, [key], [payload], budget, undefined))[0]
+      return this.#decode<T>(core, key, payload)
+    }
+    if (tier !== undefined) {
+      // A hit on a value decoded before: no round trip and no decode.
+      const entry = tier.lookup(this.#full(core, key))
+      if (entry !== undefined) return this.#fromTier<T>(core, tier, key, entry)
+    }
     let payload: Payload | undefined
     // Inline rather than through #send, as on every hot path: a closure per call costs more than the call.
     try {
@@ -298,7 +348,27 @@ export class Cache {
     }
     if (payload === undefined) return undefined
     if (isTagged(payload)) return (await this.#open<T>(core, [key], [payload], budget, undefined))[0]
+    if (tier !== undefined) {
+      const entry = tier.peek(this.#full(core, key))
+      if (entry !== undefined && entry.payload === payload) return this.#fromTier<T>(core, tier, key, entry)
+    }
     return this.#decode<T>(core, key, payload)
+  }
+
+  /**
+   * The value of an untagged entry of the memory tier: the one frozen value once decoded (`l1.values`
+   * 'frozen', for a value a freeze protects), else a copy decoded from its payload.
+   */
+  #fromTier<T>(core: Core, tier: Tier, key: string, entry: TierEntry): T | undefined {
+    if (entry.state === 1) return entry.value as T
+    const value = this.#decode<T>(core, key, entry.payload)
+    if (entry.state === 0 && value !== undefined) {
+      if (tier.settings.values === 'frozen' && freezeDeep(value)) {
+        entry.value = value
+        entry.state = 1
+      } else entry.state = 2
+    }
+    return value
   }
 
   /** Values in the order of `keys`; `undefined` for each miss. */
@@ -320,9 +390,15 @@ export class Cache {
       return this.#failIn(budget, core, 'getMany', keys[0], error, keys.map(() => undefined))
     }
     for (const payload of payloads) if (payload !== undefined && isTagged(payload)) return this.#open<T>(core, keys, payloads, budget, undefined)
+    const tier = core.tier
     return keys.map((key, i) => {
       const payload = payloads[i]
-      return payload === undefined ? undefined : this.#decode<T>(core, key, payload)
+      if (payload === undefined) return undefined
+      if (tier !== undefined) {
+        const entry = tier.peek(this.#full(core, key))
+        if (entry !== undefined && entry.payload === payload) return this.#fromTier<T>(core, tier, key, entry)
+      }
+      return this.#decode<T>(core, key, payload)
     })
   }
 
@@ -751,10 +827,11 @@ export class Cache {
       keyPrefix: this.keyPrefix,
       ...core.stats,
       hitRate: hits + misses === 0 ? 0 : hits / (hits + misses),
+      ...(core.tier === undefined ? {} : { l1: core.tier.stats() }),
     }
   }
 
-  /** Listen to `'error'`, `'hit'`, `'miss'`, `'set'`, `'delete'`, `'corrupt'` or `'warning'`. */
+  /** Listen to `'error'`, `'hit'`, `'miss'`, `'set'`, `'delete'`, `'corrupt'`, `'warning'` or `'l1'`. */
   on<E extends CacheEventName>(event: E, listener: CacheListener<E>): this {
     this.#root.emitter.on(event, listener as (...args: unknown[]) => void)
     return this
@@ -807,6 +884,7 @@ export class Cache {
       inflight: core.inflight,
       budget: () => this.#budget(core),
       get: (key, budget) => this.#read(core, key, budget),
+      getFresh: (key, budget) => this.#read(core, key, budget, true),
       getMany: (keys, budget) => this.#readMany(core, keys, budget),
       set: (key, value, ttl, budget, stamp) => this.#write(core, key, value, ttl, budget, undefined, stamp),
       readTagged: (keys, tags, budget) => this.#readTagged(core, keys, tags, budget),

@@ -48,6 +48,11 @@ export interface Engine {
   /** The deadline of a call that starts now (see `src/budget.ts`). */
   budget(): Budget
   get<T>(key: string, budget: Budget): Promise<T | undefined>
+  /**
+   * As `get`, but the backend's own answer, around the memory tier (`l1`) when there is one: for a read that
+   * must see another process's write at once (a session, a logout's mark).
+   */
+  getFresh<T>(key: string, budget: Budget): Promise<T | undefined>
   getMany<T>(keys: readonly string[], budget: Budget): Promise<(T | undefined)[]>
   /** Store `value`; with `stamp`, as a tagged entry carrying those versions of its tags. */
   set(key: string, value: unknown, ttl: Duration | undefined, budget: Budget, stamp?: TagRead): Promise<boolean>

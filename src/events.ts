@@ -20,6 +20,11 @@ export interface CacheEvents {
   corrupt: [key: string | undefined, detail: string]
   /** Something the operator should know once (an unbounded memory cache, a memory cache in a cluster). */
   warning: [message: string]
+  /**
+   * The memory tier (`l1`) stopped being used because its invalidation channel went down (`'bypassed'`:
+   * it was flushed, and every read goes to the backend), or is used again (`'restored'`).
+   */
+  l1: [state: 'bypassed' | 'restored', reason: string]
 }
 
 export type CacheEventName = keyof CacheEvents

@@ -72,6 +72,8 @@ export class Connection {
   /** Names the server(s) in messages, password hidden, e.g. `Redis at redis://127.0.0.1:6379`. */
   readonly where: string
   readonly isCluster: boolean
+  /** Reached through Sentinel, which moves the master on a failover. */
+  readonly isSentinel: boolean
   /** Commands whose string replies are strings. */
   readonly text: Commands
   /** Commands whose string replies are Buffers, for payloads that may be bytes. */
@@ -98,6 +100,7 @@ export class Connection {
   constructor(options: RedisAdapterOptions, connectTimeout: number, onLost: (error: Error) => void) {
     this.connectTimeout = connectTimeout
     this.#onLost = onLost
+    this.isSentinel = options.sentinel !== undefined
     const socket = { connectTimeout, reconnectStrategy: reconnectDelay }
     const ways = (['url', 'client', 'cluster', 'sentinel'] as const).filter((o) => options[o] !== undefined)
     if (ways.length > 1) {
@@ -282,6 +285,15 @@ export class Connection {
   slotGroups(keys: string[]): string[][] {
     if (!this.isCluster) return [keys]
     return [...this.#keyv.getSlotMap!(keys).values()]
+  }
+
+  /**
+   * A new connection to the same server with the same options (credentials, TLS), for the memory tier's
+   * invalidations: it does not reconnect by itself (its owner starts a new one, and knows it was lost).
+   */
+  duplicate(): Driver & { clientId(): Promise<number>; sendCommand(args: string[]): Promise<unknown>; subscribe(channel: string, listener: (message: unknown) => void): Promise<void>; ping(): Promise<string> } {
+    const d = this.#driver as unknown as { duplicate(overrides: object): never; options?: { socket?: object } }
+    return d.duplicate({ socket: { ...(d.options?.socket ?? {}), connectTimeout: this.connectTimeout, reconnectStrategy: false }, disableOfflineQueue: true })
   }
 
   /** Listener counts on the driver, for the tests that check they stay flat across outages. */

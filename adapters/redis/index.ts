@@ -8,6 +8,7 @@ import {
 } from '../../src/adapter.js'
 import { CacheConfigError, CacheError } from '../../src/errors.js'
 import { durationOption } from '../../src/duration.js'
+import { trackingChannel } from './tracking.js'
 import { Connection, type Commands } from './connection.js'
 import type { RedisAdapterOptions } from './definition.js'
 import { Deadlines } from './deadlines.js'
@@ -199,6 +200,26 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
     ready: () => conn.ready(),
 
     get: (key, timeout) => send(() => reader.get(key), orUndefined, undefined, timeout),
+
+    // GET and PTTL written together: one round trip. A change between them is reported by the channel.
+    getEntry: (key, timeout) =>
+      send(
+        () => Promise.all([reader.get(key), client.pTTL(key)]),
+        ([value, ms]) => (value === null || ms === -2 ? undefined : { value, expiresAt: ms === -1 ? null : now() + ms }),
+        undefined,
+        timeout,
+      ),
+
+    invalidations(prefix) {
+      if (conn.isCluster || conn.isSentinel) {
+        throw new CacheConfigError(
+          `Option \`l1\`: the memory tier is not available on ${conn.isCluster ? 'Redis Cluster' : 'Redis Sentinel'} yet (its invalidations would have to follow ` +
+            `${conn.isCluster ? 'every master' : 'each failover'}). Leave \`l1\` out, or use it with a single Redis server.`,
+          { option: 'l1' },
+        )
+      }
+      return trackingChannel(conn, prefix)
+    },
 
     async getMany(keys, timeout) {
       const all = [...keys]

@@ -6,6 +6,7 @@
 import type { AdapterContext, AdapterEntry, CacheAdapter, ExpiresAt, Payload } from '../../src/adapter.js'
 import { CacheBackendError } from '../../src/errors.js'
 import { busyRetry } from './busy.js'
+import { changeLogChannel } from './changes.js'
 import { loadSqliteDriver, type SqliteConnection, type SqliteDriverName } from './driver.js'
 import { housekeeping } from './housekeeping.js'
 import { openDatabase } from './open.js'
@@ -86,6 +87,20 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
     get(key) {
       const s = statements()
       return attempt(() => s.get.get(key, now()) as Payload | undefined)
+    },
+    getEntry(key) {
+      const s = statements()
+      return attempt(() => s.getRow.get(key, now()) as { value: Payload; expiresAt: ExpiresAt } | undefined)
+    },
+    invalidations(prefix, { staleness }) {
+      return changeLogChannel({
+        connection: () => db ?? notOpen(),
+        table: settings.table,
+        prefix,
+        staleness,
+        isClosed,
+        where,
+      })
     },
     getMany(keys) {
       const s = statements()

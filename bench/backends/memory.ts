@@ -1,8 +1,6 @@
-import { BentoCache, bentostore } from 'bentocache'
-import { memoryDriver } from 'bentocache/drivers/memory'
 import { LRUCache } from 'lru-cache'
 import type { BenchBackend, Contestant } from '../harness.js'
-import { cachekit, keyvPeers, TTL_MS } from '../peers.js'
+import { bentoL1, cachekit, keyvPeers, TTL_MS } from '../peers.js'
 
 /** lru-cache, as cachekit's memory adapter uses it: values kept as they are, a TTL per entry. */
 function raw(): Contestant {
@@ -25,24 +23,12 @@ function raw(): Contestant {
   }
 }
 
-function bento(): Contestant {
-  const bento = new BentoCache({ default: 'm', stores: { m: bentostore().useL1Layer(memoryDriver({ maxItems: 10_000 })) } })
-  return {
-    name: 'bentocache',
-    role: 'peer',
-    get: (k) => bento.get({ key: k }),
-    set: (k, v) => bento.set({ key: k, value: v, ttl: TTL_MS }),
-    getOrSet: (k, f) => bento.getOrSet({ key: k, factory: f, ttl: TTL_MS }),
-    close: () => bento.disconnectAll(),
-  }
-}
-
 export const memory: BenchBackend = {
   name: 'memory',
   inflight: [1],
   batch: 200,
   async open() {
-    return [...(await cachekit('memory', { type: 'memory' })), raw(), ...keyvPeers(undefined, () => undefined), bento()]
+    return [...(await cachekit('memory', { type: 'memory' })), raw(), ...keyvPeers(undefined, () => undefined), bentoL1('bentocache')]
   },
   notes: ['memory: one process; cachekit and the peers copy values in and out (cachekit encodes them), raw lru-cache keeps references.'],
 }

@@ -2,7 +2,7 @@ import KeyvRedis from '@keyv/redis'
 import { createClient } from '@redis/client'
 import { randomUUID } from 'node:crypto'
 import type { BenchBackend, Contestant } from '../harness.js'
-import { cachekit, keyvPeers, TTL_MS } from '../peers.js'
+import { bentoL1, cachekit, keyvPeers, TTL_MS } from '../peers.js'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
@@ -53,6 +53,8 @@ export const redis: BenchBackend = {
   async open() {
     return [
       ...(await cachekit('redis', { type: 'redis', url: REDIS_URL, keyPrefix: `${run}cachekit:` })),
+      ...(await cachekit('redis', { type: 'redis', url: REDIS_URL, keyPrefix: `${run}cachekit-l1:`, l1: true }, 'cachekit + l1')),
+      bentoL1(),
       await raw(`${run}raw:`),
       ...keyvPeers('@keyv/redis', (name) => new KeyvRedis(REDIS_URL, { namespace: `${run}${name}` }) as never),
     ]

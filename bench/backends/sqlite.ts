@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { loadSqliteDriver, type SqliteDriverName } from '../../adapters/sqlite/index.js'
 import type { BenchBackend, Contestant } from '../harness.js'
-import { cachekit, keyvPeers, TTL_MS } from '../peers.js'
+import { bentoL1, cachekit, keyvPeers, TTL_MS } from '../peers.js'
 import { tempDir } from './tmp.js'
 
 /** The part of better-sqlite3's and node:sqlite's APIs the raw contestant uses: they share it. */
@@ -87,6 +87,10 @@ export const sqlite: BenchBackend = {
     for (const driver of here) {
       contestants.push(...(await cachekit('sqlite', { type: 'sqlite', driver, url: `sqlite:${join(dir, `cachekit-${driver}.sqlite`)}` }, `cachekit (${LABELS[driver]})`)))
     }
+    // The memory tier in front of the default driver, and for scale the memory backend and bentocache's L1.
+    contestants.push(...(await cachekit('sqlite', { type: 'sqlite', url: `sqlite:${join(dir, 'cachekit-l1.sqlite')}`, l1: true }, 'cachekit + l1')))
+    contestants.push(...(await cachekit('memory', { type: 'memory' }, 'cachekit memory')).map((c): Contestant => ({ ...c, role: 'peer' })))
+    contestants.push(bentoL1())
     for (const driver of here) contestants.push(raw(driver, join(dir, `raw-${driver}.sqlite`)))
     contestants.push(...keyvPeers('@keyv/sqlite', (name) => new KeyvSqlite(`sqlite://${join(dir, `${name}.sqlite`)}`) as never))
     return contestants

@@ -7,6 +7,7 @@ import { adapterDefinitions, findAdapter } from '../registry.js'
 import { COMMON_ENV, EMBEDDED_DEFAULT, type AdapterOptions, type CommonOptions } from './options.js'
 import { definitionFor, definitionForUrl, resolveConfig } from './resolve.js'
 import { showValue } from './show.js'
+import { takeL1FromUrl } from '../tier/options.js'
 
 function envError(variable: string, value: string, what: string): CacheConfigError {
   return new CacheConfigError(`Environment variable ${variable}=${showValue(value)} is not ${what}.`, { option: variable })
@@ -124,6 +125,21 @@ export function configFromEnv(
     else if (['0', 'false', 'no', 'off'].includes(v)) config.failOpen = false
     else throw envError('CACHE_FAIL_OPEN', failOpen, 'a boolean (true/false, 1/0, yes/no, on/off)')
   }
+  const l1 = get('CACHE_L1')
+  const l1Options: Record<string, unknown> = {}
+  for (const [variable, option] of [['CACHE_L1_THRESHOLD', 'threshold'], ['CACHE_L1_MAX_BYTES', 'maxBytes'], ['CACHE_L1_TTL', 'ttl'], ['CACHE_L1_STALENESS', 'staleness']] as const) {
+    const v = get(variable)
+    if (v === undefined) continue
+    if (option === 'threshold' && !/^\d+$/.test(v)) throw envError(variable, v, 'an integer >= 1')
+    l1Options[option] = option === 'threshold' || /^\d+$/.test(v) ? Number(v) : v
+  }
+  if (l1 !== undefined) {
+    const v = l1.toLowerCase()
+    if (['1', 'true', 'yes', 'on'].includes(v)) config.l1 = Object.keys(l1Options).length === 0 ? true : l1Options
+    else if (['0', 'false', 'no', 'off'].includes(v)) {
+      if (Object.keys(l1Options).length > 0) ignored.push(...Object.keys(l1Options).map((o) => `CACHE_L1_${o === 'maxBytes' ? 'MAX_BYTES' : o.toUpperCase()}`))
+    } else throw envError('CACHE_L1', l1, 'a boolean (true/false, 1/0, yes/no, on/off)')
+  } else if (Object.keys(l1Options).length > 0) config.l1 = l1Options
   resolveConfig(config)
   if (ignored.length > 0) (options.warn ?? ((m: string) => console.warn(`cachekit: ${m}`)))(ignoredMessage(ignored, chosen, type !== undefined ? 'CACHE_TYPE' : url !== undefined ? 'CACHE_URL' : undefined))
   return config
@@ -134,7 +150,7 @@ function saysOtherwise(def: AdapterDefinition, url: string, option: string, valu
   if (option === 'url') return value !== url
   let fromUrl: Record<string, unknown>
   try {
-    fromUrl = def.fromUrl?.(url) ?? {}
+    fromUrl = def.fromUrl?.(takeL1FromUrl(url).url) ?? {}
   } catch {
     return false // the URL's own error is reported by the validation that follows
   }
@@ -144,13 +160,14 @@ function saysOtherwise(def: AdapterDefinition, url: string, option: string, valu
 function ignoredMessage(names: string[], chosen: AdapterDefinition | undefined, by: string | undefined): string {
   const list = names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`
   const verb = names.length === 1 ? 'is' : 'are'
-  const backends = names.filter((n) => n !== 'CACHE_DEFAULT_TIMEOUT')
+  const backends = names.filter((n) => n !== 'CACHE_DEFAULT_TIMEOUT' && !n.startsWith('CACHE_L1_'))
   const reasons: string[] = []
   if (backends.length > 0) {
     const source = by === undefined ? 'the embedded default' : `from ${by}`
     reasons.push(`the backend is ${chosen?.type ?? 'another'} (${source}), which does not read ${backends.length === 1 ? 'it' : 'them'}`)
   }
   if (names.includes('CACHE_DEFAULT_TIMEOUT')) reasons.push('CACHE_DEFAULT_TTL is set and wins over CACHE_DEFAULT_TIMEOUT')
+  if (names.some((n) => n.startsWith('CACHE_L1_'))) reasons.push('CACHE_L1 turns the memory tier off')
   return `${list} ${verb} set but ignored: ${reasons.join('; ')}. Unset ${names.length === 1 ? 'it' : 'them'} to silence this.`
 }
 

@@ -5,6 +5,7 @@ import type { AdapterContext, CacheAdapter } from '../adapter.js'
 import type { SerializerOption } from '../codec.js'
 import type { OptionKind } from '../definition.js'
 import type { Duration } from '../duration.js'
+import type { L1Option } from '../tier/options.js'
 
 /** Options every cache has, whatever its backend. */
 export interface CommonOptions {
@@ -63,6 +64,16 @@ export interface CommonOptions {
    * @default Date.now
    */
   now?: () => number
+  /**
+   * A memory tier in this process in front of a shared backend (SQLite, Redis; memcached and the keyv
+   * bridge bounded by `l1.ttl` alone): reads of values read before cost no round trip and no decode, and
+   * other processes' writes reach it through the backend's invalidation channel. `true` for the defaults,
+   * or options (see docs/tiered.md).
+   *
+   * @example cache.init({ type: 'redis', url, l1: { threshold: 50_000, maxBytes: '64mb', ttl: '1m' } })
+   * @default false
+   */
+  l1?: L1Option
 }
 
 /** The option every backend with a URL scheme reads. */
@@ -118,7 +129,8 @@ export const COMMON_KINDS: Readonly<Record<keyof CommonOptions, OptionKind>> = {
   operationTimeout: 'duration',
   serializer: 'any',
   now: 'function',
+  l1: 'any',
 }
 
 /** Environment variables read by `configFromEnv`, beside each backend's own. */
-export const COMMON_ENV: readonly string[] = ['CACHE_URL', 'CACHE_TYPE', 'CACHE_DEFAULT_TTL', 'CACHE_DEFAULT_TIMEOUT', 'CACHE_KEY_PREFIX', 'CACHE_THRESHOLD', 'CACHE_FAIL_OPEN']
+export const COMMON_ENV: readonly string[] = ['CACHE_URL', 'CACHE_TYPE', 'CACHE_DEFAULT_TTL', 'CACHE_DEFAULT_TIMEOUT', 'CACHE_KEY_PREFIX', 'CACHE_THRESHOLD', 'CACHE_FAIL_OPEN', 'CACHE_L1', 'CACHE_L1_THRESHOLD', 'CACHE_L1_MAX_BYTES', 'CACHE_L1_TTL', 'CACHE_L1_STALENESS']

@@ -10,6 +10,7 @@ import { parseSize, type Size } from '../size.js'
 import { schemeOf } from '../url.js'
 import { describeLoneSurrogate, isWellFormed, WELL_FORMED_FIX } from '../well-formed.js'
 import { checkAdapter } from './check-adapter.js'
+import { checkL1Backend, resolveL1, takeL1FromUrl, type L1Settings } from '../tier/options.js'
 import { COMMON_KINDS, DEFAULTS, type CacheConfig, type CommonOptions } from './options.js'
 import { showValue } from './show.js'
 import { didYouMean } from './suggest.js'
@@ -28,6 +29,8 @@ export interface ResolvedConfig {
   operationTimeout: Milliseconds | undefined
   serializer: SerializerOption
   now: () => number
+  /** The memory tier, when on. */
+  l1: L1Settings | undefined
 }
 
 function adapterTypes(): string[] {
@@ -117,7 +120,17 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
       `A cache config must be an options object or a URL string, not ${showValue(config)}.`,
     )
   }
-  const input = config as Record<string, unknown>
+  let input = config as Record<string, unknown>
+  // The memory tier's URL parameters (`?l1=true&l1.ttl=30s`) are the cache's, not the backend's.
+  let l1Input: unknown = input.l1
+  if (typeof input.url === 'string') {
+    const taken = takeL1FromUrl(input.url)
+    if (taken.l1 !== undefined) {
+      if (input.l1 !== undefined) throw new CacheConfigError('Options `l1` and the URL\'s `l1` parameters both set the memory tier: give one of them.', { option: 'l1' })
+      input = { ...input, url: taken.url }
+      l1Input = taken.l1
+    }
+  }
   const adapter = input.adapter as ResolvedConfig['adapter']
   let def: AdapterDefinition | undefined
   if (typeof input.type === 'string') def = definitionFor(input.type, 'type')
@@ -214,6 +227,9 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     throw new CacheConfigError(`Option \`serializer\` must be 'json', 'v8' or an object with encode and decode, not ${showValue(serializer)}.`, { option: 'serializer' })
   }
 
+  const l1 = resolveL1(l1Input)
+  if (l1 !== undefined && def !== undefined) checkL1Backend(def.type)
+
   return {
     type: def?.type ?? (typeof adapter === 'object' ? adapter.name : undefined) ?? 'custom',
     adapter,
@@ -226,6 +242,7 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     operationTimeout,
     serializer,
     now: (input.now as (() => number) | undefined) ?? DEFAULTS.now,
+    l1,
   }
 }
 
@@ -238,7 +255,7 @@ function checkKeyPrefix(prefix: string): string {
   )
 }
 
-const COMPARED = ['type', 'adapter', 'defaultTtl', 'keyPrefix', 'threshold', 'failOpen', 'operationTimeout', 'serializer', 'now'] as const
+const COMPARED = ['type', 'adapter', 'defaultTtl', 'keyPrefix', 'threshold', 'failOpen', 'operationTimeout', 'serializer', 'now', 'l1'] as const
 
 /**
  * The options in which two resolved configs differ; none means they build the same cache.

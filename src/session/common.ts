@@ -26,10 +26,14 @@ export const DEFAULT_SESSION_PREFIX = 'sess:'
  * The session stored at `id`, or `undefined`. A backend failure is a miss when the cache fails open (the
  * visitor gets a fresh, empty session), else it throws.
  */
-export function readSession<T>(sessions: Cache, id: string): Promise<T | undefined> {
-  // There is no memory tier (l1) yet: this read goes to the backend, so a write by another worker is seen at once.
-  // When the tier comes, this read must go around it.
-  return sessions.get<T>(id)
+export async function readSession<T>(sessions: Cache, id: string): Promise<T | undefined> {
+  // An id that is no valid key gets the public read's error, as before.
+  if (typeof id !== 'string' || id === '' || id.includes(BOOKKEEPING)) return sessions.get<T>(id)
+  // Around the memory tier (l1), to the backend: a login or logout in another worker is seen at once.
+  const engine = await sessions[ENGINE]()
+  const value = await engine.getFresh<T>(id, engine.budget())
+  engine.record(value === undefined ? 'miss' : 'hit', id)
+  return value
 }
 
 /**
@@ -43,10 +47,9 @@ export function readSession<T>(sessions: Cache, id: string): Promise<T | undefin
 export async function saveSession(sessions: Cache, id: string, value: unknown, ttl: Milliseconds): Promise<boolean> {
   if (!(await sessions.set(id, value, ttl))) throw notDone('saved')
   // After the write, not before: a destroy that lands between a check and the write would be undone.
-  // This read goes to the backend too (there is no memory tier yet; when one comes, it must go around it): the
-  // tombstone was written by another worker.
+  // This read goes around the memory tier too: the tombstone was written by another worker.
   const engine = await sessions[ENGINE]()
-  if ((await engine.get(id + TOMBSTONE, engine.budget())) !== undefined) {
+  if ((await engine.getFresh(id + TOMBSTONE, engine.budget())) !== undefined) {
     await sessions.delete(id)
     return false
   }

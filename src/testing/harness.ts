@@ -23,6 +23,11 @@ export interface ConformanceOptions {
    * Required for the multi-process tests of a `shared` adapter.
    */
   processConfig?: Exclude<CacheConfig, string> | string
+  /**
+   * Common options every cache of the suite is opened with, e.g. `{ l1: true }` to run the whole suite
+   * through the memory tier (give `processConfig` the same).
+   */
+  cacheOptions?: Omit<CommonOptions, 'adapter' | 'type' | 'now'>
   /** The `threshold` handed to the adapter. @default 10000 */
   threshold?: number
   /** Run after the whole suite, e.g. to remove a temporary folder. */
@@ -56,7 +61,7 @@ export class Harness {
     // As `init` tells an adapter it builds: payloads may be bytes with any serializer but JSON.
     const bytes = options.serializer !== undefined && options.serializer !== 'json'
     const adapter = await this.#options.create({ now, threshold: this.#options.threshold ?? 10_000, emit: () => {}, bytes })
-    const cache = new Cache().init({ keyPrefix: `ck-test:${randomBytes(6).toString('hex')}:`, now, ...options, adapter })
+    const cache = new Cache().init({ keyPrefix: `ck-test:${randomBytes(6).toString('hex')}:`, now, ...this.#options.cacheOptions, ...options, adapter })
     await cache.ready()
     this.#opened.push(cache)
     return cache

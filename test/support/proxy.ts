@@ -14,12 +14,16 @@ interface Pair {
   upstream: Socket
   /** Answers kept back (hold), in order. */
   held: Buffer[]
+  /** This connection's own mode, over the proxy's (see `setFor`). */
+  mode?: ProxyMode
 }
 
 export class HoldingProxy {
   #server: Server | undefined
   #mode: ProxyMode = { kind: 'pass' }
   readonly #pairs = new Set<Pair>()
+  /** Every connection in the order it was accepted. */
+  readonly #accepted: Pair[] = []
   port = 0
 
   constructor(
@@ -32,6 +36,7 @@ export class HoldingProxy {
       const upstream = connect(this.targetPort, this.targetHost)
       const pair: Pair = { client, upstream, held: [] }
       this.#pairs.add(pair)
+      this.#accepted.push(pair)
       const end = () => {
         this.#pairs.delete(pair)
         client.destroy()
@@ -50,7 +55,7 @@ export class HoldingProxy {
   }
 
   #answer(pair: Pair, chunk: Buffer): void {
-    const mode = this.#mode
+    const mode = pair.mode ?? this.#mode
     if (mode.kind === 'hold' || pair.held.length > 0) {
       pair.held.push(chunk)
       return
@@ -68,6 +73,18 @@ export class HoldingProxy {
       const held = pair.held.splice(0)
       for (const chunk of held) pair.client.write(chunk)
     }
+  }
+
+  /**
+   * The mode of the `index`-th connection accepted (0 the first), whatever the proxy's: to slow one
+   * connection of a client and not another (its command connection, not its invalidation connection).
+   */
+  setFor(index: number, mode: ProxyMode): void {
+    const pair = this.#accepted[index]
+    if (pair === undefined) throw new Error(`the proxy has accepted ${this.#accepted.length} connections, not ${index + 1}`)
+    pair.mode = mode
+    if (mode.kind === 'hold') return
+    for (const chunk of pair.held.splice(0)) pair.client.write(chunk)
   }
 
   /** Connections currently open through the proxy. */

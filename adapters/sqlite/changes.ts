@@ -1,0 +1,130 @@
+/**
+ * The SQLite backend's invalidation channel for the memory tier: a change log that the database itself
+ * writes. Triggers on the cache table append the key of every row inserted, updated or deleted to
+ * `"<table>|changes"`, in the same transaction as the change, whoever makes it (a process with the tier,
+ * one without, the purge, the bound). Each process with the tier reads the rows after the last one it saw,
+ * on a timer every `staleness` and, when a read finds the last look older than that, before answering it:
+ * so another process's write is seen at most `staleness` late (plus a read of the log, ~2 µs when empty).
+ *
+ * The log is kept short: a process that finds it longer than {@link KEEP_ROWS} deletes the older half. A
+ * reader that finds a gap after the last row it saw (it fell behind by more than that) flushes its tier.
+ */
+import type { InvalidationChannel, InvalidationListener } from '../../src/adapter.js'
+import type { SqliteConnection, SqliteStatement } from './driver.js'
+
+/** How many rows of the log are kept at least: a process that falls further behind flushes its tier. */
+export const KEEP_ROWS = 100_000
+/** Rows read per query. */
+const PAGE = 2_000
+
+/** The log's table: a name no cachekit table can have (`|` is refused in none, but quoted it is any name). */
+export const changesTable = (table: string): string => `${table}|changes`
+
+/** Create the log and its triggers if they are missing; one immediate transaction, so processes agree. */
+export function ensureChangeLog(db: SqliteConnection, table: string): void {
+  const q = `"${table}"`
+  const log = `"${changesTable(table)}"`
+  db.immediate(() => {
+    db.exec(
+      `CREATE TABLE IF NOT EXISTS ${log} (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL);` +
+        `CREATE TRIGGER IF NOT EXISTS "${table}|changed_on_insert" AFTER INSERT ON ${q} BEGIN INSERT INTO ${log} (key) VALUES (NEW.key); END;` +
+        `CREATE TRIGGER IF NOT EXISTS "${table}|changed_on_update" AFTER UPDATE ON ${q} BEGIN INSERT INTO ${log} (key) VALUES (NEW.key); END;` +
+        `CREATE TRIGGER IF NOT EXISTS "${table}|changed_on_delete" AFTER DELETE ON ${q} BEGIN INSERT INTO ${log} (key) VALUES (OLD.key); END;`,
+    )
+  })()
+}
+
+export interface ChangeLogContext {
+  connection: () => SqliteConnection
+  table: string
+  /** Keys outside the cache's prefix are of no interest to its tier. */
+  prefix: string
+  staleness: number
+  /** True once the adapter is closed. */
+  isClosed: () => boolean
+  /** Names the database in messages. */
+  where: string
+}
+
+/** The channel over the change log. */
+export function changeLogChannel(c: ChangeLogContext): InvalidationChannel & { check(): void } {
+  let listener: InvalidationListener | undefined
+  let timer: NodeJS.Timeout | undefined
+  let since: SqliteStatement | undefined
+  let last = 0
+  let lastLook = 0
+  let up = false
+  let looks = 0
+
+  const open = (): void => {
+    const db = c.connection()
+    ensureChangeLog(db, c.table)
+    const log = `"${changesTable(c.table)}"`
+    since = db.prepare(`SELECT seq, key FROM ${log} WHERE seq > ? ORDER BY seq LIMIT ${PAGE}`)
+    last = db.prepare(`SELECT coalesce(max(seq), 0) FROM ${log}`, true).get() as number
+  }
+
+  const trim = (): void => {
+    const db = c.connection()
+    const log = `"${changesTable(c.table)}"`
+    const span = db.prepare(`SELECT coalesce(max(seq) - min(seq), 0) FROM ${log}`, true).get() as number
+    if (span <= KEEP_ROWS) return
+    db.immediate(() => {
+      db.prepare(`DELETE FROM ${log} WHERE seq <= (SELECT max(seq) FROM ${log}) - ?`).run(KEEP_ROWS / 2)
+    })()
+  }
+
+  /** Read what changed since the last look; on an error, say the channel is down (the tier is bypassed). */
+  const look = (): void => {
+    if (listener === undefined || c.isClosed()) return
+    lastLook = performance.now()
+    try {
+      if (since === undefined) {
+        open()
+        if (up) listener.flush()
+      }
+      let keys: string[] = []
+      for (;;) {
+        const rows = (since as SqliteStatement).all(last) as { seq: number; key: string }[]
+        if (rows.length === 0) break
+        if ((rows[0] as { seq: number }).seq !== last + 1) {
+          // Rows this process had not read were trimmed away: what they said is lost.
+          listener.flush()
+          keys = []
+        } else for (const row of rows) if (row.key.startsWith(c.prefix)) keys.push(row.key)
+        last = (rows[rows.length - 1] as { seq: number }).seq
+        if (rows.length < PAGE) break
+      }
+      if (keys.length > 0) listener.invalidate(keys)
+      if (!up) {
+        up = true
+        listener.state(true, `${c.where}: reading its change log again`)
+      }
+      if (++looks % 200 === 0) trim()
+    } catch (error) {
+      since = undefined
+      if (up) {
+        up = false
+        listener.state(false, `${c.where}: its change log cannot be read (${(error as Error)?.message ?? String(error)})`)
+      }
+    }
+  }
+
+  return {
+    kind: 'poll',
+    start(l) {
+      listener = l
+      look()
+      timer = setInterval(look, c.staleness)
+      timer.unref?.()
+    },
+    /** Called before the tier answers a read: look now if the last look is older than `staleness`. */
+    check() {
+      if (performance.now() - lastLook >= c.staleness) look()
+    },
+    close() {
+      clearInterval(timer)
+      listener = undefined
+    },
+  }
+}
