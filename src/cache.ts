@@ -24,6 +24,7 @@ import { checkTags, isTagged, newVersion, refuseTags, resolveSetOptions, stampHo
 import { describeLoneSurrogate, isWellFormed, WELL_FORMED_FIX } from './well-formed.js'
 import { freezeDeep, type TierEntry } from './tier/store.js'
 import { tieredAdapter, type L1Stats, type Tier } from './tier/tiered.js'
+import { checkL1Backend } from './tier/options.js'
 
 /** The longest key accepted, in UTF-16 code units (the prefix not counted). */
 export const MAX_KEY_LENGTH = 65_536
@@ -233,6 +234,8 @@ export class Cache {
           )
         }
         core.built = inner
+        // An adapter passed in as an object is named only now: the same refusals as for its type.
+        if (resolved.definition === undefined) checkL1Backend(inner.name)
         const tiered = tieredAdapter(inner, resolved.l1, {
           now: resolved.now,
           prefix: resolved.keyPrefix,

@@ -249,6 +249,21 @@ for (const backend of haveRedis ? [sqliteBackend, redisBackend] : [sqliteBackend
       expect(copies.stats().l1!.hits).toBeGreaterThan(0)
     })
 
+    it('a cyclic value (the v8 serializer keeps cycles) is read back whole from memory', async () => {
+      const c = await open({ ...backend.config(uniquePrefix(`l1-cycle-${backend.name}`)), serializer: 'v8' })
+      const value: { name: string; self?: unknown; list: unknown[] } = { name: 'loop', list: [] }
+      value.self = value
+      value.list.push(value)
+      await c.set('cycle', value)
+      for (let i = 0; i < 3; i++) {
+        const read = await c.get<typeof value>('cycle')
+        expect(read?.name).toBe('loop')
+        expect(read?.self).toBe(read)
+        expect(read?.list[0]).toBe(read)
+      }
+      expect(c.stats().l1!.hits).toBeGreaterThan(0)
+    })
+
     it('holds no more entries and bytes than its bounds', async () => {
       const prefix = uniquePrefix(`l1-bounds-${backend.name}`)
       const a = await open(backend.config(prefix, { threshold: 50, maxBytes: '64kb' }))
@@ -431,6 +446,42 @@ if (haveRedis) {
       }
     }
 
+    /**
+     * The same slowed command connection, for a write: B's set of b1 is applied, then A's set of a2, and B
+     * hears of a2 before its own write's answer comes. B must not then hold b1, now older than the backend's.
+     */
+    async function writeRace(): Promise<unknown> {
+      const proxy = await new HoldingProxy(Number(new URL(REDIS_URL).port || 6379), new URL(REDIS_URL).hostname).start()
+      const prefix = uniquePrefix('l1-write-race')
+      try {
+        const a = await open(redisBackend.config(prefix))
+        const b = await open({ ...redisBackend.config(prefix), url: `redis://127.0.0.1:${proxy.port}` })
+        proxy.setFor(0, { kind: 'delay', ms: 400 })
+        const writing = b.set('k', 'b1')
+        await new Promise((r) => setTimeout(r, 100))
+        await a.set('k', 'a2')
+        expect(await writing).toBe(true)
+        proxy.setFor(0, { kind: 'pass' })
+        expect(await a.get('k')).toBe('a2')
+        return await b.get('k')
+      } finally {
+        await proxy.stop()
+      }
+    }
+
+    it("a write whose answer comes after another process's newer write is not held", async () => {
+      expect(await writeRace()).toBe('a2')
+    })
+
+    it('control: without the guard the write is held, older than the backend', async () => {
+      fillGuard.unguarded = true
+      try {
+        expect(await writeRace()).toBe('b1')
+      } finally {
+        fillGuard.unguarded = false
+      }
+    })
+
     it('a read that races an invalidation never leaves the old value in memory', async () => {
       const { during, next } = await race()
       expect(during).toBe('v1')
@@ -495,6 +546,24 @@ describe.runIf(haveRedisServer)('l1 over Redis: a lost channel flushes and bypas
     expect(await b.get('k')).toBe('v2')
     expect(await b.get('k')).toBe('v2')
     expect(b.stats().l1!.hits).toBeGreaterThan(hits)
+    await a.set('k', 'v3')
+    expect(await seenWithin(() => b.get('k'), 'v3', BOUND_MS)).toBeGreaterThanOrEqual(0)
+  })
+
+  it('CLIENT KILL of the command connections (which carry the tracking): bypassed, then tracked again', async () => {
+    const { a, b, events } = await pair()
+    await a.set('k', 'v1')
+    expect(await b.get('k')).toBe('v1')
+    expect(await b.get('k')).toBe('v1')
+    server!.cli('CLIENT', 'KILL', 'TYPE', 'normal')
+    expect(await until(() => events.includes('bypassed'))).toBe(true)
+    expect(await until(() => events.includes('restored'))).toBe(true)
+    // a's connection is back once a write of its own succeeds.
+    const end = Date.now() + 15_000
+    while (!(await a.set('k', 'v2')) && Date.now() < end) await new Promise((r) => setTimeout(r, 50))
+    expect(await seenWithin(() => b.get('k'), 'v2', BOUND_MS)).toBeGreaterThanOrEqual(0)
+    expect(await b.get('k')).toBe('v2')
+    // Held again, and a later change still arrives: tracking is on again for the new connection.
     await a.set('k', 'v3')
     expect(await seenWithin(() => b.get('k'), 'v3', BOUND_MS)).toBeGreaterThanOrEqual(0)
   })

@@ -35,6 +35,7 @@ interface Driver extends Commands {
   on(event: string, listener: (...args: unknown[]) => void): unknown
   off(event: string, listener: (...args: unknown[]) => void): unknown
   listeners(event: string): ((...args: unknown[]) => void)[]
+  sendCommand(args: string[]): Promise<unknown>
 }
 
 /** The parts of @keyv/redis this adapter uses: the connection it builds, its masters and its slot grouping. */
@@ -74,6 +75,8 @@ export class Connection {
   readonly isCluster: boolean
   /** Reached through Sentinel, which moves the master on a failover. */
   readonly isSentinel: boolean
+  /** The connection is cachekit's own (not a client the caller passed in): nobody else sends commands on it. */
+  readonly ownConnection: boolean
   /** Commands whose string replies are strings. */
   readonly text: Commands
   /** Commands whose string replies are Buffers, for payloads that may be bytes. */
@@ -101,6 +104,7 @@ export class Connection {
     this.connectTimeout = connectTimeout
     this.#onLost = onLost
     this.isSentinel = options.sentinel !== undefined
+    this.ownConnection = options.client === undefined
     const socket = { connectTimeout, reconnectStrategy: reconnectDelay }
     const ways = (['url', 'client', 'cluster', 'sentinel'] as const).filter((o) => options[o] !== undefined)
     if (ways.length > 1) {
@@ -294,6 +298,30 @@ export class Connection {
   duplicate(): Driver & { clientId(): Promise<number>; sendCommand(args: string[]): Promise<unknown>; subscribe(channel: string, listener: (message: unknown) => void): Promise<void>; ping(): Promise<string> } {
     const d = this.#driver as unknown as { duplicate(overrides: object): never; options?: { socket?: object } }
     return d.duplicate({ socket: { ...(d.options?.socket ?? {}), connectTimeout: this.connectTimeout, reconnectStrategy: false }, disableOfflineQueue: true })
+  }
+
+  /**
+   * For the memory tier: `lost` when the command connection drops, `ready` when it is back. Returns the
+   * function that removes both listeners again.
+   */
+  watch(lost: () => void, ready: () => void): () => void {
+    const onLost = () => lost()
+    const onReady = () => ready()
+    this.#driver.on('error', onLost)
+    this.#driver.on('reconnecting', onLost)
+    this.#driver.on('end', onLost)
+    this.#driver.on('ready', onReady)
+    return () => {
+      this.#driver.off('error', onLost)
+      this.#driver.off('reconnecting', onLost)
+      this.#driver.off('end', onLost)
+      this.#driver.off('ready', onReady)
+    }
+  }
+
+  /** A raw command on the command connection (`CLIENT TRACKING`). */
+  command(args: string[]): Promise<unknown> {
+    return this.#driver.sendCommand(args)
   }
 
   /** Listener counts on the driver, for the tests that check they stay flat across outages. */

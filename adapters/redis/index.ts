@@ -202,13 +202,16 @@ export function redisAdapter(options: RedisAdapterOptions, context: AdapterConte
     get: (key, timeout) => send(() => reader.get(key), orUndefined, undefined, timeout),
 
     // GET and PTTL written together: one round trip. A change between them is reported by the channel.
-    getEntry: (key, timeout) =>
-      send(
+    // The time is taken before sending: the expiry is never put later than the server's by the round trip.
+    getEntry(key, timeout) {
+      const sent = now()
+      return send(
         () => Promise.all([reader.get(key), client.pTTL(key)]),
-        ([value, ms]) => (value === null || ms === -2 ? undefined : { value, expiresAt: ms === -1 ? null : now() + ms }),
+        ([value, ms]) => (value === null || ms === -2 ? undefined : { value, expiresAt: ms === -1 ? null : sent + ms }),
         undefined,
         timeout,
-      ),
+      )
+    },
 
     invalidations(prefix) {
       if (conn.isCluster || conn.isSentinel) {

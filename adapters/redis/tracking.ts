@@ -9,6 +9,9 @@
  * crashes between its write and its PUBLISH, would leave other processes' tiers stale; with tracking the
  * server reports every change itself, at no cost to the writer's round trip.
  *
+ * On cachekit's own command connection, tracking is turned on there with NOLOOP (this process's own
+ * writes are not echoed back: the tier records them itself); on a client passed in, on the subscriber.
+ *
  * The connection never reconnects by itself: when it is lost (an error, `CLIENT KILL`, a server restart) or
  * stops answering its heartbeat (a frozen server), the channel says it is down, so the tier is flushed and
  * bypassed, and a new connection is made with a backoff. Only once it is tracking and subscribed again is
@@ -24,6 +27,14 @@ type TrackingClient = ReturnType<Connection['duplicate']>
 
 export function trackingChannel(conn: Connection, prefix: string): InvalidationChannel {
   const where = conn.where
+  /**
+   * On cachekit's own command connection tracking is turned on there (redirected here, NOLOOP), so this
+   * process's own writes cost no message; then that connection's loss is the channel's too. On a client the
+   * caller passed in, which other code may write through, the subscriber tracks for itself and hears of
+   * every write, this process's included.
+   */
+  const viaCommands = conn.ownConnection
+  let unwatch: (() => void) | undefined
   let listener: InvalidationListener | undefined
   let client: TrackingClient | undefined
   let closed = false
@@ -45,10 +56,9 @@ export function trackingChannel(conn: Connection, prefix: string): InvalidationC
         // already gone
       }
     }
-    if (up) {
-      up = false
-      listener?.state(false, reason)
-    }
+    // Said every time, up or not: the tier reports a channel that never came up once, and a loss once.
+    up = false
+    listener?.state(false, reason)
     if (!closed && retry === undefined) {
       retry = setTimeout(() => {
         retry = undefined
@@ -86,8 +96,16 @@ export function trackingChannel(conn: Connection, prefix: string): InvalidationC
       const setup = async () => {
         await c.connect()
         const id = await c.clientId()
-        await c.sendCommand(['CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id), 'BCAST', ...(prefix === '' ? [] : ['PREFIX', prefix])])
+        const tracking = ['CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id), 'BCAST', ...(prefix === '' ? [] : ['PREFIX', prefix])]
+        if (!viaCommands) await c.sendCommand(tracking)
         await c.subscribe('__redis__:invalidate', onMessage)
+        if (viaCommands) {
+          // Tracking is turned on for the command connection, sending to this one, with NOLOOP: the server
+          // does not echo this process's own writes (which the tier has recorded itself). Off first, as a
+          // connection that had tracking on with another redirect (a subscriber lost before) must change it.
+          await conn.command(['CLIENT', 'TRACKING', 'OFF'])
+          await conn.command([...tracking, 'NOLOOP'])
+        }
         // Tracking and the subscription are in place: everything from now on is reported.
         await c.ping()
       }
@@ -127,10 +145,26 @@ export function trackingChannel(conn: Connection, prefix: string): InvalidationC
     kind: 'push',
     start(l) {
       listener = l
+      if (viaCommands) {
+        unwatch = conn.watch(
+          () => {
+            if (up) down(`${where}: the command connection, which carries the tracking, was lost`)
+          },
+          () => {
+            // Back: track again at once rather than after the backoff.
+            if (!up && retry !== undefined) {
+              clearTimeout(retry)
+              retry = undefined
+              void connect()
+            }
+          },
+        )
+      }
       void connect()
     },
     async close() {
       closed = true
+      unwatch?.()
       clearTimeout(retry)
       clearInterval(heartbeat)
       const c = client

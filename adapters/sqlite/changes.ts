@@ -8,6 +8,9 @@
  *
  * The log is kept short: a process that finds it longer than {@link KEEP_ROWS} deletes the older half. A
  * reader that finds a gap after the last row it saw (it fell behind by more than that) flushes its tier.
+ * Its rows are numbered by rowid (no AUTOINCREMENT, which costs a second write per row): the trim keeps the
+ * newest row, so numbers only grow; a log emptied by hand starts again from 1, which a reader notices on its
+ * next trim check (every 200 looks) and flushes.
  */
 import type { InvalidationChannel, InvalidationListener } from '../../src/adapter.js'
 import type { SqliteConnection, SqliteStatement } from './driver.js'
@@ -26,11 +29,26 @@ export function ensureChangeLog(db: SqliteConnection, table: string): void {
   const log = `"${changesTable(table)}"`
   db.immediate(() => {
     db.exec(
-      `CREATE TABLE IF NOT EXISTS ${log} (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL);` +
+      `CREATE TABLE IF NOT EXISTS ${log} (seq INTEGER PRIMARY KEY, key TEXT NOT NULL);` +
         `CREATE TRIGGER IF NOT EXISTS "${table}|changed_on_insert" AFTER INSERT ON ${q} BEGIN INSERT INTO ${log} (key) VALUES (NEW.key); END;` +
         `CREATE TRIGGER IF NOT EXISTS "${table}|changed_on_update" AFTER UPDATE ON ${q} BEGIN INSERT INTO ${log} (key) VALUES (NEW.key); END;` +
         `CREATE TRIGGER IF NOT EXISTS "${table}|changed_on_delete" AFTER DELETE ON ${q} BEGIN INSERT INTO ${log} (key) VALUES (OLD.key); END;`,
     )
+  })()
+}
+
+/**
+ * Trim the log to its newest rows if it holds more than {@link KEEP_ROWS}; nothing if there is no log. Run
+ * by the adapter's housekeeping too, so the log stays short while no process with the tier reads it.
+ */
+export function trimChangeLog(db: SqliteConnection, table: string): void {
+  const name = changesTable(table)
+  if (db.prepare('SELECT 1 FROM sqlite_master WHERE type = \'table\' AND name = ?', true).get(name) === undefined) return
+  const log = `"${name}"`
+  const span = db.prepare(`SELECT coalesce(max(seq) - min(seq), 0) FROM ${log}`, true).get() as number
+  if (span <= KEEP_ROWS) return
+  db.immediate(() => {
+    db.prepare(`DELETE FROM ${log} WHERE seq <= (SELECT max(seq) FROM ${log}) - ?`).run(KEEP_ROWS / 2)
   })()
 }
 
@@ -67,11 +85,13 @@ export function changeLogChannel(c: ChangeLogContext): InvalidationChannel & { c
   const trim = (): void => {
     const db = c.connection()
     const log = `"${changesTable(c.table)}"`
-    const span = db.prepare(`SELECT coalesce(max(seq) - min(seq), 0) FROM ${log}`, true).get() as number
-    if (span <= KEEP_ROWS) return
-    db.immediate(() => {
-      db.prepare(`DELETE FROM ${log} WHERE seq <= (SELECT max(seq) FROM ${log}) - ?`).run(KEEP_ROWS / 2)
-    })()
+    const newest = db.prepare(`SELECT coalesce(max(seq), 0) FROM ${log}`, true).get() as number
+    if (newest < last) {
+      // The log was emptied by hand (its numbers start again from 1): what it said is lost.
+      listener?.flush()
+      last = newest
+    }
+    trimChangeLog(db, c.table)
   }
 
   /** Read what changed since the last look; on an error, say the channel is down (the tier is bypassed). */
@@ -100,13 +120,21 @@ export function changeLogChannel(c: ChangeLogContext): InvalidationChannel & { c
         up = true
         listener.state(true, `${c.where}: reading its change log again`)
       }
-      if (++looks % 200 === 0) trim()
     } catch (error) {
       since = undefined
-      if (up) {
-        up = false
-        listener.state(false, `${c.where}: its change log cannot be read (${(error as Error)?.message ?? String(error)})`)
-      }
+      up = false
+      listener.state(false, `${c.where}: its change log cannot be read (${(error as Error)?.message ?? String(error)})`)
+    }
+  }
+
+  /** The timer's look, and now and then a trim: never on a read's path, and a busy lock only skips it. */
+  const tick = (): void => {
+    look()
+    if (!up || ++looks % 200 !== 0) return
+    try {
+      trim()
+    } catch {
+      // Another process holds the write lock: the next trim will do.
     }
   }
 
@@ -115,7 +143,7 @@ export function changeLogChannel(c: ChangeLogContext): InvalidationChannel & { c
     start(l) {
       listener = l
       look()
-      timer = setInterval(look, c.staleness)
+      timer = setInterval(tick, c.staleness)
       timer.unref?.()
     },
     /** Called before the tier answers a read: look now if the last look is older than `staleness`. */

@@ -15,6 +15,8 @@ export interface HousekeepingContext {
   threshold: number
   /** The most rows one step deletes. */
   batchSize: number
+  /** Work of its own after each background pass (trimming the memory tier's change log). */
+  after?: () => void
 }
 
 export interface Housekeeping {
@@ -78,6 +80,7 @@ export function housekeeping(c: HousekeepingContext): Housekeeping {
   async function backgroundPass(): Promise<void> {
     await purgeAll()
     while (!c.isClosed() && threshold > 0 && (await c.attempt(enforceBound)) > 0) await yieldToEventLoop()
+    if (c.after !== undefined && !c.isClosed()) await c.attempt(c.after)
   }
 
   return {

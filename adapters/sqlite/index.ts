@@ -6,7 +6,7 @@
 import type { AdapterContext, AdapterEntry, CacheAdapter, ExpiresAt, Payload } from '../../src/adapter.js'
 import { CacheBackendError } from '../../src/errors.js'
 import { busyRetry } from './busy.js'
-import { changeLogChannel } from './changes.js'
+import { changeLogChannel, trimChangeLog } from './changes.js'
 import { loadSqliteDriver, type SqliteConnection, type SqliteDriverName } from './driver.js'
 import { housekeeping } from './housekeeping.js'
 import { openDatabase } from './open.js'
@@ -58,7 +58,12 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
   const transactions = (): Transactions => tx ?? notOpen()
   const isClosed = () => closed
   const attempt = busyRetry(where, settings.busyTimeout, isClosed)
-  const chores = housekeeping({ statements, transactions, attempt, isClosed, now, emit, threshold, batchSize })
+  // The memory tier's change log, if some process made one, is trimmed here too: a file whose processes all
+  // run without the tier now would otherwise grow it with every write.
+  const after = () => {
+    if (db !== undefined) trimChangeLog(db, settings.table)
+  }
+  const chores = housekeeping({ statements, transactions, attempt, isClosed, now, emit, threshold, batchSize, after })
   const wrote = chores.wrote
 
   return {

@@ -135,10 +135,17 @@ export function takeL1FromUrl(url: string): { url: string; l1: L1Option | undefi
   const kept: string[] = []
   let on: boolean | undefined
   const options: Record<string, unknown> = {}
+  const decode = (text: string): string => {
+    try {
+      return decodeURIComponent(text)
+    } catch {
+      return text // a stray `%` is the backend's to judge (this parameter is not the tier's)
+    }
+  }
   for (const part of query.split('&')) {
     const eq = part.indexOf('=')
-    const name = decodeURIComponent(eq === -1 ? part : part.slice(0, eq)).toLowerCase()
-    const raw = eq === -1 ? '' : decodeURIComponent(part.slice(eq + 1))
+    const name = decode(eq === -1 ? part : part.slice(0, eq)).toLowerCase()
+    const raw = eq === -1 ? '' : decode(part.slice(eq + 1))
     if (name === 'l1') {
       if (raw !== 'true' && raw !== 'false' && raw !== '1' && raw !== '0') {
         throw new CacheConfigError(`URL parameter \`l1\` must be true or false, not ${JSON.stringify(raw)}.`, { option: 'l1' })

@@ -14,6 +14,8 @@ export interface TierEntry {
   /** 0: not decoded yet; 1: `value` is the shared, frozen value; 2: each hit decodes a copy of `payload`. */
   state: 0 | 1 | 2
   value: unknown
+  /** Read since it was last passed over for eviction (see `#evict`). */
+  used: boolean
 }
 
 /** Counters of the tier, for `stats().l1`. */
@@ -35,6 +37,9 @@ function sizeOf(payload: Payload): number {
  * @internal
  */
 export const fillGuard = { unguarded: false }
+
+/** The most keys remembered as changed while reads and writes are out (see `#mark`). */
+const CHANGED_LIMIT = 10_000
 
 export class TierStore {
   readonly #entries = new Map<string, TierEntry>()
@@ -69,9 +74,8 @@ export class TierStore {
       this.#drop(key, entry)
       return undefined
     }
-    // Most recently used last: the Map's order is the eviction order.
-    this.#entries.delete(key)
-    this.#entries.set(key, entry)
+    // A mark, not a move: moving an entry to the Map's end on every hit costs more than the hit.
+    entry.used = true
     return entry
   }
 
@@ -91,25 +95,43 @@ export class TierStore {
     return this.#generation
   }
 
-  /** Store what a read returned, unless a change since `ticket` may have made it old. Ends the ticket. */
+  /** Nothing changed `key` since `ticket` was taken: what was read (or written) then is still the latest. */
+  #unchangedSince(key: string, ticket: number): boolean {
+    return fillGuard.unguarded || (ticket >= this.#floor && (this.#changed.get(key) ?? -1) <= ticket)
+  }
+
+  /**
+   * Store what a read returned, unless a change since `ticket` may have made it old. Ends the ticket. A read
+   * that found nothing (or an expired or too large value) drops what was held: a later read must not return
+   * something older than what this one answered.
+   */
   fill(key: string, ticket: number, payload: Payload | undefined, until: number, now: number): void {
-    const fresh = fillGuard.unguarded || (ticket >= this.#floor && (this.#changed.get(key) ?? -1) <= ticket)
+    const fresh = this.#unchangedSince(key, ticket)
     this.#endTicket()
-    if (!fresh || payload === undefined || until <= now) return
+    if (!fresh) return
+    const old = this.#entries.get(key)
+    if (old !== undefined) this.#drop(key, old)
+    if (payload === undefined || until <= now) return
     this.#put(key, payload, until)
   }
 
-  /** End a ticket without storing anything (the read failed). */
+  /** End a ticket without storing anything (the read or write failed), or after a write's `wrote`. */
   abandon(): void {
     this.#endTicket()
   }
 
-  /** A write of this process resolved: hold what it stored (nothing, when `payload` is undefined). */
-  wrote(key: string, payload: Payload | undefined, until: number, now: number): void {
+  /**
+   * A write of this process, sent when `ticket` was taken, resolved: hold what it stored (nothing, when
+   * `payload` is undefined), unless another change to `key` was heard of while it was under way. That change
+   * may be newer than this write (another process wrote after it, and the announcement came before this
+   * write's answer): then the key is dropped, and the next read asks the backend. Does not end the ticket.
+   */
+  wrote(key: string, payload: Payload | undefined, until: number, now: number, ticket: number): void {
+    const fresh = this.#unchangedSince(key, ticket)
     this.#mark(key)
     const old = this.#entries.get(key)
     if (old !== undefined) this.#drop(key, old)
-    if (payload !== undefined && until > now) this.#put(key, payload, until)
+    if (fresh && payload !== undefined && until > now) this.#put(key, payload, until)
   }
 
   /** Another process (or this one, through the channel) changed `key`: drop it, and refuse fills that raced it. */
@@ -147,7 +169,15 @@ export class TierStore {
   #mark(key: string): void {
     this.#generation++
     // Only a fill that is out can be refused: with none, there is nothing to remember.
-    if (this.#fillsOut > 0) this.#changed.set(key, this.#generation)
+    if (this.#fillsOut === 0) return
+    this.#changed.set(key, this.#generation)
+    // Reads always out on a busy server never let the map empty: past a bound, refuse every fill that is out
+    // instead (as a flush does, without dropping what is held) and start again.
+    if (this.#changed.size > CHANGED_LIMIT) {
+      this.#floor = this.#generation + 1
+      this.#generation++
+      this.#changed.clear()
+    }
   }
 
   #endTicket(): void {
@@ -163,12 +193,30 @@ export class TierStore {
     if (bytes > this.maxBytes) return
     const old = this.#entries.get(key)
     if (old !== undefined) this.#drop(key, old)
-    this.#entries.set(key, { payload, until, bytes, state: 0, value: undefined })
+    this.#entries.set(key, { payload, until, bytes, state: 0, value: undefined, used: false })
     this.#bytes += bytes
-    while (this.#entries.size > this.maxEntries || this.#bytes > this.maxBytes) {
-      const first = this.#entries.keys().next()
+    if (this.#entries.size > this.maxEntries || this.#bytes > this.maxBytes) this.#evict(key)
+  }
+
+  /**
+   * Down to the bounds, oldest first, with a second chance (CLOCK): an entry read since it was last passed
+   * over goes to the back, unmarked, instead of out. So entries that are read stay, as in an LRU, without a
+   * hit paying for a move. The entry just stored (`keep`) is never the one evicted for itself.
+   */
+  #evict(keep: string): void {
+    let passes = 0
+    while ((this.#entries.size > this.maxEntries || this.#bytes > this.maxBytes) && this.#entries.size > 1) {
+      const first = this.#entries.entries().next()
       if (first.done === true) break
-      this.#drop(first.value, this.#entries.get(first.value) as TierEntry)
+      const [key, entry] = first.value
+      if (key !== keep && (!entry.used || passes > this.#entries.size)) {
+        this.#drop(key, entry)
+        continue
+      }
+      entry.used = false
+      this.#entries.delete(key)
+      this.#entries.set(key, entry)
+      passes++
     }
   }
 
@@ -184,22 +232,31 @@ export class TierStore {
  * array or class instance): such a value is returned as a copy on each hit.
  */
 export function freezeDeep(value: unknown): boolean {
-  if (!freezable(value)) return false
-  freeze(value)
-  return true
+  try {
+    if (!freezable(value, new Set())) return false
+    freeze(value)
+    return true
+  } catch {
+    // Deeper than the stack allows: returned as a copy on each hit, as a value that cannot be frozen.
+    return false
+  }
 }
 
-function freezable(value: unknown): boolean {
+/** Plain objects and arrays all the way down; a cycle (the v8 serializer keeps them) is followed once. */
+function freezable(value: unknown, seen: Set<object>): boolean {
   if (typeof value !== 'object' || value === null) return true
-  if (Array.isArray(value)) return value.every(freezable)
+  if (seen.has(value)) return true
+  seen.add(value)
+  if (Array.isArray(value)) return value.every((item) => freezable(item, seen))
   const proto = Object.getPrototypeOf(value)
   if (proto !== Object.prototype && proto !== null) return false
-  for (const key of Object.keys(value)) if (!freezable((value as Record<string, unknown>)[key])) return false
+  for (const key of Object.keys(value)) if (!freezable((value as Record<string, unknown>)[key], seen)) return false
   return true
 }
 
+/** Freeze every object in `value`; a frozen one is not entered again, so a cycle ends. */
 function freeze(value: unknown): void {
   if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return
-  for (const item of Array.isArray(value) ? value : Object.values(value)) freeze(item)
   Object.freeze(value)
+  for (const item of Array.isArray(value) ? value : Object.values(value)) freeze(item)
 }

@@ -71,6 +71,7 @@ export function tieredAdapter(inner: CacheAdapter, settings: L1Settings, hooks: 
   let started: Promise<void> | undefined
   /** The channel has been up once: from then on, its going down and coming back are reported. */
   let wasUp = false
+  let startFailureSaid = false
   let closed = false
   const counters = store.counters
   const check = channel?.check === undefined ? undefined : channel.check.bind(channel)
@@ -83,6 +84,10 @@ export function tieredAdapter(inner: CacheAdapter, settings: L1Settings, hooks: 
   }
 
   const until = (expiresAt: ExpiresAt, t: number): number => Math.min(expiresAt ?? Infinity, t + ttl)
+
+  /** Bytes that are a view of a larger buffer (a driver's socket chunk) are copied: held, they would keep it all alive. */
+  const own = (payload: Payload): Payload =>
+    typeof payload === 'string' || payload.byteLength === payload.buffer.byteLength ? payload : Uint8Array.prototype.slice.call(payload)
 
   const fetchEntry = async (key: string, timeout?: Milliseconds): Promise<{ value: Payload; expiresAt: ExpiresAt } | undefined> => {
     if (inner.getEntry !== undefined) return inner.getEntry(key, timeout)
@@ -102,21 +107,39 @@ export function tieredAdapter(inner: CacheAdapter, settings: L1Settings, hooks: 
       throw error
     }
     const t = now()
-    if (up) store.fill(key, ticket, entry?.value, entry === undefined ? 0 : until(entry.expiresAt, t), t)
+    if (up) store.fill(key, ticket, entry === undefined ? undefined : own(entry.value), entry === undefined ? 0 : until(entry.expiresAt, t), t)
     else store.abandon()
     return entry?.value
   }
 
-  /** After a write resolved: hold what it stored, or drop the key. */
+  /** The write that `write` is running: its ticket, taken before it was sent. */
+  let writing = 0
+
+  /** After a write resolved: hold what it stored, or drop the key (see `TierStore.wrote`). */
   const wrote = (key: string, payload: Payload | undefined, expiresAt: ExpiresAt): void => {
     const t = now()
-    store.wrote(key, up ? payload : undefined, payload === undefined ? 0 : until(expiresAt, t), t)
+    store.wrote(key, up ? payload : undefined, payload === undefined ? 0 : until(expiresAt, t), t, writing)
   }
 
-  /** Run a write; on success record it with `after`, on failure drop the key (its state is unknown). */
+  /**
+   * Run a write; on success record it with `after`, on failure drop the keys (their state is unknown). A
+   * ticket is taken before the write is sent, so that a change heard of while it is under way (possibly a
+   * newer write of another process) makes this process drop the key rather than hold its own, older value.
+   */
   const write = <R>(keys: readonly string[], run: () => R | Promise<R>, after: (result: R) => void): R | Promise<R> => {
+    const ticket = store.ticket()
+    const finish = (r: R): R => {
+      writing = ticket
+      try {
+        after(r)
+      } finally {
+        store.abandon()
+      }
+      return r
+    }
     const fail = (error: unknown): never => {
-      for (const key of keys) store.wrote(key, undefined, 0, 0)
+      for (const key of keys) store.wrote(key, undefined, 0, 0, ticket)
+      store.abandon()
       throw error
     }
     let result: R | Promise<R>
@@ -125,14 +148,8 @@ export function tieredAdapter(inner: CacheAdapter, settings: L1Settings, hooks: 
     } catch (error) {
       return fail(error)
     }
-    if (result instanceof Promise) {
-      return result.then((r) => {
-        after(r)
-        return r
-      }, fail)
-    }
-    after(result)
-    return result
+    if (result instanceof Promise) return result.then(finish, fail)
+    return finish(result)
   }
 
   const listener = {
@@ -144,7 +161,13 @@ export function tieredAdapter(inner: CacheAdapter, settings: L1Settings, hooks: 
     },
     state(isUp: boolean, reason: string) {
       store.flush()
-      if (up === isUp || closed) return
+      if (closed) return
+      // A channel that cannot start at all (tracking refused, a read-only file) is said once, not kept quiet.
+      if (!isUp && !wasUp && !startFailureSaid) {
+        startFailureSaid = true
+        hooks.onState(false, reason)
+      }
+      if (up === isUp) return
       up = isUp
       // The first time the channel comes up is the start, not a return.
       if (isUp && !wasUp) {
