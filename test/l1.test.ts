@@ -529,6 +529,26 @@ describe.runIf(haveRedisServer)('l1 over Redis: a lost channel flushes and bypas
     return check()
   }
 
+  it('a server that refuses CLIENT TRACKING: said once (an l1 event and an error), and the tier stays unused', async () => {
+    const port = await freePort()
+    server = await new RedisServer(port).start()
+    server.cli('ACL', 'SETUSER', 'default', '-client|tracking')
+    const errors: string[] = []
+    const events: string[] = []
+    const c = createCache({ type: 'redis', url: server.url, keyPrefix: 'app:', l1: true })
+    opened.push(c)
+    c.on('error', (e) => errors.push(e.message))
+    c.on('l1', (state) => events.push(state))
+    await c.ready()
+    await new Promise((r) => setTimeout(r, 500))
+    expect(events).toEqual(['bypassed'])
+    expect(errors.filter((m) => /memory tier \(l1\) is bypassed/.test(m))).toHaveLength(1)
+    await c.set('k', 'v')
+    expect(await c.get('k')).toBe('v')
+    expect(await c.get('k')).toBe('v')
+    expect(c.stats().l1).toMatchObject({ active: false, hits: 0, entries: 0 })
+  })
+
   it('CLIENT KILL of the invalidation connection: bypassed, no stale read, then used again', async () => {
     const { a, b, events } = await pair()
     await a.set('k', 'v1')
