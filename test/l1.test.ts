@@ -336,6 +336,24 @@ for (const backend of haveRedis ? [sqliteBackend, redisBackend] : [sqliteBackend
   })
 }
 
+describe('l1 over SQLite: the bound holds on a busy event loop', () => {
+  it("a read after the timer could not run looks at the change log first, so it never returns what another process replaced longer ago than staleness", async () => {
+    const prefix = uniquePrefix('l1-busy')
+    const a = await open(sqliteBackend.config(prefix))
+    const b = await open(sqliteBackend.config(prefix, { staleness: '100ms' }))
+    await a.set('k', 'v1')
+    expect(await b.get('k')).toBe('v1')
+    expect(await b.get('k')).toBe('v1')
+    await a.set('k', 'v2')
+    // Block this event loop past the staleness: b's timer cannot read the log meanwhile.
+    const end = Date.now() + 250
+    while (Date.now() < end) {
+      // busy, as a server's CPU-bound request would be
+    }
+    expect(await b.get('k')).toBe('v2')
+  })
+})
+
 describe.runIf(haveRedis)('l1 without a channel (the keyv bridge)', () => {
   it('warns once that other processes\' writes are bounded by l1.ttl alone, and holds entries for that long', async () => {
     const { default: KeyvRedis } = await import('@keyv/redis')
@@ -586,6 +604,17 @@ describe.runIf(haveRedisServer)('l1 over Redis: a lost channel flushes and bypas
     // Held again, and a later change still arrives: tracking is on again for the new connection.
     await a.set('k', 'v3')
     expect(await seenWithin(() => b.get('k'), 'v3', BOUND_MS)).toBeGreaterThanOrEqual(0)
+  })
+
+  it('FLUSHALL (pushed as a flush, not as keys) empties every tier', async () => {
+    const { a, b } = await pair()
+    await a.set('k', 'v1')
+    expect(await b.get('k')).toBe('v1')
+    expect(await b.get('k')).toBe('v1')
+    server!.cli('FLUSHALL')
+    expect(await seenWithin(() => b.get('k'), undefined, BOUND_MS)).toBeGreaterThanOrEqual(0)
+    expect(await a.get('k')).toBeUndefined()
+    expect(b.stats().l1!.flushes).toBeGreaterThan(0)
   })
 
   it('a frozen server (SIGSTOP): bypassed once the heartbeat goes unanswered; after SIGCONT, no stale read', async () => {
