@@ -318,6 +318,16 @@ export class Cache {
   async get<T = unknown>(key: string): Promise<T | undefined> {
     checkKey(key)
     const core = this.#core()
+    const tier = core.tier
+    if (tier !== undefined) {
+      // A hit of the memory tier answers here, without the await of #read (one promise fewer per hit).
+      const entry = tier.lookup(this.#full(core, key))
+      if (entry !== undefined) {
+        const held = this.#fromTier<T>(core, tier, key, entry)
+        this.#record(core, held === undefined ? 'miss' : 'hit', key)
+        return held
+      }
+    }
     const value = await this.#read<T>(core, key, undefined)
     this.#record(core, value === undefined ? 'miss' : 'hit', key)
     return value
