@@ -200,7 +200,7 @@ for (const backend of haveRedis ? [sqliteBackend, redisBackend] : [sqliteBackend
       expect(await seenWithin(() => b.get('k'), 'new', BOUND_MS)).toBeGreaterThanOrEqual(0)
     })
 
-    it('never answers inc, add or deleteIfEquals from memory', async () => {
+    it('never answers inc, dec or add from memory', async () => {
       const prefix = uniquePrefix(`l1-atomic-${backend.name}`)
       const a = await open(backend.config(prefix))
       const b = await open(backend.config(prefix))
@@ -211,6 +211,8 @@ for (const backend of haveRedis ? [sqliteBackend, redisBackend] : [sqliteBackend
       expect(await a.inc('n')).toBe(6)
       expect(await b.inc('n')).toBe(7)
       expect(await b.get('n')).toBe(7)
+      expect(await a.dec('n', 10)).toBe(-3)
+      expect(await b.dec('n')).toBe(-4)
       // b holds a value for `job`; a deletes it and b's add must see the key absent in the backend.
       await a.set('job', 'a')
       expect(await b.get('job')).toBe('a')
