@@ -24,13 +24,14 @@ const { values } = parseArgs({
   },
 })
 if (values.help === true) {
-  console.log(`Usage: npm run bench -- [--quick] [--backend ${BACKENDS.map((b) => b.name).join(',')},http,tags,l1-lag] [--rounds n] [--slice ms]
+  console.log(`Usage: npm run bench -- [--quick] [--backend ${BACKENDS.map((b) => b.name).join(',')},http,tags,l1-lag,tracing] [--rounds n] [--slice ms]
 
 --quick     2 rounds of 40 ms per contestant and operation (under a minute in all; HTTP: 1 s per route;
             tags: 10,000 entries per tag instead of 100,000)
 --backend   only these backends (http: the cached HTTP routes of Express, Hono and Fastify; tags:
             invalidateTags and tagged hits on memory, SQLite and Redis, bench/tags.ts; l1-lag: how late
-            another process sees a write through the memory tier, bench/l1-lag.ts)
+            another process sees a write through the memory tier, bench/l1-lag.ts; tracing: a memory cache
+            with and without a subscriber to cachekit:operation, bench/tracing.ts)
 --rounds    interleaved rounds (default 5)
 --slice     ms per contestant, operation and round (default 250)`)
   process.exit(0)
@@ -41,10 +42,11 @@ const chosen = values.backend === undefined ? BACKENDS : BACKENDS.filter((b) => 
 const httpChosen = values.backend === undefined || values.backend.split(',').includes('http')
 const tagsChosen = values.backend === undefined || values.backend.split(',').includes('tags')
 const lagChosen = values.backend === undefined || values.backend.split(',').includes('l1-lag')
+const tracingChosen = values.backend === undefined || values.backend.split(',').includes('tracing')
 /** The HTTP routes run for seconds, not milliseconds: a request costs tens of microseconds. */
 const httpSlice = values.quick === true ? 1000 : 3000
-if (chosen.length === 0 && !httpChosen && !tagsChosen && !lagChosen) {
-  console.error(`bench: no backend named ${values.backend}; there are ${BACKENDS.map((b) => b.name).join(', ')}, http, tags and l1-lag.`)
+if (chosen.length === 0 && !httpChosen && !tagsChosen && !lagChosen && !tracingChosen) {
+  console.error(`bench: no backend named ${values.backend}; there are ${BACKENDS.map((b) => b.name).join(', ')}, http, tags, l1-lag and tracing.`)
   process.exit(2)
 }
 
@@ -209,6 +211,11 @@ if (tagsChosen) {
 if (lagChosen) {
   console.log('')
   execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./l1-lag.ts', import.meta.url)), ...(values.quick === true ? ['--writes', '100'] : [])], { stdio: 'inherit' })
+}
+
+// What a subscriber to the tracing channel costs a memory cache.
+if (tracingChosen) {
+  execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./tracing.ts', import.meta.url)), '--rounds', String(rounds)], { stdio: 'inherit' })
 }
 
 const file = fileURLToPath(new URL('./results.json', import.meta.url))

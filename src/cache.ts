@@ -25,6 +25,7 @@ import { describeLoneSurrogate, isWellFormed, WELL_FORMED_FIX } from './well-for
 import { freezeDeep, type TierEntry } from './tier/store.js'
 import { tieredAdapter, type L1Stats, type Tier } from './tier/tiered.js'
 import { checkL1Backend } from './tier/options.js'
+import { traceOperations } from './trace.js'
 
 /** The longest key accepted, in UTF-16 code units (the prefix not counted). */
 export const MAX_KEY_LENGTH = 65_536
@@ -144,6 +145,15 @@ export class Cache {
   constructor(root?: Root, prefix = '') {
     this.#root = root ?? { core: null, closed: false, singleton: false, emitter: new CacheEmitter() }
     this.#prefix = prefix
+  }
+
+  // Every public operation publishes on the TracingChannel `cachekit:operation` (see docs/tracing.md).
+  static {
+    traceOperations(Cache.prototype, (cache) => {
+      const c = cache as Cache
+      const core = c.#root.core
+      return { backend: core?.adapter?.name ?? core?.config.type ?? 'none', keyPrefix: c.keyPrefix }
+    })
   }
 
   /** @internal Marks the singleton so its messages show the fix. */
@@ -647,6 +657,11 @@ export class Cache {
     checkDelta(delta, key)
     // Only an options object can carry tags: a TTL never builds the label (every inc would pay for it).
     if (typeof ttl === 'object') refuseTags(`inc(${showKey(key)})`, key, ttl)
+    return this.#increment(key, delta, ttl)
+  }
+
+  /** `inc` once its arguments are checked (`dec` too: a traced `dec` is one operation, not a `dec` and an `inc`). */
+  async #increment(key: string, delta: number, ttl: Duration | undefined): Promise<number> {
     const core = this.#core()
     const expiresAt = this.#expiresAt(core, key, ttl)
     try {
@@ -663,7 +678,7 @@ export class Cache {
     checkDelta(delta, key)
     // Only an options object can carry tags: a TTL never builds the label (every dec would pay for it).
     if (typeof ttl === 'object') refuseTags(`dec(${showKey(key)})`, key, ttl)
-    return this.inc(key, -delta, ttl)
+    return this.#increment(key, -delta, ttl)
   }
 
   /**

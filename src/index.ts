@@ -29,6 +29,7 @@ export {
   type IncrementRefusal,
 } from './errors.js'
 export type { CacheEventName, CacheEvents, CacheListener, ErrorInfo } from './events.js'
+export { TRACE_CHANNEL, type OperationContext, type TracedOperation } from './trace.js'
 export { jsonCodec, v8Codec, type Codec, type SerializerOption } from './codec.js'
 export { addToPayload, parseIntegerPayload, samePayload } from './adapter.js'
 export type {

@@ -1,0 +1,168 @@
+import { tracingChannel } from 'node:diagnostics_channel'
+
+/** The name of the TracingChannel every public operation of a cache publishes on. */
+export const TRACE_CHANNEL = 'cachekit:operation'
+
+/** The public operations a cache traces, by method name. */
+export type TracedOperation =
+  | 'get'
+  | 'getMany'
+  | 'set'
+  | 'setMany'
+  | 'add'
+  | 'delete'
+  | 'deleteMany'
+  | 'has'
+  | 'inc'
+  | 'dec'
+  | 'ttl'
+  | 'touch'
+  | 'getOrSet'
+  | 'invalidateTags'
+  | 'clear'
+  | 'purgeExpired'
+
+/**
+ * The context of one traced operation: what a subscriber to {@link TRACE_CHANNEL} receives on `start`,
+ * and again, with the outcome filled in, on `asyncStart`, `asyncEnd` and `error`.
+ */
+export interface OperationContext {
+  operation: TracedOperation
+  /** The backend's name (`'memory'`, `'redis'`, `'sqlite'`, ...), or the configured type while it connects. */
+  backend: string
+  /** The cache's key prefix, its namespaces' included. */
+  keyPrefix: string
+  /** The key, as the caller gave it, of a single-key operation. */
+  key?: string
+  /** The keys of `getMany`, `setMany` and `deleteMany`, or the tags of `invalidateTags`. */
+  keys?: readonly string[]
+  /** `get`, `has` and `getOrSet`: whether the key held a value (for `getOrSet`: the factory did not run). */
+  hit?: boolean
+  /** `getMany`: how many of `keys` held a value. */
+  hits?: number
+  /** `getOrSet`: whether this call ran the factory. */
+  factoryRan?: boolean
+  /** What the operation resolved to (set by the channel). */
+  result?: unknown
+  /** What it rejected with (set by the channel). */
+  error?: unknown
+}
+
+const channel = tracingChannel<unknown, OperationContext>(TRACE_CHANNEL)
+
+// `hasSubscribers` of a TracingChannel is missing before Node 20.13 and 22.0: then any of its five channels.
+const subscribed: () => boolean =
+  typeof (channel as { hasSubscribers?: boolean }).hasSubscribers === 'boolean'
+    ? () => channel.hasSubscribers
+    : () =>
+        channel.start.hasSubscribers ||
+        channel.end.hasSubscribers ||
+        channel.asyncStart.hasSubscribers ||
+        channel.asyncEnd.hasSubscribers ||
+        channel.error.hasSubscribers
+
+type Method = (this: unknown, ...args: unknown[]) => Promise<unknown>
+
+/** How one operation fills its context from its arguments, and its outcome from its result. */
+interface Shape {
+  /** The arguments as passed on to the method (an iterable of entries is read once, here). */
+  args?(context: OperationContext, args: unknown[]): unknown[]
+  outcome?(context: OperationContext, result: unknown): void
+}
+
+const single: Shape = {
+  args(context, args) {
+    if (typeof args[0] === 'string') context.key = args[0]
+    return args
+  },
+}
+
+const read: Shape = { ...single, outcome: (context, result) => (context.hit = result !== undefined) }
+
+function keysOf(context: OperationContext, args: unknown[]): unknown[] {
+  if (Array.isArray(args[0]) && args[0].every((k) => typeof k === 'string')) context.keys = args[0] as string[]
+  return args
+}
+
+const SHAPES: Record<TracedOperation, Shape> = {
+  get: read,
+  has: { ...single, outcome: (context, result) => (context.hit = result === true) },
+  getMany: {
+    args: keysOf,
+    outcome(context, result) {
+      if (Array.isArray(result)) context.hits = result.reduce((n: number, v) => (v === undefined ? n : n + 1), 0)
+    },
+  },
+  set: single,
+  add: single,
+  delete: single,
+  inc: single,
+  dec: single,
+  ttl: single,
+  touch: single,
+  setMany: {
+    args(context, args) {
+      const [entries, ...rest] = args
+      if (entries === null || typeof entries !== 'object') return args
+      // Read a one-shot iterable (a generator, a Map's entries) once, and hand the method what was read.
+      const pairs =
+        typeof (entries as Iterable<unknown>)[Symbol.iterator] === 'function'
+          ? Array.from(entries as Iterable<unknown>)
+          : Object.entries(entries as Record<string, unknown>)
+      context.keys = pairs.map((pair) => (Array.isArray(pair) ? String(pair[0]) : ''))
+      return [pairs, ...rest]
+    },
+  },
+  deleteMany: { args: keysOf },
+  getOrSet: {
+    args(context, args) {
+      single.args?.(context, args)
+      const factory = args[1]
+      if (typeof factory !== 'function') return args
+      context.factoryRan = false
+      const counted = function (this: unknown, ...factoryArgs: unknown[]): unknown {
+        context.factoryRan = true
+        return (factory as (...a: unknown[]) => unknown).apply(this, factoryArgs)
+      }
+      return [args[0], counted, ...args.slice(2)]
+    },
+    outcome: (context) => (context.hit = context.factoryRan !== true),
+  },
+  invalidateTags: { args: keysOf },
+  clear: {},
+  purgeExpired: {},
+}
+
+/**
+ * Make every operation of {@link SHAPES} on `proto` publish on {@link TRACE_CHANNEL}. With no subscriber a
+ * call costs one check more; with one, the call runs inside `tracePromise` with its context.
+ */
+export function traceOperations(proto: object, describe: (cache: unknown) => { backend: string; keyPrefix: string }): void {
+  const methods = proto as Record<TracedOperation, Method>
+  for (const operation of Object.keys(SHAPES) as TracedOperation[]) {
+    const method = methods[operation]
+    const shape = SHAPES[operation]
+    const outcome = shape.outcome
+    const traced = function (this: unknown, args: unknown[]): Promise<unknown> {
+      const context: OperationContext = { operation, ...describe(this) }
+      const passed = shape.args === undefined ? args : shape.args(context, args)
+      const run =
+        outcome === undefined
+          ? () => method.apply(this, passed)
+          : async () => {
+              const result = await method.apply(this, passed)
+              outcome(context, result)
+              return result
+            }
+      return channel.tracePromise(run, context)
+    }
+    // Three parameters, not a rest parameter: the untraced call allocates nothing. No operation takes more,
+    // and none tells an argument left out from an undefined one.
+    methods[operation] = {
+      [operation](this: unknown, a?: unknown, b?: unknown, c?: unknown): Promise<unknown> {
+        if (!subscribed()) return method.call(this, a, b, c)
+        return traced.call(this, [a, b, c])
+      },
+    }[operation] as Method
+  }
+}

@@ -1,0 +1,172 @@
+import { subscribe, tracingChannel, unsubscribe } from 'node:diagnostics_channel'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { CacheArgumentError, CacheBackendError, createCache, TRACE_CHANNEL, type Cache, type OperationContext } from '../src/index.js'
+import { uniquePrefix } from './support/prefix.js'
+import { freePort, REDIS_URL, redisOrSkip } from './support/redis.js'
+
+const haveRedis = await redisOrSkip('tracing over Redis (test/tracing.test.ts)')
+const root = mkdtempSync(join(tmpdir(), 'cachekit-tracing-'))
+afterAll(() => rmSync(root, { recursive: true, force: true }))
+
+const channel = tracingChannel<unknown, OperationContext>(TRACE_CHANNEL)
+
+interface Seen {
+  event: 'start' | 'end' | 'asyncStart' | 'asyncEnd' | 'error'
+  context: OperationContext
+  /** The context's fields when the event was published (later events fill in more of the same object). */
+  snapshot: OperationContext
+}
+
+/** Subscribe to every event of the channel until the test ends. */
+function listen(): Seen[] {
+  const seen: Seen[] = []
+  const on = (event: Seen['event']) => (context: OperationContext) => seen.push({ event, context, snapshot: { ...context } })
+  const handlers = { start: on('start'), end: on('end'), asyncStart: on('asyncStart'), asyncEnd: on('asyncEnd'), error: on('error') }
+  channel.subscribe(handlers)
+  stops.push(() => channel.unsubscribe(handlers))
+  return seen
+}
+
+/** The finished operations, in the order they ended. */
+const finished = (seen: Seen[]) => seen.filter((s) => s.event === 'asyncEnd').map((s) => s.context)
+
+const stops: (() => void)[] = []
+const caches: Cache[] = []
+afterEach(async () => {
+  for (const stop of stops.splice(0)) stop()
+  await Promise.all(caches.splice(0).map((c) => c.close()))
+})
+
+function open(config: Parameters<typeof createCache>[0]): Cache {
+  const c = createCache(config)
+  caches.push(c)
+  return c
+}
+
+describe('the tracing channel cachekit:operation', () => {
+  it('publishes each operation with its backend, prefix, key and outcome', async () => {
+    const c = open({ type: 'memory', keyPrefix: 'app:' })
+    await c.ready()
+    const seen = listen()
+    await c.set('a', 1)
+    await c.get('a')
+    await c.get('nope')
+    await c.has('a')
+    await c.add('a', 2)
+    await c.inc('n', 5)
+    await c.dec('n')
+    await c.ttl('a')
+    await c.touch('a', '1m')
+    await c.getMany(['a', 'nope', 'n'])
+    await c.setMany({ x: 1, y: 2 })
+    await c.deleteMany(['x', 'y'])
+    await c.delete('a')
+    await c.invalidateTags(['t'])
+    await c.purgeExpired()
+    await c.clear()
+    const done = finished(seen)
+    expect(done.map((d) => d.operation)).toEqual(['set', 'get', 'get', 'has', 'add', 'inc', 'dec', 'ttl', 'touch', 'getMany', 'setMany', 'deleteMany', 'delete', 'invalidateTags', 'purgeExpired', 'clear'])
+    for (const d of done) {
+      expect(d.backend).toBe('memory')
+      expect(d.keyPrefix).toBe('app:')
+    }
+    expect(done[0]).toMatchObject({ key: 'a', result: true })
+    expect(done[1]).toMatchObject({ key: 'a', hit: true, result: 1 })
+    expect(done[2]).toMatchObject({ key: 'nope', hit: false })
+    expect(done[3]).toMatchObject({ key: 'a', hit: true })
+    expect(done[4]).toMatchObject({ key: 'a', result: false })
+    expect(done[6]).toMatchObject({ key: 'n', result: 4 })
+    expect(done[9]).toMatchObject({ keys: ['a', 'nope', 'n'], hits: 2 })
+    expect(done[10]).toMatchObject({ keys: ['x', 'y'] })
+    expect(done[11]).toMatchObject({ keys: ['x', 'y'], result: 2 })
+    expect(done[13]).toMatchObject({ keys: ['t'] })
+    // Each operation published start, end, asyncStart and asyncEnd, in that order, with one context.
+    const first = seen.filter((s) => s.context === done[0])
+    expect(first.map((s) => s.event)).toEqual(['start', 'end', 'asyncStart', 'asyncEnd'])
+    expect(first[0]?.snapshot).toEqual({ operation: 'set', backend: 'memory', keyPrefix: 'app:', key: 'a' })
+  })
+
+  it('getOrSet says whether it ran the factory', async () => {
+    const c = open({ type: 'memory' })
+    const seen = listen()
+    expect(await c.getOrSet('k', () => 'made', '1m')).toBe('made')
+    expect(await c.getOrSet('k', () => 'again', '1m')).toBe('made')
+    expect(finished(seen).map(({ operation, key, hit, factoryRan }) => ({ operation, key, hit, factoryRan }))).toEqual([
+      { operation: 'getOrSet', key: 'k', hit: false, factoryRan: true },
+      { operation: 'getOrSet', key: 'k', hit: true, factoryRan: false },
+    ])
+  })
+
+  it('a namespace traces its own prefix, and a SQLite cache its backend', async () => {
+    const c = open({ type: 'sqlite', path: join(root, 'trace.db'), keyPrefix: 'p:' })
+    await c.ready()
+    const seen = listen()
+    await c.namespace('users:').set('1', { name: 'Ada' })
+    expect(finished(seen)).toEqual([expect.objectContaining({ operation: 'set', backend: 'sqlite', keyPrefix: 'p:users:', key: '1' })])
+  })
+
+  it('setMany reads a one-shot iterable once and stores every entry while traced', async () => {
+    const c = open({ type: 'memory' })
+    const seen = listen()
+    function* entries(): Generator<[string, number]> {
+      yield ['g1', 1]
+      yield ['g2', 2]
+    }
+    expect(await c.setMany(entries())).toBe(true)
+    expect(await c.getMany(['g1', 'g2'])).toEqual([1, 2])
+    expect(finished(seen)[0]).toMatchObject({ operation: 'setMany', keys: ['g1', 'g2'] })
+  })
+
+  it('a refused call publishes error with the error, and the caller still gets it', async () => {
+    const c = open({ type: 'memory' })
+    const seen = listen()
+    await expect(c.set('k', undefined)).rejects.toBeInstanceOf(CacheArgumentError)
+    await expect(c.getOrSet('k', 'not a function' as never)).rejects.toThrow(/factory must be a function/)
+    const errors = seen.filter((s) => s.event === 'error')
+    expect(errors.map((e) => e.context.operation)).toEqual(['set', 'getOrSet'])
+    expect(errors[0]?.context.error).toBeInstanceOf(CacheArgumentError)
+    expect(seen.filter((s) => s.event === 'asyncEnd')).toHaveLength(2)
+  })
+
+  it('a backend failure without fail-open publishes error; with fail-open the call ends with its fallback', async () => {
+    const port = await freePort()
+    const down = open({ type: 'redis', url: `redis://127.0.0.1:${port}`, failOpen: false, commandTimeout: '200ms', connectTimeout: '200ms' })
+    const open2 = open({ type: 'redis', url: `redis://127.0.0.1:${port}`, commandTimeout: '200ms', connectTimeout: '200ms' })
+    open2.on('error', () => {})
+    const seen = listen()
+    await expect(down.get('k')).rejects.toBeInstanceOf(CacheBackendError)
+    expect(await open2.get('k')).toBeUndefined()
+    const errors = seen.filter((s) => s.event === 'error')
+    expect(errors).toHaveLength(1)
+    expect(errors[0]?.context).toMatchObject({ operation: 'get', backend: 'redis', key: 'k' })
+    expect(errors[0]?.context.error).toBeInstanceOf(CacheBackendError)
+    expect(finished(seen).at(-1)).toMatchObject({ operation: 'get', hit: false })
+  })
+
+  it.runIf(haveRedis)('traces a Redis cache with backend redis', async () => {
+    const c = open({ type: 'redis', url: REDIS_URL, keyPrefix: uniquePrefix('tracing') })
+    await c.ready()
+    const seen = listen()
+    await c.set('r', 'v')
+    await c.get('r')
+    expect(finished(seen).map((d) => [d.operation, d.backend, d.hit])).toEqual([
+      ['set', 'redis', undefined],
+      ['get', 'redis', true],
+    ])
+  })
+
+  it('publishes nothing once the last subscriber leaves, and answers the same', async () => {
+    const c = open({ type: 'memory' })
+    const seen: string[] = []
+    const onStart = (message: unknown) => seen.push((message as OperationContext).operation)
+    subscribe(`tracing:${TRACE_CHANNEL}:start`, onStart)
+    await c.set('k', 1)
+    unsubscribe(`tracing:${TRACE_CHANNEL}:start`, onStart)
+    await c.set('k', 2)
+    expect(await c.get('k')).toBe(2)
+    expect(seen).toEqual(['set'])
+  })
+})
