@@ -150,6 +150,8 @@ export class Cache {
   // Every public operation publishes on the TracingChannel `cachekit:operation` (see docs/tracing.md).
   static {
     traceOperations(Cache.prototype, (cache) => {
+      // A method called on something else (`const { get } = cache`) fails in the method, as without a subscriber.
+      if (typeof cache !== 'object' || cache === null || !(#root in cache)) return { backend: 'none', keyPrefix: '' }
       const c = cache as Cache
       const core = c.#root.core
       return { backend: core?.adapter?.name ?? core?.config.type ?? 'none', keyPrefix: c.keyPrefix }

@@ -79,8 +79,12 @@ const single: Shape = {
 
 const read: Shape = { ...single, outcome: (context, result) => (context.hit = result !== undefined) }
 
+/** A key as the context shows it; the method refuses one that is not a string. */
+const keyText = (key: unknown): string => (typeof key === 'string' ? key : '')
+
 function keysOf(context: OperationContext, args: unknown[]): unknown[] {
-  if (Array.isArray(args[0]) && args[0].every((k) => typeof k === 'string')) context.keys = args[0] as string[]
+  // A copy: the caller may reuse its array after the call.
+  if (Array.isArray(args[0]) && args[0].every((k) => typeof k === 'string')) context.keys = [...(args[0] as string[])]
   return args
 }
 
@@ -101,16 +105,14 @@ const SHAPES: Record<TracedOperation, Shape> = {
   ttl: single,
   touch: single,
   setMany: {
+    // The keys where reading them consumes nothing: an array of pairs, a Map, a plain object. A one-shot
+    // iterable (a generator) is left for the method to read, and its keys are not in the context.
     args(context, args) {
-      const [entries, ...rest] = args
-      if (entries === null || typeof entries !== 'object') return args
-      // Read a one-shot iterable (a generator, a Map's entries) once, and hand the method what was read.
-      const pairs =
-        typeof (entries as Iterable<unknown>)[Symbol.iterator] === 'function'
-          ? Array.from(entries as Iterable<unknown>)
-          : Object.entries(entries as Record<string, unknown>)
-      context.keys = pairs.map((pair) => (Array.isArray(pair) ? String(pair[0]) : ''))
-      return [pairs, ...rest]
+      const entries = args[0]
+      if (Array.isArray(entries)) context.keys = entries.map((pair) => (Array.isArray(pair) ? keyText(pair[0]) : ''))
+      else if (entries instanceof Map) context.keys = Array.from(entries.keys(), keyText)
+      else if (entries !== null && typeof entries === 'object' && typeof (entries as Iterable<unknown>)[Symbol.iterator] !== 'function') context.keys = Object.keys(entries)
+      return args
     },
   },
   deleteMany: { args: keysOf },
@@ -121,7 +123,8 @@ const SHAPES: Record<TracedOperation, Shape> = {
       if (typeof factory !== 'function') return args
       context.factoryRan = false
       const counted = function (this: unknown, ...factoryArgs: unknown[]): unknown {
-        context.factoryRan = true
+        // A refresh in the grace period may run after the call ended: that run is not this call's.
+        if (context.hit === undefined) context.factoryRan = true
         return (factory as (...a: unknown[]) => unknown).apply(this, factoryArgs)
       }
       return [args[0], counted, ...args.slice(2)]
@@ -145,6 +148,7 @@ export function traceOperations(proto: object, describe: (cache: unknown) => { b
     const outcome = shape.outcome
     const traced = function (this: unknown, args: unknown[]): Promise<unknown> {
       const context: OperationContext = { operation, ...describe(this) }
+      // Nothing here throws for any argument: the method checks them, and its refusal is this call's error.
       const passed = shape.args === undefined ? args : shape.args(context, args)
       const run =
         outcome === undefined

@@ -108,7 +108,7 @@ describe('the tracing channel cachekit:operation', () => {
     expect(finished(seen)).toEqual([expect.objectContaining({ operation: 'set', backend: 'sqlite', keyPrefix: 'p:users:', key: '1' })])
   })
 
-  it('setMany reads a one-shot iterable once and stores every entry while traced', async () => {
+  it('setMany leaves a one-shot iterable to the method, which stores every entry; a Map shows its keys', async () => {
     const c = open({ type: 'memory' })
     const seen = listen()
     function* entries(): Generator<[string, number]> {
@@ -117,7 +117,11 @@ describe('the tracing channel cachekit:operation', () => {
     }
     expect(await c.setMany(entries())).toBe(true)
     expect(await c.getMany(['g1', 'g2'])).toEqual([1, 2])
-    expect(finished(seen)[0]).toMatchObject({ operation: 'setMany', keys: ['g1', 'g2'] })
+    expect(finished(seen)[0]?.operation).toBe('setMany')
+    expect(finished(seen)[0]?.keys).toBeUndefined()
+    await c.setMany(new Map([['m1', 1], ['m2', 2]]))
+    expect(await c.getMany(['m1', 'm2'])).toEqual([1, 2])
+    expect(finished(seen).at(-2)).toMatchObject({ operation: 'setMany', keys: ['m1', 'm2'] })
   })
 
   it('a refused call publishes error with the error, and the caller still gets it', async () => {
@@ -129,6 +133,41 @@ describe('the tracing channel cachekit:operation', () => {
     expect(errors.map((e) => e.context.operation)).toEqual(['set', 'getOrSet'])
     expect(errors[0]?.context.error).toBeInstanceOf(CacheArgumentError)
     expect(seen.filter((s) => s.event === 'asyncEnd')).toHaveLength(2)
+  })
+
+  it('with a subscriber, bad input fails as without one: a rejection of the method, published as error', async () => {
+    const c = open({ type: 'memory' })
+    const seen = listen()
+    function* broken(): Generator<[string, number]> {
+      yield ['b1', 1]
+      throw new Error('the generator broke')
+    }
+    const call = c.setMany(broken())
+    expect(call).toBeInstanceOf(Promise)
+    await expect(call).rejects.toThrow('the generator broke')
+    expect(await c.get('b1')).toBeUndefined()
+    const { get } = c
+    await expect(get('k')).rejects.toThrow(TypeError)
+    expect(seen.filter((s) => s.event === 'error').map((s) => s.context.operation)).toEqual(['setMany', 'get'])
+
+    // A closed cache says so before it reads anything of a one-shot iterable.
+    let started = false
+    function* lazy(): Generator<[string, number]> {
+      started = true
+      yield ['l', 1]
+    }
+    await c.close()
+    await expect(c.setMany(lazy())).rejects.toThrow(/closed/)
+    expect(started).toBe(false)
+  })
+
+  it('the keys in the context are a copy of the caller\'s array', async () => {
+    const c = open({ type: 'memory' })
+    const seen = listen()
+    const keys = ['a', 'b']
+    await c.getMany(keys)
+    keys.push('c')
+    expect(finished(seen)[0]?.keys).toEqual(['a', 'b'])
   })
 
   it('a backend failure without fail-open publishes error; with fail-open the call ends with its fallback', async () => {
