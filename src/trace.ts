@@ -65,7 +65,7 @@ type Method = (this: unknown, ...args: unknown[]) => Promise<unknown>
 
 /** How one operation fills its context from its arguments, and its outcome from its result. */
 interface Shape {
-  /** The arguments as passed on to the method (an iterable of entries is read once, here). */
+  /** Fill the context from the arguments (reading nothing that could throw or be consumed); returns what the method gets. */
   args?(context: OperationContext, args: unknown[]): unknown[]
   outcome?(context: OperationContext, result: unknown): void
 }
