@@ -120,10 +120,14 @@ describe.runIf(canRun)('redis: faults on a server of the test\'s own', () => {
     const connectTimeout = 300
     const resources = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r === 'TCPSocketWrap').length
     const before = resources()
-    const cache = createCache({ type: 'redis', url: `redis://someone:s3cret@127.0.0.1:${port}`, keyPrefix: 't:', connectTimeout })
+    // The adapter built here, not loaded by type: the first ready() then times the connection's waits alone.
+    // Loading it by type inside the test runner goes through the runner's main process, which a loaded machine
+    // makes slow (0.3 s to 1.7 s seen), and that time was counted in the first ready().
+    const url = `redis://someone:s3cret@127.0.0.1:${port}`
+    const cache = createCache({ adapter: (context) => redisAdapter({ url, connectTimeout }, context), keyPrefix: 't:' })
     cache.on('error', () => {})
     // Each ready() is timed beside a lone timer of connectTimeout started with it, which a loaded machine makes
-    // late by as much: a ready() that waited a second timeout in a row ends at least connectTimeout after it.
+    // late by as much: a ready() that waited a second timeout in a row ends a whole connectTimeout after it.
     const clock = () => timed(() => new Promise((resolve) => setTimeout(resolve, connectTimeout)))
     const [first, firstClock] = await Promise.all([timed(() => cache.ready()), clock()])
     // Asked again once the first verdict is in: a fresh wait, again bounded by connectTimeout.
@@ -131,7 +135,7 @@ describe.runIf(canRun)('redis: faults on a server of the test\'s own', () => {
     for (const [r, lone] of [[first, firstClock], [again, againClock]] as const) {
       expect(r.error).toBeInstanceOf(CacheBackendError)
       // It once took three connect timeouts (start-up, a poll, a second ask).
-      expect(r.ms).toBeLessThan(lone.ms + connectTimeout)
+      expect(r.ms).toBeLessThan(lone.ms + connectTimeout / 2)
       expect((r.error as Error).message).toContain(`someone:***@127.0.0.1:${port}`)
       expect((r.error as Error).message).not.toContain('s3cret')
     }
