@@ -39,7 +39,7 @@ export function pingRedis(url: string, ms = 1000): Promise<boolean> {
  * 2 s; else one loud line outside CI, a failure under CI=true.
  */
 export function redisOrSkip(what: string, url = REDIS_URL): Promise<boolean> {
-  return serverOrSkip(what, `Redis at ${url}`, () => pingRedis(url, 2000), 'start one (redis-server) or set REDIS_URL, then run this test file again')
+  return serverOrSkip(what, `Redis at ${url}`, () => pingRedis(url, 10_000), 'start one (redis-server) or set REDIS_URL, then run this test file again')
 }
 
 /**

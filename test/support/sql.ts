@@ -46,7 +46,7 @@ export const mysql = require('mysql2') as {
 
 /** Run one statement on PostgreSQL on a connection of its own. */
 export async function pgQuery(text: string, values?: unknown[], url = POSTGRES_URL): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 })
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 })
   client.on('error', () => {})
   await client.connect()
   try {
@@ -58,7 +58,7 @@ export async function pgQuery(text: string, values?: unknown[], url = POSTGRES_U
 
 /** Run one statement on MySQL on a connection of its own. */
 export async function mysqlQuery<T = unknown>(sql: string, values?: unknown[], url = MYSQL_URL): Promise<T> {
-  const c = mysql.createConnection({ uri: url, connectTimeout: 2000 })
+  const c = mysql.createConnection({ uri: url, connectTimeout: 10_000 })
   c.on('error', () => {})
   try {
     return await new Promise<T>((resolve, reject) => c.query(sql, values, (error, result) => (error ? reject(error) : resolve(result as T))))
@@ -67,21 +67,25 @@ export async function mysqlQuery<T = unknown>(sql: string, values?: unknown[], u
   }
 }
 
-async function answers(probe: () => Promise<unknown>): Promise<boolean> {
+/**
+ * True when the server answers; else what went wrong, for the skip line or the CI failure. The timeouts above
+ * are roomy: on a loaded machine a server that is there once took over 2 s to accept a connection.
+ */
+async function answers(probe: () => Promise<unknown>, name: string): Promise<true | string> {
   try {
     await probe()
     return true
-  } catch {
-    return false
+  } catch (error) {
+    return `no ${name} (${(error as Error)?.message ?? String(error)})`
   }
 }
 
 /** Whether the tests `what` on PostgreSQL can run (serverOrSkip: skip outside CI when no server answers; fail under CI). */
 export function postgresOrSkip(what: string): Promise<boolean> {
-  return serverOrSkip(what, `PostgreSQL at ${POSTGRES_URL}`, () => answers(() => pgQuery('SELECT 1')), 'start one or set POSTGRES_URL, then run this test file again')
+  return serverOrSkip(what, `PostgreSQL at ${POSTGRES_URL}`, () => answers(() => pgQuery('SELECT 1'), `PostgreSQL at ${POSTGRES_URL}`), 'start one or set POSTGRES_URL, then run this test file again')
 }
 
 /** Whether the tests `what` on MySQL/MariaDB can run (serverOrSkip: skip outside CI when no server answers; fail under CI). */
 export function mysqlOrSkip(what: string): Promise<boolean> {
-  return serverOrSkip(what, `MySQL/MariaDB at ${MYSQL_URL}`, () => answers(() => mysqlQuery('SELECT 1')), 'start one or set MYSQL_URL, then run this test file again')
+  return serverOrSkip(what, `MySQL/MariaDB at ${MYSQL_URL}`, () => answers(() => mysqlQuery('SELECT 1'), `MySQL/MariaDB at ${MYSQL_URL}`), 'start one or set MYSQL_URL, then run this test file again')
 }
