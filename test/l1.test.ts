@@ -441,52 +441,55 @@ async function streamRound(config: CacheConfig, key: string, n: number): Promise
 if (haveRedis) {
   describe('l1 over Redis: the fill race', () => {
     /**
-     * B's command connection goes through a proxy that delays its answers; its invalidation connection does
-     * not. B's read of `k` is sent while `k` is v1; A then writes v2, and B hears of it before the read's
-     * answer (v1) arrives. The read may answer v1 (it was sent before the write), but v1 must not stay in
-     * B's memory: B's next read must be v2.
+     * Two caches on one prefix: A straight to Redis, B with its command connection through a proxy (whose
+     * answers `delay(ms)` holds back, `delay(0)` lets through) and its invalidations around it. Runs `body`.
      */
-    async function race(): Promise<{ during: unknown; next: unknown }> {
+    async function slowedCommands<T>(name: string, body: (a: Cache, b: Cache, delay: (ms: number) => void) => Promise<T>): Promise<T> {
       const proxy = await new HoldingProxy(Number(new URL(REDIS_URL).port || 6379), new URL(REDIS_URL).hostname).start()
-      const prefix = uniquePrefix('l1-race')
+      const prefix = uniquePrefix(name)
       try {
         const a = await open(redisBackend.config(prefix))
         const b = await open({ ...redisBackend.config(prefix), url: `redis://127.0.0.1:${proxy.port}` })
         expect(proxy.connections).toBe(2) // b's commands first, then its invalidations
-        await a.set('k', 'v1')
-        proxy.setFor(0, { kind: 'delay', ms: 400 })
-        const reading = b.get('k')
-        await new Promise((r) => setTimeout(r, 100))
-        await a.set('k', 'v2')
-        const during = await reading
-        proxy.setFor(0, { kind: 'pass' })
-        return { during, next: await b.get('k') }
+        return await body(a, b, (ms) => proxy.setFor(0, ms === 0 ? { kind: 'pass' } : { kind: 'delay', ms }))
       } finally {
         await proxy.stop()
       }
     }
 
     /**
-     * The same slowed command connection, for a write: B's set of b1 is applied, then A's set of a2, and B
-     * hears of a2 before its own write's answer comes. B must not then hold b1, now older than the backend's.
+     * B's read of `k` is sent while `k` is v1; A then writes v2, and B hears of it before the read's answer
+     * (v1) arrives. The read may answer v1 (it was sent before the write), but v1 must not stay in B's memory:
+     * B's next read must be v2.
      */
-    async function writeRace(): Promise<unknown> {
-      const proxy = await new HoldingProxy(Number(new URL(REDIS_URL).port || 6379), new URL(REDIS_URL).hostname).start()
-      const prefix = uniquePrefix('l1-write-race')
-      try {
-        const a = await open(redisBackend.config(prefix))
-        const b = await open({ ...redisBackend.config(prefix), url: `redis://127.0.0.1:${proxy.port}` })
-        proxy.setFor(0, { kind: 'delay', ms: 400 })
+    function race(): Promise<{ during: unknown; next: unknown }> {
+      return slowedCommands('l1-race', async (a, b, delay) => {
+        await a.set('k', 'v1')
+        delay(400)
+        const reading = b.get('k')
+        await new Promise((r) => setTimeout(r, 100))
+        await a.set('k', 'v2')
+        const during = await reading
+        delay(0)
+        return { during, next: await b.get('k') }
+      })
+    }
+
+    /**
+     * For a write: B's set of b1 is applied, then A's set of a2, and B hears of a2 before its own write's
+     * answer comes. B must not then hold b1, now older than the backend's.
+     */
+    function writeRace(): Promise<unknown> {
+      return slowedCommands('l1-write-race', async (a, b, delay) => {
+        delay(400)
         const writing = b.set('k', 'b1')
         await new Promise((r) => setTimeout(r, 100))
         await a.set('k', 'a2')
         expect(await writing).toBe(true)
-        proxy.setFor(0, { kind: 'pass' })
+        delay(0)
         expect(await a.get('k')).toBe('a2')
         return await b.get('k')
-      } finally {
-        await proxy.stop()
-      }
+      })
     }
 
     it("a write whose answer comes after another process's newer write is not held", async () => {
