@@ -56,6 +56,26 @@ interface Pending {
   returned: boolean
   /** The call threw before it returned a promise: `end` closes the span. */
   threw: boolean
+  /** `error` was published (whatever was thrown, `undefined` included). */
+  failed: boolean
+}
+
+/** The name of what was thrown, never throwing itself (a factory may reject with anything). */
+function errorName(error: unknown): string {
+  try {
+    if (error instanceof Error) return error.name
+    return error === null ? 'null' : typeof error
+  } catch {
+    return 'unknown'
+  }
+}
+
+function errorMessage(error: unknown): string {
+  try {
+    return error instanceof Error ? error.message : String(error)
+  } catch {
+    return errorName(error)
+  }
 }
 
 /** Hits and misses of a finished read: `get`, `has` and `getOrSet` one key; `getMany` its keys. */
@@ -75,8 +95,8 @@ function hitsOf(c: OperationContext): [hits: number, misses: number] | undefined
  * Span attributes: `cache.operation`, `cache.backend`, `db.system.name` (for redis, sqlite, postgresql, mysql,
  * memcached), `cache.hit` on reads, `cache.hits` on `getMany`, `cache.factory_ran` on `getOrSet`, and with
  * `keys: true` also `cache.key` (the key or keys) and `cache.key_prefix`. A failed operation's span has status
- * ERROR, `error.type` (the error's name, e.g. `CacheTypeError`) and the error recorded as an event (cachekit's
- * errors never hold a credential).
+ * ERROR, `error.type` (the error's name, e.g. `CacheTypeError`) and an exception event; its message (which
+ * quotes the key) and stack only with `keys: true`. cachekit's errors never hold a credential.
  *
  * Spans start in the caller's active context, so they are children of the caller's span (a request's, say).
  *
@@ -101,12 +121,19 @@ export function instrument(options: InstrumentOptions = {}): () => void {
     pending.delete(c)
     const labels: Attributes = { 'cache.operation': c.operation, 'cache.backend': c.backend }
     duration.record((performance.now() - p.started) / 1000, labels)
-    if (c.error !== undefined) {
-      const error = c.error instanceof Error ? c.error : new Error(String(c.error))
-      errors.add(1, { ...labels, 'error.type': error.name })
-      p.span.setAttribute('error.type', error.name)
-      p.span.recordException(error)
-      p.span.setStatus({ code: SpanStatusCode.ERROR, message: error.message })
+    if (p.failed) {
+      const name = errorName(c.error)
+      errors.add(1, { ...labels, 'error.type': name })
+      p.span.setAttribute('error.type', name)
+      if (withKeys) {
+        const message = errorMessage(c.error)
+        p.span.recordException(c.error instanceof Error ? c.error : { name, message })
+        p.span.setStatus({ code: SpanStatusCode.ERROR, message })
+      } else {
+        // cachekit's messages quote the key, and a factory's error may hold anything: without `keys`, its name only.
+        p.span.recordException({ name, message: name })
+        p.span.setStatus({ code: SpanStatusCode.ERROR })
+      }
     } else {
       const counted = hitsOf(c)
       if (counted !== undefined) {
@@ -136,7 +163,7 @@ export function instrument(options: InstrumentOptions = {}): () => void {
         { kind: REMOTE.has(c.backend) ? SpanKind.CLIENT : SpanKind.INTERNAL, attributes },
         otelContext.active(),
       )
-      pending.set(c, { span, started: performance.now(), returned: false, threw: false })
+      pending.set(c, { span, started: performance.now(), returned: false, threw: false, failed: false })
     },
     end(message: unknown) {
       const c = message as OperationContext
@@ -153,7 +180,9 @@ export function instrument(options: InstrumentOptions = {}): () => void {
     },
     error(message: unknown) {
       const p = pending.get(message as object)
-      if (p !== undefined && !p.returned) p.threw = true
+      if (p === undefined) return
+      p.failed = true
+      if (!p.returned) p.threw = true
     },
   }
   const channel = tracingChannel<unknown, OperationContext>(TRACE_CHANNEL)
