@@ -52,11 +52,10 @@ const SCOPE = 'cachekit'
 interface Pending {
   span: Span
   started: number
-  /** `end` was published: a later `error` is an asynchronous rejection. */
-  returned: boolean
-  /** The call threw before it returned a promise: `end` closes the span. */
-  threw: boolean
-  /** `error` was published (whatever was thrown, `undefined` included). */
+  /**
+   * `error` was published (whatever was thrown, `undefined` included). Seen at `end`, the call threw before
+   * it returned a promise, and `end` closes the span; a rejection publishes `error` after `end`.
+   */
   failed: boolean
 }
 
@@ -163,14 +162,12 @@ export function instrument(options: InstrumentOptions = {}): () => void {
         { kind: REMOTE.has(c.backend) ? SpanKind.CLIENT : SpanKind.INTERNAL, attributes },
         otelContext.active(),
       )
-      pending.set(c, { span, started: performance.now(), returned: false, threw: false, failed: false })
+      pending.set(c, { span, started: performance.now(), failed: false })
     },
     end(message: unknown) {
       const c = message as OperationContext
       const p = pending.get(c)
-      if (p === undefined) return
-      p.returned = true
-      if (p.threw) finish(c, p)
+      if (p?.failed === true) finish(c, p)
     },
     asyncStart() {},
     asyncEnd(message: unknown) {
@@ -180,9 +177,7 @@ export function instrument(options: InstrumentOptions = {}): () => void {
     },
     error(message: unknown) {
       const p = pending.get(message as object)
-      if (p === undefined) return
-      p.failed = true
-      if (!p.returned) p.threw = true
+      if (p !== undefined) p.failed = true
     },
   }
   const channel = tracingChannel<unknown, OperationContext>(TRACE_CHANNEL)

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { SQL_DEFAULTS } from '../adapters/sql/options.js'
 import { openCache } from '../bin/open.js'
 import { COMMANDS } from '../bin/commands.js'
 import { sharedBackends } from './support/shared-backends.js'
@@ -309,8 +310,8 @@ for (const backend of sharedBackends()) {
         const rows = async (key: string) => {
           const stored = Buffer.from(`${prefix}${key}`)
           return backend.name === 'postgres'
-            ? Number((await pgQuery('SELECT count(*)::int AS n FROM cachekit WHERE cache_key = $1', [stored])).rows[0]?.n)
-            : Number((await mysqlQuery<{ n: number }[]>('SELECT count(*) AS n FROM cachekit WHERE cache_key = ?', [stored]))[0]?.n)
+            ? Number((await pgQuery(`SELECT count(*)::int AS n FROM ${SQL_DEFAULTS.table} WHERE cache_key = $1`, [stored])).rows[0]?.n)
+            : Number((await mysqlQuery<{ n: number }[]>(`SELECT count(*) AS n FROM ${SQL_DEFAULTS.table} WHERE cache_key = ?`, [stored]))[0]?.n)
         }
         expect(await rows('lasting')).toBe(1) // the query finds a stored key
         expect(await rows('fleeting')).toBe(0)

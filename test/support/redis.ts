@@ -36,7 +36,7 @@ export function pingRedis(url: string, ms = 1000): Promise<boolean> {
 
 /**
  * Whether the tests `what` on the Redis at `url` can run (serverOrSkip): true if it answers PING within
- * 2 s; else one loud line outside CI, a failure under CI=true.
+ * 10 s (a loaded machine can be slow to accept); else one loud line outside CI, a failure under CI=true.
  */
 export function redisOrSkip(what: string, url = REDIS_URL): Promise<boolean> {
   return serverOrSkip(what, `Redis at ${url}`, () => pingRedis(url, 10_000), 'start one (redis-server) or set REDIS_URL, then run this test file again')

@@ -68,24 +68,19 @@ export async function mysqlQuery<T = unknown>(sql: string, values?: unknown[], u
 }
 
 /**
- * True when the server answers; else what went wrong, for the skip line or the CI failure. The timeouts above
- * are roomy: on a loaded machine a server that is there once took over 2 s to accept a connection.
+ * serverOrSkip for a SQL server that `probe` queries: when it fails, the reason says what went wrong. The
+ * timeouts above are roomy: on a loaded machine a server that is there once took over 2 s to accept.
  */
-async function answers(probe: () => Promise<unknown>, name: string): Promise<true | string> {
-  try {
-    await probe()
-    return true
-  } catch (error) {
-    return `no ${name} (${(error as Error)?.message ?? String(error)})`
-  }
+function answersOrSkip(what: string, name: string, probe: () => Promise<unknown>, fix: string): Promise<boolean> {
+  return serverOrSkip(what, name, () => probe().then(() => true as const, (error: unknown) => `no ${name} (${(error as Error)?.message ?? String(error)})`), fix)
 }
 
 /** Whether the tests `what` on PostgreSQL can run (serverOrSkip: skip outside CI when no server answers; fail under CI). */
 export function postgresOrSkip(what: string): Promise<boolean> {
-  return serverOrSkip(what, `PostgreSQL at ${POSTGRES_URL}`, () => answers(() => pgQuery('SELECT 1'), `PostgreSQL at ${POSTGRES_URL}`), 'start one or set POSTGRES_URL, then run this test file again')
+  return answersOrSkip(what, `PostgreSQL at ${POSTGRES_URL}`, () => pgQuery('SELECT 1'), 'start one or set POSTGRES_URL, then run this test file again')
 }
 
 /** Whether the tests `what` on MySQL/MariaDB can run (serverOrSkip: skip outside CI when no server answers; fail under CI). */
 export function mysqlOrSkip(what: string): Promise<boolean> {
-  return serverOrSkip(what, `MySQL/MariaDB at ${MYSQL_URL}`, () => answers(() => mysqlQuery('SELECT 1'), `MySQL/MariaDB at ${MYSQL_URL}`), 'start one or set MYSQL_URL, then run this test file again')
+  return answersOrSkip(what, `MySQL/MariaDB at ${MYSQL_URL}`, () => mysqlQuery('SELECT 1'), 'start one or set MYSQL_URL, then run this test file again')
 }
