@@ -13,9 +13,9 @@ describe('the demo /visits', () => {
   for (const backend of sharedBackends().filter((b) => b.name !== 'filesystem')) {
     it(`counts per browser on ${backend.name} with ${WORKERS} workers`, async (t) => {
       if (!(await backend.available())) return t.skip()
-      const { url, prefix } = backend.fresh()
+      const { url, prefix, env } = backend.fresh()
       const cleared = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('CACHE_')).map((k) => [k, undefined]))
-      const demo = await startDemo({ workers: WORKERS, env: { ...cleared, CACHE_URL: url, CACHE_KEY_PREFIX: prefix, SESSION_SECRET: undefined } })
+      const demo = await startDemo({ workers: WORKERS, env: { ...cleared, CACHE_URL: url, CACHE_KEY_PREFIX: prefix, ...env, SESSION_SECRET: undefined } })
       try {
         expect((await send<string>(demo.url, undefined)).body).toContain('href="/visits"')
         const browsers = [new CookieJar(), new CookieJar()]
@@ -37,7 +37,7 @@ describe('the demo /visits', () => {
         expect((await send<{ visits: number }>(`${demo.url}visits`, browsers[0])).body.visits).toBe(17)
       } finally {
         await demo.stop()
-        backend.cleanup()
+        await backend.cleanup()
       }
     }, 180_000)
   }

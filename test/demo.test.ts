@@ -47,15 +47,15 @@ describe('the demo race', PROCESSES, () => {
   for (const backend of sharedBackends()) {
     it(`gives exactly 1..100 on ${backend.name} with ${WORKERS} workers`, async (t) => {
       if (!(await backend.available())) return t.skip()
-      const { url, prefix } = backend.fresh()
+      const { url, prefix, env } = backend.fresh()
       try {
-        const result = await raceDemo({ CACHE_URL: url, CACHE_KEY_PREFIX: prefix })
+        const result = await raceDemo({ CACHE_URL: url, CACHE_KEY_PREFIX: prefix, ...env })
         expect(result.errors).toEqual([])
         expect([...result.values].sort((a, b) => a - b)).toEqual(ONE_TO_100)
         expect(result.ok).toBe(true)
         expect(result.workers).toBeGreaterThan(1)
       } finally {
-        backend.cleanup()
+        await backend.cleanup()
       }
     })
   }

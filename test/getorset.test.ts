@@ -13,10 +13,10 @@ import { ADAPTERS, type AdapterDefinition } from '../src/registry.js'
 import { createCache } from '../src/singleton.js'
 import { FakeClock } from '../src/testing/harness.js'
 import { runInProcesses } from '../src/testing/processes.js'
-import { uniquePrefix } from './support/prefix.js'
+import { uniquePrefix, uniqueTableName } from './support/prefix.js'
 import { ROOM } from './support/processes.js'
 import { guardSharedRedis, pingRedis, REDIS_URL, redisOrSkip } from './support/redis.js'
-import { MYSQL_URL, mysqlOrSkip, POSTGRES_URL, postgresOrSkip } from './support/sql.js'
+import { MYSQL_URL, mysqlOrSkip, mysqlQuery, pgQuery, POSTGRES_URL, postgresOrSkip } from './support/sql.js'
 import { bookkeeping } from './support/bookkeeping.js'
 
 // The cross-process proofs run on the shared Redis and clear their prefix there.
@@ -357,8 +357,10 @@ describe('grace (stale-while-revalidate) and timeout', () => {
 // ---- the cross-process proof, on every shared backend registered --------------------------------
 
 const dirs: string[] = []
-afterAll(() => {
+const drops: (() => Promise<unknown>)[] = []
+afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  for (const drop of drops) await drop().catch(() => {})
 })
 
 /** A config for a fresh store of the backend, from its URL scheme, else its defaults. */
@@ -366,9 +368,13 @@ function configFor(def: AdapterDefinition): CacheConfig & object {
   const schemes = def.schemes ?? []
   const prefix = uniquePrefix('getorset')
   if (schemes.includes('redis')) return { url: REDIS_URL, keyPrefix: prefix, ...ROOM }
-  // The SQL servers: their default table, under the proof's own prefix (cleanUp clears only that).
-  if (schemes.includes('postgres')) return { url: POSTGRES_URL, keyPrefix: prefix, ...ROOM }
-  if (schemes.includes('mysql')) return { url: MYSQL_URL, keyPrefix: prefix, ...ROOM }
+  // The SQL servers: a table of the proof's own (an eviction or purge there is table-wide), dropped after.
+  if (schemes.includes('postgres') || schemes.includes('mysql')) {
+    const table = uniqueTableName('gos')
+    const postgres = schemes.includes('postgres')
+    drops.push(() => (postgres ? pgQuery(`DROP TABLE IF EXISTS ${table}`) : mysqlQuery(`DROP TABLE IF EXISTS ${table}`)))
+    return { url: postgres ? POSTGRES_URL : MYSQL_URL, table, keyPrefix: prefix, ...ROOM }
+  }
   const dir = mkdtempSync(join(tmpdir(), 'cachekit-gos-'))
   dirs.push(dir)
   if (schemes.includes('sqlite')) return { url: `sqlite:${join(dir, 'cache.sqlite')}`, keyPrefix: prefix }
