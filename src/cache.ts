@@ -25,7 +25,7 @@ import { describeLoneSurrogate, isWellFormed, WELL_FORMED_FIX } from './well-for
 import { freezeDeep, type TierEntry } from './tier/store.js'
 import { tieredAdapter, type L1Stats, type Tier } from './tier/tiered.js'
 import { checkL1Backend } from './tier/options.js'
-import { traceOperations } from './trace.js'
+import { payloadSize, reportRead, traceOperations, type TraceReport } from './trace.js'
 
 /** The longest key accepted, in UTF-16 code units (the prefix not counted). */
 export const MAX_KEY_LENGTH = 65_536
@@ -327,7 +327,9 @@ export class Cache {
   }
 
   /** The value at `key`, or `undefined` on a miss (or a backend failure, with `failOpen`). */
-  async get<T = unknown>(key: string): Promise<T | undefined> {
+  get<T = unknown>(key: string): Promise<T | undefined>
+  // The fourth parameter is the tracing channel's (src/trace.ts): no caller passes it.
+  async get<T = unknown>(key: string, _b?: unknown, _c?: unknown, report?: TraceReport): Promise<T | undefined> {
     checkKey(key)
     const core = this.#core()
     const tier = core.tier
@@ -336,17 +338,18 @@ export class Cache {
       const entry = tier.lookup(this.#full(core, key))
       if (entry !== undefined) {
         const held = this.#fromTier<T>(core, tier, key, entry)
+        if (report !== undefined && held !== undefined) reportRead(report, 'l1', entry.payload)
         this.#record(core, held === undefined ? 'miss' : 'hit', key)
         return held
       }
     }
-    const value = await this.#read<T>(core, key, undefined)
+    const value = await this.#read<T>(core, key, undefined, false, report)
     this.#record(core, value === undefined ? 'miss' : 'hit', key)
     return value
   }
 
   /** The value at `key`, counted and emitted by the caller, as one command of a call with a deadline when `budget` is given. */
-  async #read<T>(core: Core, key: string, budget: Budget | undefined, fresh = false): Promise<T | undefined> {
+  async #read<T>(core: Core, key: string, budget: Budget | undefined, fresh = false, report?: TraceReport): Promise<T | undefined> {
     const tier = core.tier
     if (fresh && tier !== undefined) {
       let payload: Payload | undefined
@@ -356,13 +359,17 @@ export class Cache {
         return this.#failIn(budget, core, 'get', key, error, undefined)
       }
       if (payload === undefined) return undefined
+      if (report !== undefined) reportRead(report, 'backend', payload)
       if (isTagged(payload)) return (await this.#open<T>(core, [key], [payload], budget, undefined))[0]
       return this.#decode<T>(core, key, payload)
     }
     if (tier !== undefined) {
       // A hit on a value decoded before: no round trip and no decode.
       const entry = tier.lookup(this.#full(core, key))
-      if (entry !== undefined) return this.#fromTier<T>(core, tier, key, entry)
+      if (entry !== undefined) {
+        if (report !== undefined) reportRead(report, 'l1', entry.payload)
+        return this.#fromTier<T>(core, tier, key, entry)
+      }
     }
     let payload: Payload | undefined
     // Inline rather than through #send, as on every hot path: a closure per call costs more than the call.
@@ -372,6 +379,7 @@ export class Cache {
       return this.#failIn(budget, core, 'get', key, error, undefined)
     }
     if (payload === undefined) return undefined
+    if (report !== undefined) reportRead(report, 'backend', payload)
     if (isTagged(payload)) return (await this.#open<T>(core, [key], [payload], budget, undefined))[0]
     if (tier !== undefined) {
       const entry = tier.peek(this.#full(core, key))
@@ -436,14 +444,16 @@ export class Cache {
    * @returns true if stored; false if the backend failed and `failOpen` is on.
    * @throws {CacheArgumentError} for an empty key, `undefined`, a bad TTL or bad tags; {@link CacheSerializationError} for a value that cannot be encoded.
    */
-  async set(key: string, value: unknown, ttl?: Duration | SetOptions): Promise<boolean> {
+  set(key: string, value: unknown, ttl?: Duration | SetOptions): Promise<boolean>
+  // The fourth parameter is the tracing channel's (src/trace.ts): no caller passes it.
+  async set(key: string, value: unknown, ttl?: Duration | SetOptions, report?: TraceReport): Promise<boolean> {
     checkKey(key)
     const core = this.#core()
     let stored: boolean
     if (typeof ttl === 'object') {
       const options = resolveSetOptions(() => `set(${showKey(key)})`, key, ttl)
-      stored = await this.#write(core, key, value, options.ttl, undefined, options.tags.length === 0 ? undefined : options.tags)
-    } else stored = await this.#write(core, key, value, ttl, undefined)
+      stored = await this.#write(core, key, value, options.ttl, undefined, options.tags.length === 0 ? undefined : options.tags, undefined, report)
+    } else stored = await this.#write(core, key, value, ttl, undefined, undefined, undefined, report)
     if (stored) this.#record(core, 'set', key)
     return stored
   }
@@ -452,8 +462,18 @@ export class Cache {
    * Store one entry. A tagged one carries the versions of its tags: `stamp` when the caller read them
    * earlier (getOrSet and memoize read them before their factory runs), else the current ones, read here.
    */
-  async #write(core: Core, key: string, value: unknown, ttl: Duration | undefined, budget: Budget | undefined, tags?: readonly string[], read?: TagRead): Promise<boolean> {
+  async #write(
+    core: Core,
+    key: string,
+    value: unknown,
+    ttl: Duration | undefined,
+    budget: Budget | undefined,
+    tags?: readonly string[],
+    read?: TagRead,
+    report?: TraceReport,
+  ): Promise<boolean> {
     let payload = this.#encode(core, key, value)
+    if (report !== undefined) report.itemSize = payloadSize(payload)
     const expiresAt = this.#expiresAt(core, key, ttl)
     try {
       const adapter = core.adapter ?? (await core.loading)
@@ -515,11 +535,14 @@ export class Cache {
    * @returns true if this call stored it.
    * @throws {CacheBackendError} on a backend failure, whatever `failOpen` says.
    */
-  async add(key: string, value: unknown, ttl?: Duration | SetOptions): Promise<boolean> {
+  add(key: string, value: unknown, ttl?: Duration | SetOptions): Promise<boolean>
+  // The fourth parameter is the tracing channel's (src/trace.ts): no caller passes it.
+  async add(key: string, value: unknown, ttl?: Duration | SetOptions, report?: TraceReport): Promise<boolean> {
     checkKey(key)
     const core = this.#core()
     const options = typeof ttl === 'object' ? resolveSetOptions(() => `add(${showKey(key)})`, key, ttl) : { ttl, tags: [] }
     const payload = this.#encode(core, key, value)
+    if (report !== undefined) report.itemSize = payloadSize(payload)
     const expiresAt = this.#expiresAt(core, key, options.ttl)
     let added: boolean
     try {
@@ -731,7 +754,9 @@ export class Cache {
    * @example const report = await cache.getOrSet('report', () => buildReport(), '1h')
    * @example const feed = await cache.getOrSet('feed', loadFeed, { ttl: '1m', grace: '10m', timeout: '200ms' })
    */
-  async getOrSet<T>(key: string, factory: Factory<T>, options?: Duration | GetOrSetOptions): Promise<T> {
+  getOrSet<T>(key: string, factory: Factory<T>, options?: Duration | GetOrSetOptions): Promise<T>
+  // The fourth parameter is the tracing channel's (src/trace.ts): no caller passes it.
+  async getOrSet<T>(key: string, factory: Factory<T>, options?: Duration | GetOrSetOptions, report?: TraceReport): Promise<T> {
     checkKey(key)
     if (typeof factory !== 'function') throw new CacheArgumentError(`getOrSet(${showKey(key)}): the factory must be a function.`, { key })
     const resolved = resolveGetOrSetOptions(key, options)
@@ -741,7 +766,7 @@ export class Cache {
     // the factory.
     const core = this.#core()
     if (resolved.grace === 0) {
-      const hit = await this.#read<T>(core, key, budget)
+      const hit = await this.#read<T>(core, key, budget, false, report)
       if (hit !== undefined) {
         this.#record(core, 'hit', key)
         return hit

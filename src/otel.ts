@@ -89,10 +89,13 @@ function hitsOf(c: OperationContext): [hits: number, misses: number] | undefined
  * `cache.<operation>` (`cache.get`, `cache.set`, ...) and into metrics:
  * - `cache.operation.duration` (histogram, seconds) by `cache.operation` and `cache.backend`;
  * - `cache.hits` and `cache.misses` (counters) by the same, for the reads (`get`, `getMany`, `has`, `getOrSet`);
+ *   a hit of `get` or `getOrSet` also by `cache.tier` (`l1` or `backend`), when the call's own read answered;
  * - `cache.errors` (counter) by the same and `error.type` (the error's name), for operations that rejected.
  *
  * Span attributes: `cache.operation`, `cache.backend`, `db.system.name` (for redis, sqlite, postgresql, mysql,
- * memcached), `cache.hit` on reads, `cache.hits` on `getMany`, `cache.factory_ran` on `getOrSet`, and with
+ * memcached), `cache.hit` on reads, `cache.hits` on `getMany`, `cache.factory_ran` on `getOrSet`, `cache.tier`
+ * on a hit that this call read, `cache.item_size` (the encoded entry's bytes: read on a hit, written by
+ * `set` and `add`), and with
  * `keys: true` also `cache.key` (the key or keys) and `cache.key_prefix`. A failed operation's span has status
  * ERROR, `error.type` (the error's name, e.g. `CacheTypeError`) and an exception event; its message (which
  * quotes the key) and stack only with `keys: true`. cachekit's errors never hold a credential.
@@ -136,12 +139,14 @@ export function instrument(options: InstrumentOptions = {}): () => void {
     } else {
       const counted = hitsOf(c)
       if (counted !== undefined) {
-        if (counted[0] > 0) hits.add(counted[0], labels)
+        if (counted[0] > 0) hits.add(counted[0], c.tier === undefined ? labels : { ...labels, 'cache.tier': c.tier })
         if (counted[1] > 0) misses.add(counted[1], labels)
       }
       if (c.hit !== undefined) p.span.setAttribute('cache.hit', c.hit)
       if (c.hits !== undefined) p.span.setAttribute('cache.hits', c.hits)
       if (c.factoryRan !== undefined) p.span.setAttribute('cache.factory_ran', c.factoryRan)
+      if (c.tier !== undefined) p.span.setAttribute('cache.tier', c.tier)
+      if (c.itemSize !== undefined) p.span.setAttribute('cache.item_size', c.itemSize)
     }
     p.span.end()
   }

@@ -42,6 +42,16 @@ export interface OperationContext {
   hits?: number
   /** `getOrSet`: whether this call ran the factory. */
   factoryRan?: boolean
+  /**
+   * `get` and `getOrSet`, on a hit this call read: where the value came from, `'l1'` (this process's memory
+   * tier) or `'backend'`. Unset on a miss, and for a `getOrSet` that waited for another caller's value.
+   */
+  tier?: 'l1' | 'backend'
+  /**
+   * The size in bytes of the encoded entry (what the backend stores, before any tags): read, on a hit of
+   * `get` or `getOrSet`; written, for `set` and `add`.
+   */
+  itemSize?: number
   /** What the operation resolved to (set by the channel). */
   result?: unknown
   /** What it rejected with (set by the channel). */
@@ -63,6 +73,27 @@ const subscribed: () => boolean =
 
 type Method = (this: unknown, ...args: unknown[]) => Promise<unknown>
 
+/** What a traced call of `get`, `getOrSet`, `set` or `add` fills in from inside (its fourth argument). */
+export type TraceReport = Pick<OperationContext, 'tier' | 'itemSize'>
+
+/** The size in bytes of an encoded entry, for {@link OperationContext.itemSize}. */
+export const payloadSize = (payload: string | Uint8Array): number => (typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength)
+
+/** A read found `payload` in `tier`: what a traced `get` or `getOrSet` says of it (cleared if it ends a miss). */
+export function reportRead(report: TraceReport, tier: 'l1' | 'backend', payload: string | Uint8Array): void {
+  report.tier = tier
+  report.itemSize = payloadSize(payload)
+}
+
+/** A read that ended a miss (a corrupt or stale entry, or a factory's run) says nothing of a tier. */
+function settleRead(context: OperationContext, hit: boolean): void {
+  context.hit = hit
+  if (!hit) {
+    delete context.tier
+    delete context.itemSize
+  }
+}
+
 /** How one operation fills its context from its arguments, and its outcome from its result. */
 interface Shape {
   /** Fill the context from the arguments (reading nothing that could throw or be consumed); returns what the method gets. */
@@ -77,7 +108,7 @@ const single: Shape = {
   },
 }
 
-const read: Shape = { ...single, outcome: (context, result) => (context.hit = result !== undefined) }
+const read: Shape = { ...single, outcome: (context, result) => settleRead(context, result !== undefined) }
 
 /** A key as the context shows it; the method refuses one that is not a string. */
 const keyText = (key: unknown): string => (typeof key === 'string' ? key : '')
@@ -129,7 +160,7 @@ const SHAPES: Record<TracedOperation, Shape> = {
       }
       return [args[0], counted, ...args.slice(2)]
     },
-    outcome: (context) => (context.hit = context.factoryRan !== true),
+    outcome: (context) => settleRead(context, context.factoryRan !== true),
   },
   invalidateTags: { args: keysOf },
   clear: {},
@@ -150,11 +181,13 @@ export function traceOperations(proto: object, describe: (cache: unknown) => { b
       const context: OperationContext = { operation, ...describe(this) }
       // Nothing here throws for any argument: the method checks them, and its refusal is this call's error.
       const passed = shape.args === undefined ? args : shape.args(context, args)
+      // The context goes in as a fourth argument, after the three a public operation takes at most: the
+      // operations that know more from inside (which tier answered, the entry's size) fill it in.
       const run =
         outcome === undefined
-          ? () => method.apply(this, passed)
+          ? () => method.call(this, passed[0], passed[1], passed[2], context)
           : async () => {
-              const result = await method.apply(this, passed)
+              const result = await method.call(this, passed[0], passed[1], passed[2], context)
               outcome(context, result)
               return result
             }

@@ -84,9 +84,16 @@ describe('cachekit/otel: spans', () => {
 
     const set = only('cache.set')
     expect(set.kind).toBe(SpanKind.INTERNAL)
-    expect(set.attributes).toEqual({ 'cache.operation': 'set', 'cache.backend': 'memory' })
+    const size = set.attributes['cache.item_size']
+    expect(size).toBeGreaterThan(0)
+    expect(set.attributes).toEqual({ 'cache.operation': 'set', 'cache.backend': 'memory', 'cache.item_size': size })
     expect(set.status.code).toBe(SpanStatusCode.UNSET)
     expect(named('cache.get').map((s) => s.attributes['cache.hit'])).toEqual([true, false])
+    // A hit says where it was read and the entry's size, the one set wrote; a miss says neither.
+    expect(named('cache.get').map((s) => [s.attributes['cache.tier'], s.attributes['cache.item_size']])).toEqual([
+      ['backend', size],
+      [undefined, undefined],
+    ])
     expect(only('cache.getMany').attributes['cache.hits']).toBe(1)
     expect(named('cache.getOrSet').map((s) => [s.attributes['cache.hit'], s.attributes['cache.factory_ran']])).toEqual([
       [false, true],
@@ -166,7 +173,7 @@ describe('cachekit/otel: spans', () => {
     opened.push(cache)
     await cache.set('k', 1)
     const set = only('cache.set')
-    expect(set.attributes).toEqual({ 'cache.operation': 'set', 'cache.backend': 'sqlite', 'db.system.name': 'sqlite' })
+    expect(set.attributes).toEqual({ 'cache.operation': 'set', 'cache.backend': 'sqlite', 'db.system.name': 'sqlite', 'cache.item_size': expect.any(Number) })
     expect(set.kind).toBe(SpanKind.INTERNAL)
   })
 
@@ -194,7 +201,7 @@ describe('cachekit/otel: spans', () => {
       await cache.set('k', 1)
       const s = only('cache.set')
       expect(s.kind).toBe(SpanKind.CLIENT)
-      expect(s.attributes).toEqual({ 'cache.operation': 'set', 'cache.backend': 'postgres', 'db.system.name': 'postgresql' })
+      expect(s.attributes).toEqual({ 'cache.operation': 'set', 'cache.backend': 'postgres', 'db.system.name': 'postgresql', 'cache.item_size': expect.any(Number) })
     } finally {
       await cache.close()
       await pgQuery(`DROP TABLE IF EXISTS "${table}"`)
@@ -262,8 +269,34 @@ describe('cachekit/otel: metrics', () => {
     expect(histogram.sum).toBeGreaterThan(0)
     // Metrics never carry keys, even with `keys: true`.
     for (const p of durations) expect(Object.keys(p.attributes).sort()).toEqual(['cache.backend', 'cache.operation'])
-    for (const name of ['cache.hits', 'cache.misses']) {
-      for (const p of await points(name)) expect(Object.keys(p.attributes).sort()).toEqual(['cache.backend', 'cache.operation'])
-    }
+    for (const p of await points('cache.misses')) expect(Object.keys(p.attributes).sort()).toEqual(['cache.backend', 'cache.operation'])
+    for (const p of await points('cache.hits')) expect(Object.keys(p.attributes).filter((k) => k !== 'cache.tier').sort()).toEqual(['cache.backend', 'cache.operation'])
+  })
+
+  it('hits of the memory tier (l1) and of the backend are counted apart, and their spans say which', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cachekit-otel-l1-'))
+    dirs.push(dir)
+    const path = join(dir, 'l1.sqlite')
+    const writer = open({ type: 'sqlite', path })
+    const tierHits = async (tier: string) =>
+      ((await points('cache.hits')).find((p) => p.attributes['cache.operation'] === 'get' && p.attributes['cache.backend'] === 'sqlite' && p.attributes['cache.tier'] === tier)
+        ?.value as number | undefined) ?? 0
+    const [l10, backend0] = [await tierHits('l1'), await tierHits('backend')]
+    await writer.set('k', { big: 'x'.repeat(100) })
+    // Opened after the write, so that its memory tier starts empty and hears of no change after: its first
+    // read goes to the file and fills the tier, the next ones answer from memory.
+    const other = open({ type: 'sqlite', path, l1: true })
+    await other.ready()
+    await other.get('k')
+    await other.get('k')
+    await other.get('k')
+    await other.getOrSet('k', () => 'not run')
+    expect(named('cache.get').map((s) => s.attributes['cache.tier'])).toEqual(['backend', 'l1', 'l1'])
+    expect(only('cache.getOrSet').attributes).toMatchObject({ 'cache.hit': true, 'cache.tier': 'l1' })
+    const written = only('cache.set').attributes['cache.item_size']
+    expect(written).toBeGreaterThan(100)
+    for (const s of [...named('cache.get'), ...named('cache.getOrSet')]) expect(s.attributes['cache.item_size']).toBe(written)
+    expect((await tierHits('backend')) - backend0).toBe(1)
+    expect((await tierHits('l1')) - l10).toBe(2)
   })
 })

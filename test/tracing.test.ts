@@ -100,6 +100,36 @@ describe('the tracing channel cachekit:operation', () => {
     ])
   })
 
+  it('a hit says which tier answered and the entry\'s size; a miss and a factory\'s run say neither', async () => {
+    const path = join(root, 'tiers.db')
+    const writer = open({ type: 'sqlite', path })
+    await writer.ready()
+    const seen = listen()
+    await writer.set('k', 'v'.repeat(50))
+    await writer.add('k', 'not stored')
+    // Opened after the writes, so that its memory tier starts empty and hears of no change after: its first
+    // read of k goes to the file, the next ones answer from memory.
+    const other = open({ type: 'sqlite', path, l1: true })
+    await other.ready()
+    await other.get('k')
+    await other.get('k')
+    await other.get('absent')
+    await other.getOrSet('made', () => 'by the factory')
+    await other.getOrSet('k', () => 'not run')
+    const done = finished(seen)
+    const [set, add, first, second, miss, ran, hit] = done
+    expect(set?.itemSize).toBeGreaterThan(50)
+    expect(add).toMatchObject({ operation: 'add', result: false, itemSize: expect.any(Number) })
+    expect(first).toMatchObject({ hit: true, tier: 'backend', itemSize: set?.itemSize })
+    expect(second).toMatchObject({ hit: true, tier: 'l1', itemSize: set?.itemSize })
+    expect(hit).toMatchObject({ operation: 'getOrSet', hit: true, tier: 'l1', itemSize: set?.itemSize })
+    for (const d of [miss, ran]) {
+      expect(d?.hit).toBe(false)
+      expect(d).not.toHaveProperty('tier')
+      expect(d).not.toHaveProperty('itemSize')
+    }
+  })
+
   it('a namespace traces its own prefix, and a SQLite cache its backend', async () => {
     const c = open({ type: 'sqlite', path: join(root, 'trace.db'), keyPrefix: 'p:' })
     await c.ready()
