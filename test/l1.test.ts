@@ -338,6 +338,42 @@ for (const backend of haveRedis ? [sqliteBackend, redisBackend] : [sqliteBackend
   })
 }
 
+describe('l1 over SQLite: its own writes in the change log', () => {
+  it("a look at the log keeps what this process wrote, and drops what another process wrote", async () => {
+    const prefix = uniquePrefix('l1-own-log')
+    const a = await open(sqliteBackend.config(prefix))
+    const b = await open(sqliteBackend.config(prefix, false))
+    await b.set('other', 1)
+    expect(await a.get('other')).toBe(1)
+    await a.set('mine', 'a')
+    expect(await a.get('mine')).toBe('a')
+    const before = a.stats().l1!
+    // The log now holds a's row for `mine`, then b's for `other`: the look that reads them drops `other` only.
+    await b.set('other', 2)
+    expect(await seenWithin(() => a.get('other'), 2, BOUND_MS)).toBeGreaterThanOrEqual(0)
+    expect(a.stats().l1!.invalidations - before.invalidations).toBe(1)
+    const hits = a.stats().l1!.hits
+    expect(await a.get('mine')).toBe('a')
+    expect(a.stats().l1!.hits).toBe(hits + 1)
+  })
+
+  it('a write of the same key by another process right after this one is seen (both rows in one look)', async () => {
+    const prefix = uniquePrefix('l1-own-race')
+    const a = await open(sqliteBackend.config(prefix))
+    const b = await open(sqliteBackend.config(prefix, false))
+    for (let i = 0; i < 5; i++) {
+      // No timer runs between the two writes (each is one synchronous statement): one look reads both rows.
+      await a.set('k', `a${i}`)
+      await b.set('k', `b${i}`)
+      expect(await seenWithin(() => a.get('k'), `b${i}`, BOUND_MS)).toBeGreaterThanOrEqual(0)
+      // And the other order: this process's write is the newer one, and is what it reads.
+      await b.set('k', `b${i}'`)
+      await a.set('k', `a${i}'`)
+      expect(await a.get('k')).toBe(`a${i}'`)
+    }
+  })
+})
+
 describe('l1 over SQLite: the bound holds on a busy event loop', () => {
   it("a read after the timer could not run looks at the change log first, so it never returns what another process replaced longer ago than staleness", async () => {
     const prefix = uniquePrefix('l1-busy')

@@ -6,6 +6,13 @@
  * on a timer every `staleness` and, when a read finds the last look older than that, before answering it:
  * so another process's write is seen at most `staleness` late (plus a read of the log, ~2 µs when empty).
  *
+ * The log lists this process's own writes too, which its tier has recorded already. The adapter tells the
+ * channel of each single-key write that changed a row (`wrote`), in the same synchronous step as the
+ * statement, and a look skips that many rows of the key. Each such write adds exactly one row, so when
+ * another process wrote the key too, the key has more rows than this process's writes and is dropped,
+ * whichever came first. What a look did not match is forgotten when it ends (every write before it is in
+ * what it read), so a count never outlives one look.
+ *
  * The log is kept short: a process that finds it longer than {@link KEEP_ROWS} deletes the older half. A
  * reader that finds a gap after the last row it saw (it fell behind by more than that) flushes its tier.
  * Its rows are numbered by rowid (no AUTOINCREMENT, which costs a second write per row): the trim keeps the
@@ -65,8 +72,10 @@ export interface ChangeLogContext {
 }
 
 /** The channel over the change log. */
-export function changeLogChannel(c: ChangeLogContext): InvalidationChannel & { check(): void } {
+export function changeLogChannel(c: ChangeLogContext): InvalidationChannel & { check(): void; wrote(key: string): void } {
   let listener: InvalidationListener | undefined
+  /** This process's single-key writes since the last look, by key: rows of the log that are its own. */
+  const own = new Map<string, number>()
   let timer: NodeJS.Timeout | undefined
   let since: SqliteStatement | undefined
   let last = 0
@@ -111,16 +120,26 @@ export function changeLogChannel(c: ChangeLogContext): InvalidationChannel & { c
           // Rows this process had not read were trimmed away: what they said is lost.
           listener.flush()
           keys = []
-        } else for (const row of rows) if (row.key.startsWith(c.prefix)) keys.push(row.key)
+        } else {
+          for (const row of rows) {
+            if (!row.key.startsWith(c.prefix)) continue
+            const mine = own.get(row.key)
+            if (mine === undefined) keys.push(row.key)
+            else if (mine === 1) own.delete(row.key)
+            else own.set(row.key, mine - 1)
+          }
+        }
         last = (rows[rows.length - 1] as { seq: number }).seq
         if (rows.length < PAGE) break
       }
+      own.clear()
       if (keys.length > 0) listener.invalidate(keys)
       if (!up) {
         up = true
         listener.state(true, `${c.where}: reading its change log again`)
       }
     } catch (error) {
+      own.clear()
       since = undefined
       up = false
       listener.state(false, `${c.where}: its change log cannot be read (${(error as Error)?.message ?? String(error)})`)
@@ -149,6 +168,10 @@ export function changeLogChannel(c: ChangeLogContext): InvalidationChannel & { c
     /** Called before the tier answers a read: look now if the last look is older than `staleness`. */
     check() {
       if (performance.now() - lastLook >= c.staleness) look()
+    },
+    /** This process's write of `key` changed one row (so added one row to the log): call right after the statement. */
+    wrote(key) {
+      if (listener !== undefined && key.startsWith(c.prefix)) own.set(key, (own.get(key) ?? 0) + 1)
     },
     close() {
       clearInterval(timer)

@@ -65,6 +65,8 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
   }
   const chores = housekeeping({ statements, transactions, attempt, isClosed, now, emit, threshold, batchSize, after })
   const wrote = chores.wrote
+  // The memory tier's channel, once asked for: told of each single-key write that changed a row (see changes.ts).
+  let log: ReturnType<typeof changeLogChannel> | undefined
 
   return {
     name: 'sqlite',
@@ -98,14 +100,14 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
       return attempt(() => s.getRow.get(key, now()) as { value: Payload; expiresAt: ExpiresAt } | undefined)
     },
     invalidations(prefix, { staleness }) {
-      return changeLogChannel({
+      return (log = changeLogChannel({
         connection: () => db ?? notOpen(),
         table: settings.table,
         prefix,
         staleness,
         isClosed,
         where,
-      })
+      }))
     },
     getMany(keys) {
       const s = statements()
@@ -119,6 +121,7 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
       const v = toBindable(value)
       const done = attempt(() => {
         s.set.run(key, v, expiresAt)
+        log?.wrote(key)
       })
       if (done instanceof Promise) return done.then(() => wrote(1))
       wrote(1)
@@ -135,7 +138,9 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
       const params = { key, value: toBindable(value), expiresAt, now: 0 }
       const added = attempt(() => {
         params.now = now()
-        return s.add.run(params).changes === 1
+        const inserted = s.add.run(params).changes === 1
+        if (inserted) log?.wrote(key)
+        return inserted
       })
       if (added instanceof Promise) {
         return added.then((a) => {
@@ -152,7 +157,9 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
       const result = attempt(() => {
         params.now = now()
         const text = s.incFast.get(params) as string | undefined
-        return text === undefined ? transactions().incrementSlow(key, delta, expiresAt) : Number(text)
+        const n = text === undefined ? transactions().incrementSlow(key, delta, expiresAt) : Number(text)
+        log?.wrote(key)
+        return n
       })
       if (result instanceof Promise) {
         return result.then((r) => {
@@ -166,7 +173,8 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
     delete(key) {
       const s = statements()
       return attempt(() => {
-        const expiresAt = s.delete.get(key)
+        const expiresAt = s.delete.get(key) as ExpiresAt | undefined
+        if (expiresAt !== undefined) log?.wrote(key)
         return expiresAt !== undefined && isLive(expiresAt, now())
       })
     },
@@ -180,7 +188,11 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
     },
     touch(key, expiresAt) {
       const s = statements()
-      return attempt(() => s.touch.run({ key, expiresAt, now: now() }).changes === 1)
+      return attempt(() => {
+        const touched = s.touch.run({ key, expiresAt, now: now() }).changes === 1
+        if (touched) log?.wrote(key)
+        return touched
+      })
     },
     expiresAt(key) {
       const s = statements()
@@ -189,7 +201,11 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
     deleteIfEquals(key, value) {
       const s = statements()
       const v = toBindable(value)
-      return attempt(() => s.deleteIfEquals.run({ key, value: v, now: now() }).changes === 1)
+      return attempt(() => {
+        const deleted = s.deleteIfEquals.run({ key, value: v, now: now() }).changes === 1
+        if (deleted) log?.wrote(key)
+        return deleted
+      })
     },
     async clear(prefix) {
       const s = statements()

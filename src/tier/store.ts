@@ -134,7 +134,7 @@ export class TierStore {
     if (fresh && payload !== undefined && until > now) this.#put(key, payload, until)
   }
 
-  /** Another process (or this one, through the channel) changed `key`: drop it, and refuse fills that raced it. */
+  /** Another process (or this one, where the channel cannot tell its own writes apart) changed `key`: drop it, and refuse fills that raced it. */
   invalidate(key: string): void {
     this.#mark(key)
     const old = this.#entries.get(key)
