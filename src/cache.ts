@@ -333,12 +333,11 @@ export class Cache {
     checkKey(key)
     const core = this.#core()
     const tier = core.tier
-    if (tier !== undefined) {
+    if (tier !== undefined && report === undefined) {
       // A hit of the memory tier answers here, without the await of #read (one promise fewer per hit).
       const entry = tier.lookup(this.#full(core, key))
       if (entry !== undefined) {
         const held = this.#fromTier<T>(core, tier, key, entry)
-        if (report !== undefined && held !== undefined) reportRead(report, 'l1', entry.payload)
         this.#record(core, held === undefined ? 'miss' : 'hit', key)
         return held
       }
@@ -359,7 +358,6 @@ export class Cache {
         return this.#failIn(budget, core, 'get', key, error, undefined)
       }
       if (payload === undefined) return undefined
-      if (report !== undefined) reportRead(report, 'backend', payload)
       if (isTagged(payload)) return (await this.#open<T>(core, [key], [payload], budget, undefined))[0]
       return this.#decode<T>(core, key, payload)
     }
@@ -367,25 +365,38 @@ export class Cache {
       // A hit on a value decoded before: no round trip and no decode.
       const entry = tier.lookup(this.#full(core, key))
       if (entry !== undefined) {
-        if (report !== undefined) reportRead(report, 'l1', entry.payload)
-        return this.#fromTier<T>(core, tier, key, entry)
+        const held = this.#fromTier<T>(core, tier, key, entry)
+        if (report !== undefined && held !== undefined) reportRead(report, 'l1', entry.payload)
+        return held
       }
     }
     let payload: Payload | undefined
+    // Traced only: whether the tier answered, from its hit count (an entry written or tagged, not decoded by
+    // lookup, is answered by the tiered adapter's get, synchronously within the call).
+    let fromTier = false
     // Inline rather than through #send, as on every hot path: a closure per call costs more than the call.
     try {
-      payload = await (core.adapter ?? (await core.loading)).get(this.#full(core, key), budget?.timeout('get', key))
+      const adapter = core.adapter ?? (await core.loading)
+      if (report === undefined || tier === undefined) payload = await adapter.get(this.#full(core, key), budget?.timeout('get', key))
+      else {
+        const hits = tier.stats().hits
+        const read = adapter.get(this.#full(core, key), budget?.timeout('get', key))
+        fromTier = tier.stats().hits > hits
+        payload = await read
+      }
     } catch (error) {
       return this.#failIn(budget, core, 'get', key, error, undefined)
     }
     if (payload === undefined) return undefined
-    if (report !== undefined) reportRead(report, 'backend', payload)
-    if (isTagged(payload)) return (await this.#open<T>(core, [key], [payload], budget, undefined))[0]
-    if (tier !== undefined) {
+    let value: T | undefined
+    if (isTagged(payload)) value = (await this.#open<T>(core, [key], [payload], budget, undefined))[0]
+    else if (tier !== undefined) {
       const entry = tier.peek(this.#full(core, key))
-      if (entry !== undefined && entry.payload === payload) return this.#fromTier<T>(core, tier, key, entry)
-    }
-    return this.#decode<T>(core, key, payload)
+      value = entry !== undefined && entry.payload === payload ? this.#fromTier<T>(core, tier, key, entry) : this.#decode<T>(core, key, payload)
+    } else value = this.#decode<T>(core, key, payload)
+    // Said of a hit only: a payload that decodes to a miss (stale by its tags, corrupt) is no answer.
+    if (report !== undefined && value !== undefined) reportRead(report, fromTier ? 'l1' : 'backend', payload)
+    return value
   }
 
   /**
@@ -473,7 +484,6 @@ export class Cache {
     report?: TraceReport,
   ): Promise<boolean> {
     let payload = this.#encode(core, key, value)
-    if (report !== undefined) report.itemSize = payloadSize(payload)
     const expiresAt = this.#expiresAt(core, key, ttl)
     try {
       const adapter = core.adapter ?? (await core.loading)
@@ -486,6 +496,7 @@ export class Cache {
         if (stamp === undefined) return false
       }
       if (stamp !== undefined) payload = wrapTagged(payload, stamp)
+      if (report !== undefined) report.itemSize = payloadSize(payload)
       await adapter.set(this.#full(core, key), payload, expiresAt, budget?.timeout('set', key))
     } catch (error) {
       return this.#failIn(budget, core, 'set', key, error, false)
@@ -542,11 +553,10 @@ export class Cache {
     const core = this.#core()
     const options = typeof ttl === 'object' ? resolveSetOptions(() => `add(${showKey(key)})`, key, ttl) : { ttl, tags: [] }
     const payload = this.#encode(core, key, value)
-    if (report !== undefined) report.itemSize = payloadSize(payload)
     const expiresAt = this.#expiresAt(core, key, options.ttl)
     let added: boolean
     try {
-      added = await this.#addOrReplaceStale(core.adapter ?? (await core.loading), core, key, payload, expiresAt, options.tags)
+      added = await this.#addOrReplaceStale(core.adapter ?? (await core.loading), core, key, payload, expiresAt, options.tags, report)
     } catch (error) {
       return this.#fail(core, 'add', key, error)
     }
@@ -559,12 +569,13 @@ export class Cache {
    * invalidated is absent to it too. Such an entry is removed only if it still holds the stale payload
    * (`deleteIfEquals`), then the `add` is tried once more: a writer that got in between wins, as it should.
    */
-  async #addOrReplaceStale(adapter: CacheAdapter, core: Core, key: string, payload: Payload, expiresAt: ExpiresAt, tags: readonly string[]): Promise<boolean> {
+  async #addOrReplaceStale(adapter: CacheAdapter, core: Core, key: string, payload: Payload, expiresAt: ExpiresAt, tags: readonly string[], report?: TraceReport): Promise<boolean> {
     if (tags.length > 0) {
       const stamp = await this.#stamp(adapter, core, tags, undefined, key)
       if (stamp === undefined) return false
       payload = wrapTagged(payload, stamp)
     }
+    if (report !== undefined) report.itemSize = payloadSize(payload)
     const full = this.#full(core, key)
     if (await adapter.add(full, payload, expiresAt)) return true
     const existing = await adapter.get(full)

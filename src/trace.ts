@@ -44,12 +44,13 @@ export interface OperationContext {
   factoryRan?: boolean
   /**
    * `get` and `getOrSet`, on a hit this call read: where the value came from, `'l1'` (this process's memory
-   * tier) or `'backend'`. Unset on a miss, and for a `getOrSet` that waited for another caller's value.
+   * tier) or `'backend'`. Unset on a miss, and for a `getOrSet` that waited for another caller's value or
+   * (with `grace`) read through its single-flight.
    */
   tier?: 'l1' | 'backend'
   /**
-   * The size in bytes of the encoded entry (what the backend stores, before any tags): read, on a hit of
-   * `get` or `getOrSet`; written, for `set` and `add`.
+   * The size in bytes of the entry as the backend stores it (a tagged one with its tag versions): read, on a
+   * hit of `get` or `getOrSet`; sent, by `set` and `add`.
    */
   itemSize?: number
   /** What the operation resolved to (set by the channel). */

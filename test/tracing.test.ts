@@ -130,6 +130,40 @@ describe('the tracing channel cachekit:operation', () => {
     }
   })
 
+  it("this process's own writes, tagged or not, are answered by its memory tier, and say so", async () => {
+    const c = open({ type: 'sqlite', path: join(root, 'own.db'), l1: true })
+    await c.ready()
+    const seen = listen()
+    await c.set('plain', 'p')
+    await c.set('tagged', 't', { tags: ['group'] })
+    await c.get('plain')
+    await c.get('tagged')
+    const [setPlain, setTagged, plain, tagged] = finished(seen)
+    expect(plain).toMatchObject({ hit: true, tier: 'l1', itemSize: setPlain?.itemSize })
+    // A tagged entry's size is the stored one, its tag versions included, when written and when read.
+    expect(setTagged?.itemSize).toBeGreaterThan(setPlain?.itemSize ?? Infinity)
+    expect(tagged).toMatchObject({ hit: true, tier: 'l1', itemSize: setTagged?.itemSize })
+  })
+
+  it('a getOrSet that found a stale entry and then took another call\'s value says no tier', async () => {
+    const c = open({ type: 'memory' })
+    await c.set('k', 'old', { tags: ['t'] })
+    await c.invalidateTags(['t'])
+    const seen = listen()
+    let release: () => void = () => {}
+    const gate = new Promise<void>((r) => (release = r))
+    const first = c.getOrSet('k', async () => (await gate, 'new'), { ttl: '1m', tags: ['t'] })
+    const second = c.getOrSet('k', () => 'not run', { ttl: '1m', tags: ['t'] })
+    release()
+    expect(await Promise.all([first, second])).toEqual(['new', 'new'])
+    const done = finished(seen)
+    expect(done.map((d) => d.factoryRan)).toEqual([true, false])
+    for (const d of done) {
+      expect(d).not.toHaveProperty('tier')
+      expect(d).not.toHaveProperty('itemSize')
+    }
+  })
+
   it('a namespace traces its own prefix, and a SQLite cache its backend', async () => {
     const c = open({ type: 'sqlite', path: join(root, 'trace.db'), keyPrefix: 'p:' })
     await c.ready()

@@ -110,6 +110,7 @@ export function changeLogChannel(c: ChangeLogContext): InvalidationChannel & { c
     try {
       if (since === undefined) {
         open()
+        own.clear()
         if (up) listener.flush()
       }
       let keys: string[] = []
@@ -119,6 +120,7 @@ export function changeLogChannel(c: ChangeLogContext): InvalidationChannel & { c
         if ((rows[0] as { seq: number }).seq !== last + 1) {
           // Rows this process had not read were trimmed away: what they said is lost.
           listener.flush()
+          own.clear()
           keys = []
         } else {
           for (const row of rows) {

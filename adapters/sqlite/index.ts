@@ -66,7 +66,9 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
   const chores = housekeeping({ statements, transactions, attempt, isClosed, now, emit, threshold, batchSize, after })
   const wrote = chores.wrote
   // The memory tier's channel, once asked for: told of each single-key write that changed a row (see changes.ts).
+  // With a second channel (one adapter object behind two tiers) nobody is: a write cannot say whose it was.
   let log: ReturnType<typeof changeLogChannel> | undefined
+  let channels = 0
 
   return {
     name: 'sqlite',
@@ -100,14 +102,16 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
       return attempt(() => s.getRow.get(key, now()) as { value: Payload; expiresAt: ExpiresAt } | undefined)
     },
     invalidations(prefix, { staleness }) {
-      return (log = changeLogChannel({
+      const channel = changeLogChannel({
         connection: () => db ?? notOpen(),
         table: settings.table,
         prefix,
         staleness,
         isClosed,
         where,
-      }))
+      })
+      log = ++channels === 1 ? channel : undefined
+      return channel
     },
     getMany(keys) {
       const s = statements()

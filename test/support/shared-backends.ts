@@ -69,7 +69,8 @@ function sqlBackend(name: string, url: string, available: () => Promise<boolean>
     },
     available,
     async cleanup() {
-      for (const t of tables.splice(0)) await drop(t)
+      // Outside CI a missing server is a skip, and there is nothing to drop.
+      for (const t of tables.splice(0)) await drop(t).catch(() => {})
     },
   }
 }
