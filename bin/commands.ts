@@ -5,6 +5,7 @@ import { CacheArgumentError, CacheBackendError } from '../src/errors.js'
 import { cliConfig, openCache, type Opened } from './open.js'
 import { globToRegExp, progress, showMs, showValue, toPlain, withoutSecrets } from './output.js'
 import { describeRace, race } from './race-clients.js'
+import { Rates, readReports, showFrame, type Frame } from './watch.js'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 type Values = Record<string, string | boolean | undefined>
@@ -59,8 +60,8 @@ function cliDuration(text: string, what: string): number {
   return parseDuration(text as Duration, what)
 }
 
-/** Run `body` with an open cache, closing it afterwards, bounded by `--timeout`. */
-async function withCache(ctx: Context, body: (o: Opened) => Promise<number>): Promise<number> {
+/** Run `body` with an open cache, closing it afterwards, bounded by `--timeout` (only its opening when `bounded` is false). */
+async function withCache(ctx: Context, body: (o: Opened) => Promise<number>, bounded = true): Promise<number> {
   const limit = cliDuration(typeof ctx.values.timeout === 'string' ? ctx.values.timeout : '30s', '--timeout')
   const { source } = cliConfig(typeof ctx.values.url === 'string' ? ctx.values.url : undefined)
   let timer: NodeJS.Timeout | undefined
@@ -79,7 +80,8 @@ async function withCache(ctx: Context, body: (o: Opened) => Promise<number>): Pr
     const o = await Promise.race([opened, timedOut])
     try {
       await Promise.race([o.cache.ready(), timedOut])
-      return await Promise.race([body(o), timedOut])
+      if (!bounded) clearTimeout(timer)
+      return await (bounded ? Promise.race([body(o), timedOut]) : body(o))
     } finally {
       await Promise.race([o.close(), new Promise((r) => setTimeout(r, 2000).unref())])
     }
@@ -321,14 +323,26 @@ const purge: Command = {
 
 const stats: Command = {
   name: 'stats',
-  usage: 'stats',
-  summary: 'backend, prefix, live key count, capabilities',
-  description: 'Print what the cache is: its backend and where the config came from, the prefix, how many live keys it holds, and what it can do.',
-  options: {},
-  optionHelp: [],
+  usage: 'stats [--watch [--interval <d>] [--count <n>]]',
+  summary: 'backend, prefix, live key count, capabilities; --watch: every process live',
+  description: [
+    'Print what the cache is: its backend and where the config came from, the prefix, how many live keys it',
+    'holds, and what it can do. With --watch, refresh every --interval (default 1s) until Ctrl-C: the live key',
+    'count, and the ops/s, hit rate and errors of every process that publishes its counters (start the app',
+    "with publishStats, e.g. cache.init({ ..., publishStats: '5s' }), or CACHE_PUBLISH_STATS=5s). With --json,",
+    'one JSON line per refresh.',
+  ].join('\n'),
+  options: { watch: { type: 'boolean' }, interval: { type: 'string' }, count: { type: 'string' } },
+  optionHelp: [
+    '  --watch           refresh until Ctrl-C (a terminal redraws in place)',
+    '  --interval <d>    how often to refresh with --watch (default 1s)',
+    '  --count <n>       stop after n refreshes',
+  ],
   args: [0, 0],
-  run: (ctx) =>
-    withCache(ctx, async (o) => {
+  run: (ctx) => {
+    if (ctx.values.watch === true) return watchStats(ctx)
+    if (ctx.values.interval !== undefined || ctx.values.count !== undefined) throw new CacheArgumentError('--interval and --count go with --watch.')
+    return withCache(ctx, async (o) => {
       const started = performance.now()
       const keyCount = await countKeys(o)
       const tookMs = performance.now() - started
@@ -345,7 +359,59 @@ const stats: Command = {
       const width = Math.max(...Object.keys(report).map((k) => k.length))
       print(ctx, Object.entries(report).map(([k, v]) => `${k.padEnd(width)}  ${showValue(v)}`).join('\n'), report)
       return OK
-    }),
+    })
+  },
+}
+
+/** `stats --watch`: a frame every --interval until Ctrl-C or --count frames. */
+function watchStats(ctx: Context): Promise<number> {
+  const every = cliDuration(typeof ctx.values.interval === 'string' ? ctx.values.interval : '1s', '--interval')
+  if (every < 100) throw new CacheArgumentError(`--interval must be at least 100ms, not ${JSON.stringify(ctx.values.interval)}.`)
+  const countText = ctx.values.count
+  if (countText !== undefined && (typeof countText !== 'string' || !/^\d+$/.test(countText) || Number(countText) < 1)) {
+    throw new CacheArgumentError(`--count must be a whole number >= 1, not ${JSON.stringify(countText)}.`)
+  }
+  const count = countText === undefined ? Infinity : Number(countText)
+  const json = ctx.values.json === true
+  const redraw = !json && process.stdout.isTTY === true
+  return withCache(
+    ctx,
+    async (o) => {
+      const rates = new Rates()
+      let stop: () => void = () => {}
+      let stopped = false
+      const onSignal = () => {
+        stopped = true
+        stop()
+      }
+      process.once('SIGINT', onSignal)
+      try {
+        for (let n = 0; n < count && !stopped; n++) {
+          const started = performance.now()
+          const entries = await countKeys(o)
+          const countedInMs = performance.now() - started
+          const frame: Frame = { at: Date.now(), entries, countedInMs, ...rates.figures(await readReports(o)) }
+          if (json) process.stdout.write(`${JSON.stringify(frame)}\n`)
+          else {
+            const heading = `cachekit stats --watch: ${o.description}, prefix ${JSON.stringify(o.cache.keyPrefix)}, every ${showMs(every)}${redraw ? ' (Ctrl-C stops)' : ''}`
+            process.stdout.write(`${redraw ? '\x1b[H\x1b[2J' : n > 0 ? '\n' : ''}${showFrame(frame, heading).join('\n')}\n`)
+          }
+          if (n + 1 >= count) break
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, Math.max(0, every - (performance.now() - started)))
+            stop = () => {
+              clearTimeout(timer)
+              resolve()
+            }
+          })
+        }
+      } finally {
+        process.off('SIGINT', onSignal)
+      }
+      return OK
+    },
+    false,
+  )
 }
 
 const ping: Command = {

@@ -25,6 +25,7 @@ import { describeLoneSurrogate, isWellFormed, WELL_FORMED_FIX } from './well-for
 import { freezeDeep, type TierEntry } from './tier/store.js'
 import { tieredAdapter, type L1Stats, type Tier } from './tier/tiered.js'
 import { checkL1Backend } from './tier/options.js'
+import { publishStats, type Publishing } from './published-stats.js'
 import { payloadSize, reportRead, traceOperations, type TraceReport } from './trace.js'
 
 /** The longest key accepted, in UTF-16 code units (the prefix not counted). */
@@ -67,6 +68,8 @@ interface Core {
   /** The memory tier, when `l1` is on and the backend has loaded. */
   tier: Tier | undefined
   readonly stats: { hits: number; misses: number; sets: number; deletes: number; errors: number }
+  /** Writing the counters to the backend, with `publishStats`. */
+  publishing: Publishing | undefined
 }
 
 /** What a cache and all its namespaces share: the open core (or none) and the listeners. */
@@ -219,6 +222,23 @@ export class Cache {
       tagEpochs: undefined,
       tier: undefined,
       stats: { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 },
+      publishing: undefined,
+    }
+    if (resolved.publishStats > 0) {
+      core.publishing = publishStats({
+        every: resolved.publishStats,
+        prefix: resolved.keyPrefix,
+        adapter: () => core.adapter,
+        now: core.now,
+        read: () => {
+          const l1 = core.tier?.stats()
+          return {
+            backend: core.adapter?.name ?? resolved.type,
+            ...core.stats,
+            ...(l1 === undefined ? {} : { l1: { hits: l1.hits, misses: l1.misses, entries: l1.entries, bytes: l1.bytes } }),
+          }
+        },
+      })
     }
     core.loading = (async () => {
       const given = resolved.adapter
@@ -923,6 +943,7 @@ export class Cache {
     if (core === null) return
     root.core = null
     root.closed = true
+    await core.publishing?.stop()
     // An adapter whose start-up failed may still hold a connection (or keep retrying one): release it too.
     const adapter = core.adapter ?? (await core.loading.catch(() => core.built))
     try {

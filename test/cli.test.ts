@@ -2,16 +2,18 @@
  * The real `cachekit` binary (bin/cachekit.ts through tsx), run as a child process against real backends:
  * each command, its exit code, --json, and errors on stderr.
  */
-import { execFile, spawn } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCache } from '../src/index.js'
 import { COMMANDS } from '../bin/commands.js'
+import type { Frame } from '../bin/watch.js'
 import { sharedBackends, type FreshCache } from './support/shared-backends.js'
 import { mysqlQuery, pgQuery } from './support/sql.js'
 import { freePort, guardSharedRedis, pingRedis, REDIS_URL } from './support/redis.js'
@@ -186,6 +188,90 @@ describe('cachekit CLI, any backend', PROCESSES, () => {
       expect(r.code).toBe(2)
       expect(r.stderr).toContain('ECONNREFUSED')
     })
+  })
+})
+
+describe('cachekit stats --watch', PROCESSES, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cachekit-watch-'))
+  const env = { CACHE_URL: `sqlite:${join(dir, 'watch.sqlite')}`, CACHE_KEY_PREFIX: 'app:' }
+  const apps: ChildProcess[] = []
+  afterAll(() => {
+    for (const app of apps) app.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  /** An app that publishes its counters every 200 ms (test/fixtures/publishing-app.ts), once it says it has. */
+  async function startApp(): Promise<ChildProcess> {
+    const app = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'fixtures', 'publishing-app.ts')], { env: cleanEnv({ ...env, PUBLISH_MS: '200' }) })
+    apps.push(app)
+    let out = ''
+    app.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    let err = ''
+    app.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    let gone = false
+    void once(app, 'exit').then(() => (gone = true))
+    while (!out.includes('ready')) {
+      if (gone) throw new Error(`the app exited before it was ready: ${err}`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    return app
+  }
+
+  const frames = (r: Run): Frame[] => r.stdout.trim().split('\n').map((line) => JSON.parse(line) as Frame)
+
+  it('--json: a line per refresh with each publishing process\'s ops/s and hit rate; a process that closed drops out', async () => {
+    const [a, b] = await Promise.all([startApp(), startApp()])
+    const watched = await cli(['stats', '--watch', '--json', '--interval', '300ms', '--count', '3'], env)
+    expect(watched, watched.stderr).toMatchObject({ code: 0 })
+    const seen = frames(watched)
+    expect(seen).toHaveLength(3)
+    const last = seen[2] as Frame
+    expect(last.processes.map((p) => p.pid).sort()).toEqual([a.pid, b.pid].sort())
+    for (const p of last.processes) {
+      expect(p).toMatchObject({ backend: 'sqlite', errors: 0 })
+      expect(p.opsPerSec).toBeGreaterThan(0)
+      // Each app reads three hits to one miss.
+      expect(p.hitRate).toBeCloseTo(0.75, 1)
+    }
+    expect(last.total.opsPerSec).toBeCloseTo(last.processes.reduce((n, p) => n + p.opsPerSec, 0), 6)
+    expect(last.entries).toBe(1)
+    // Closing a cache removes its report: the view no longer lists it.
+    a.kill('SIGTERM')
+    expect(await once(a, 'exit')).toEqual([0, null])
+    const after = frames(await cli(['stats', '--watch', '--json', '--count', '1'], env))
+    expect(after[0]?.processes.map((p) => p.pid)).toEqual([b.pid])
+    b.kill('SIGTERM')
+    await once(b, 'exit')
+  })
+
+  it('redraws in place on a terminal, and says when no process publishes', async () => {
+    await startApp()
+    const command = [process.execPath, ...BIN, 'stats', '--watch', '--interval', '200ms', '--count', '3'].map((a) => `'${a}'`).join(' ')
+    const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...cleanEnv(env), COLUMNS: '120' } })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    const [code] = (await once(child, 'exit')) as [number]
+    expect(code).toBe(0)
+    expect(out.split('\x1b[H\x1b[2J')).toHaveLength(4)
+    expect(out).toContain('(Ctrl-C stops)')
+    expect(out.match(/processes {2}1 publishing/g)).toHaveLength(3)
+    expect(out).toMatch(/hit rate/)
+    const quiet = await cli(['stats', '--watch', '--count', '1', '--prefix', 'nobody:'], env)
+    expect(quiet.stdout).toContain('none publishes its counters: start the app with publishStats')
+  })
+
+  it('refuses a bad --interval or --count, and either without --watch', async () => {
+    const runs = await Promise.all([
+      cli(['stats', '--watch', '--interval', '5'], env),
+      cli(['stats', '--watch', '--interval', '10ms'], env),
+      cli(['stats', '--watch', '--count', '0'], env),
+      cli(['stats', '--count', '2'], env),
+    ])
+    for (const r of runs) expect(r.code).toBe(2)
+    expect(runs[0]?.stderr).toContain('needs a unit')
+    expect(runs[1]?.stderr).toContain('--interval must be at least 100ms')
+    expect(runs[2]?.stderr).toContain('--count must be a whole number >= 1')
+    expect(runs[3]?.stderr).toContain('go with --watch')
   })
 })
 
@@ -367,7 +453,7 @@ for (const backend of sharedBackends()) {
       const scoped = `${prefix}bulk:`
       const where = target(scoped)
       const filled = createCache({ url: fresh.url, keyPrefix: scoped, ...(fresh.table === undefined ? {} : { table: fresh.table }) })
-      await filled.setMany(Array.from({ length: 1500 }, (_, i) => [`k${i}`, i] as const))
+      expect(await filled.setMany(Array.from({ length: 1500 }, (_, i) => [`k${i}`, i] as const))).toBe(true)
       await filled.close()
       const command = [process.execPath, ...BIN, 'clear', '--yes', ...where.args].map((a) => `'${a}'`).join(' ')
       // `script` gives the CLI a pseudo-terminal, as an operator's shell would.

@@ -32,6 +32,14 @@ describe('config validation', () => {
     expect(configError(() => createCache({ type: 'memory', prefix: 'a' } as never)).message).toContain('`keyPrefix`')
   })
 
+  it('publishStats is off, or a period of at least 100ms', () => {
+    expect(() => createCache({ type: 'memory', publishStats: 0 }).close()).not.toThrow()
+    const e = configError(() => createCache({ type: 'memory', publishStats: '50ms' }))
+    expect(e.option).toBe('publishStats')
+    expect(e.message).toContain('at least 100ms')
+    expect(configError(() => createCache({ type: 'memory', publishStats: 'often' as never })).option).toBe('publishStats')
+  })
+
   it('a missing type says what to write', () => {
     expect(configError(() => createCache({ defaultTtl: 5 })).message).toMatch(/no `type`/)
   })
@@ -190,6 +198,13 @@ describe('configFromEnv', () => {
         CACHE_FAIL_OPEN: 'false',
       }),
     ).toEqual({ type: 'memory', defaultTtl: 600_000, keyPrefix: 'app:', threshold: 500, failOpen: false })
+  })
+
+  it('CACHE_PUBLISH_STATS is publishStats; a value that is no duration names the variable', () => {
+    expect(configFromEnv({ CACHE_TYPE: 'memory', CACHE_PUBLISH_STATS: '5s' })).toEqual({ type: 'memory', publishStats: 5_000 })
+    const e = configError(() => configFromEnv({ CACHE_TYPE: 'memory', CACHE_PUBLISH_STATS: 'often' }))
+    expect(e.message).toContain('CACHE_PUBLISH_STATS')
+    expect(e.message).toContain('often')
   })
 
   it("takes Flask-Caching's CACHE_DEFAULT_TIMEOUT in seconds", () => {

@@ -1,6 +1,6 @@
 /** A config from `CACHE_*` environment variables. */
 import type { AdapterDefinition } from '../definition.js'
-import { parseDuration } from '../duration.js'
+import { parseDuration, type Duration } from '../duration.js'
 import { CacheConfigError } from '../errors.js'
 import { redactUrl } from '../redact.js'
 import { adapterDefinitions, findAdapter } from '../registry.js'
@@ -124,6 +124,14 @@ export function configFromEnv(
     if (['1', 'true', 'yes', 'on'].includes(v)) config.failOpen = true
     else if (['0', 'false', 'no', 'off'].includes(v)) config.failOpen = false
     else throw envError('CACHE_FAIL_OPEN', failOpen, 'a boolean (true/false, 1/0, yes/no, on/off)')
+  }
+  const publish = get('CACHE_PUBLISH_STATS')
+  if (publish !== undefined) {
+    try {
+      config.publishStats = parseDuration(/^\d+$/.test(publish) ? Number(publish) : (publish as Duration))
+    } catch {
+      throw envError('CACHE_PUBLISH_STATS', publish, "a duration such as '5s' (0 means off)")
+    }
   }
   const l1 = get('CACHE_L1')
   const l1Options: Record<string, unknown> = {}

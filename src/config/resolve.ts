@@ -31,6 +31,8 @@ export interface ResolvedConfig {
   now: () => number
   /** The memory tier, when on. */
   l1: L1Settings | undefined
+  /** How often to write this process's counters to the backend; 0 for never. */
+  publishStats: Milliseconds
 }
 
 function adapterTypes(): string[] {
@@ -214,6 +216,12 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
       )
     }
   }
+  const publishStats = input.publishStats === undefined ? 0 : durationOption(input.publishStats as Duration, 'publishStats')
+  if (publishStats > 0 && publishStats < 100) {
+    throw new CacheConfigError(`Option \`publishStats\` must be 0 (off) or at least 100ms: a process writes its counters once per period. Not ${showValue(input.publishStats)}.`, {
+      option: 'publishStats',
+    })
+  }
   const threshold = (input.threshold as number | undefined) ?? DEFAULTS.threshold
   if (!Number.isSafeInteger(threshold) || threshold < 0) {
     throw new CacheConfigError(`Option \`threshold\` must be an integer >= 0 (0 means unbounded), not ${threshold}.`, { option: 'threshold' })
@@ -243,6 +251,7 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     serializer,
     now: (input.now as (() => number) | undefined) ?? DEFAULTS.now,
     l1,
+    publishStats,
   }
 }
 
@@ -255,7 +264,7 @@ function checkKeyPrefix(prefix: string): string {
   )
 }
 
-const COMPARED = ['type', 'adapter', 'defaultTtl', 'keyPrefix', 'threshold', 'failOpen', 'operationTimeout', 'serializer', 'now', 'l1'] as const
+const COMPARED = ['type', 'adapter', 'defaultTtl', 'keyPrefix', 'threshold', 'failOpen', 'operationTimeout', 'serializer', 'now', 'l1', 'publishStats'] as const
 
 /**
  * The options in which two resolved configs differ; none means they build the same cache.

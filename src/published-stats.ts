@@ -1,0 +1,105 @@
+/**
+ * A process's counters, written to the backend every `publishStats` so that one view (`cachekit stats
+ * --watch`) can show every process sharing the cache: each writes its own bookkeeping key, which expires
+ * after three periods, so a process that stopped drops out of the view on its own. Written as JSON text,
+ * whatever the cache's serializer, through the adapter (not counted in `stats()`, not traced).
+ */
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import type { CacheAdapter } from './adapter.js'
+import { BOOKKEEPING } from './engine.js'
+
+/** Where the reports live, under the cache's key prefix: `<keyPrefix>|ck:stats:<host>:<pid>:<random>`. */
+export const STATS_MARK = `${BOOKKEEPING}stats:`
+
+/** The counters one process reports. */
+export interface ProcessCounters {
+  backend: string
+  hits: number
+  misses: number
+  sets: number
+  deletes: number
+  errors: number
+  /** The memory tier's, when `l1` is on. */
+  l1?: { hits: number; misses: number; entries: number; bytes: number }
+}
+
+/** What one process writes: its counters since `init`, who it is and when it wrote them. */
+export interface PublishedStats extends ProcessCounters {
+  /** The shape's version. */
+  v: 1
+  host: string
+  pid: number
+  /** When the cache was initialised and when this was written, in ms since the epoch (the wall clock). */
+  since: number
+  at: number
+  /** The period it writes at, in ms: a reader takes a report older than three of them for gone. */
+  every: number
+}
+
+export interface Publishing {
+  /** Stop writing and remove this process's report (best effort, at most `waitMs`). */
+  stop(waitMs?: number): Promise<void>
+}
+
+/**
+ * Write `read()` every `every` ms under `prefix` + {@link STATS_MARK}, once `adapter()` gives an adapter.
+ * A failed write is dropped quietly: the operations themselves report a backend that is down.
+ */
+export function publishStats(options: {
+  every: number
+  prefix: string
+  adapter: () => CacheAdapter | undefined
+  read: () => ProcessCounters
+  /** The cache's clock, for the report's expiry. */
+  now: () => number
+}): Publishing {
+  const key = `${options.prefix}${STATS_MARK}${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
+  const since = Date.now()
+  let writing: Promise<unknown> | undefined
+  let stopped = false
+  const write = (): void => {
+    const adapter = options.adapter()
+    if (stopped || writing !== undefined || adapter === undefined) return
+    const report: PublishedStats = { v: 1, host: hostname(), pid: process.pid, since, at: Date.now(), every: options.every, ...options.read() }
+    writing = Promise.resolve()
+      .then(() => adapter.set(key, JSON.stringify(report), options.now() + 3 * options.every))
+      .catch(() => {})
+      .finally(() => (writing = undefined))
+  }
+  const timer = setInterval(write, options.every)
+  timer.unref?.()
+  // The first report soon after start-up, not a whole period later.
+  const first = setTimeout(write, Math.min(options.every, 50))
+  first.unref?.()
+  return {
+    async stop(waitMs = 1_000) {
+      if (stopped) return
+      stopped = true
+      clearInterval(timer)
+      clearTimeout(first)
+      const adapter = options.adapter()
+      if (adapter === undefined) return
+      let timeout: NodeJS.Timeout | undefined
+      const removed = (async () => {
+        await writing
+        await adapter.delete(key)
+      })().catch(() => {})
+      await Promise.race([removed, new Promise((r) => (timeout = setTimeout(r, waitMs)))])
+      clearTimeout(timeout)
+    },
+  }
+}
+
+/** A report read back, or `undefined` for anything that is not one (another version, a corrupt value). */
+export function parseReport(payload: string | Uint8Array | undefined): PublishedStats | undefined {
+  if (payload === undefined) return undefined
+  try {
+    const text = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')
+    const report = JSON.parse(text) as Partial<PublishedStats>
+    if (report?.v !== 1 || typeof report.pid !== 'number' || typeof report.at !== 'number' || typeof report.hits !== 'number') return undefined
+    return report as PublishedStats
+  } catch {
+    return undefined
+  }
+}
