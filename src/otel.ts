@@ -92,6 +92,10 @@ function hitsOf(c: OperationContext): [hits: number, misses: number] | undefined
  *   a hit of `get` or `getOrSet` also by `cache.tier` (`l1` or `backend`), when the call's own read answered;
  * - `cache.errors` (counter) by the same and `error.type` (the error's name), for operations that rejected.
  *
+ * Memoized calls are spans `cache.memoize` (with `code.function.name`), and requests to a cached route
+ * `cache.http` (from the request until the cache answered it or handed it to the handler); both say
+ * `cache.hit` and `cache.factory_ran` (for `http`, whether the handler ran).
+ *
  * Span attributes: `cache.operation`, `cache.backend`, `db.system.name` (for redis, sqlite, postgresql, mysql,
  * memcached), `cache.hit` on reads, `cache.hits` on `getMany`, `cache.factory_ran` on `getOrSet`, `cache.tier`
  * on a hit that this call read, `cache.item_size` (the encoded entry's bytes: read on a hit, written by
@@ -157,6 +161,8 @@ export function instrument(options: InstrumentOptions = {}): () => void {
       const attributes: Attributes = { 'cache.operation': c.operation, 'cache.backend': c.backend }
       const system = DB_SYSTEM[c.backend]
       if (system !== undefined) attributes['db.system.name'] = system
+      // A memoized function's name is the program's, not a user's data.
+      if (c.name !== undefined) attributes['code.function.name'] = c.name
       if (withKeys) {
         attributes['cache.key_prefix'] = c.keyPrefix
         if (c.key !== undefined) attributes['cache.key'] = [c.key]

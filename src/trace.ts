@@ -21,6 +21,10 @@ export type TracedOperation =
   | 'invalidateTags'
   | 'clear'
   | 'purgeExpired'
+  /** A call of a memoized function (`cache.memoize`, `@cache.memoized`). */
+  | 'memoize'
+  /** A request to a route of the HTTP middleware (`cached()` of cachekit/express, cachekit/hono, cachekit/fastify). */
+  | 'http'
 
 /**
  * The context of one traced operation: what a subscriber to {@link TRACE_CHANNEL} receives on `start`,
@@ -32,15 +36,17 @@ export interface OperationContext {
   backend: string
   /** The cache's key prefix, its namespaces' included. */
   keyPrefix: string
-  /** The key, as the caller gave it, of a single-key operation. */
+  /** The key, as the caller gave it, of a single-key operation; of a memoized call or a response, the entry's key. */
   key?: string
+  /** `memoize`: the memoized function's name. */
+  name?: string
   /** The keys of `getMany`, `setMany` and `deleteMany`, or the tags of `invalidateTags`. */
   keys?: readonly string[]
   /** `get`, `has` and `getOrSet`: whether the key held a value (for `getOrSet`: the factory did not run). */
   hit?: boolean
   /** `getMany`: how many of `keys` held a value. */
   hits?: number
-  /** `getOrSet`: whether this call ran the factory. */
+  /** `getOrSet` and `memoize`: whether this call ran the factory (the function). `http`: whether the handler ran. */
   factoryRan?: boolean
   /**
    * `get` and `getOrSet`, on a hit this call read: where the value came from, `'l1'` (this process's memory
@@ -73,6 +79,14 @@ const subscribed: () => boolean =
         channel.error.hasSubscribers
 
 type Method = (this: unknown, ...args: unknown[]) => Promise<unknown>
+
+/** Whether anybody listens on {@link TRACE_CHANNEL}: when not, publish nothing and build no context. */
+export const tracing = (): boolean => subscribed()
+
+/** Publish one call that is not a method of the cache (a memoized call, a response) with `context`. */
+export function traceCall<T>(context: OperationContext, run: () => Promise<T>): Promise<T> {
+  return channel.tracePromise(run, context)
+}
 
 /** What a traced call of `get`, `getOrSet`, `set` or `add` fills in from inside (its fourth argument). */
 export type TraceReport = Pick<OperationContext, 'tier' | 'itemSize'>
@@ -120,7 +134,10 @@ function keysOf(context: OperationContext, args: unknown[]): unknown[] {
   return args
 }
 
-const SHAPES: Record<TracedOperation, Shape> = {
+/** The operations that are methods of a cache. */
+type MethodOperation = Exclude<TracedOperation, 'memoize' | 'http'>
+
+const SHAPES: Record<MethodOperation, Shape> = {
   get: read,
   has: { ...single, outcome: (context, result) => (context.hit = result === true) },
   getMany: {
@@ -173,8 +190,8 @@ const SHAPES: Record<TracedOperation, Shape> = {
  * call costs one check more; with one, the call runs inside `tracePromise` with its context.
  */
 export function traceOperations(proto: object, describe: (cache: unknown) => { backend: string; keyPrefix: string }): void {
-  const methods = proto as Record<TracedOperation, Method>
-  for (const operation of Object.keys(SHAPES) as TracedOperation[]) {
+  const methods = proto as Record<MethodOperation, Method>
+  for (const operation of Object.keys(SHAPES) as MethodOperation[]) {
     const method = methods[operation]
     const shape = SHAPES[operation]
     const outcome = shape.outcome

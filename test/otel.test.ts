@@ -108,6 +108,21 @@ describe('cachekit/otel: spans', () => {
     }
   })
 
+  it('a memoized call is a cache.memoize span with the function\'s name, hit and factory_ran', async () => {
+    const cache = open()
+    const square = cache.memoize(async function square(n: number) {
+      return n * n
+    })
+    await square(3)
+    await square(3)
+    expect(named('cache.memoize').map((s) => [s.attributes['code.function.name'], s.attributes['cache.hit'], s.attributes['cache.factory_ran']])).toEqual([
+      ['square', false, true],
+      ['square', true, false],
+    ])
+    // Its key only with `keys: true`, as every span's.
+    for (const s of named('cache.memoize')) expect(s.attributes['cache.key']).toBeUndefined()
+  })
+
   it('keys: true puts the key or keys and the key prefix on spans', async () => {
     stop?.()
     stop = instrument({ tracerProvider, meterProvider, keys: true })

@@ -2,7 +2,11 @@ import { subscribe, tracingChannel, unsubscribe } from 'node:diagnostics_channel
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import express from 'express'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { cached } from '../src/http/express.js'
 import { CacheArgumentError, CacheBackendError, createCache, TRACE_CHANNEL, type Cache, type OperationContext } from '../src/index.js'
 import { uniquePrefix } from './support/prefix.js'
 import { freePort, REDIS_URL, redisOrSkip } from './support/redis.js'
@@ -161,6 +165,49 @@ describe('the tracing channel cachekit:operation', () => {
     for (const d of done) {
       expect(d).not.toHaveProperty('tier')
       expect(d).not.toHaveProperty('itemSize')
+    }
+  })
+
+  it('a memoized call is one memoize operation, with the function\'s name and whether it ran', async () => {
+    const c = open({ type: 'memory', keyPrefix: 'm:' })
+    const double = c.memoize(async function double(n: number) {
+      return n * 2
+    }, { ttl: '1m' })
+    await c.ready()
+    const seen = listen()
+    expect(await double(2)).toBe(4)
+    expect(await double(2)).toBe(4)
+    const done = finished(seen)
+    expect(done.map(({ operation, name, key, hit, factoryRan, backend, keyPrefix }) => ({ operation, name, key, hit, factoryRan, backend, keyPrefix }))).toEqual([
+      { operation: 'memoize', name: 'double', key: double.makeCacheKey(2), hit: false, factoryRan: true, backend: 'memory', keyPrefix: 'm:' },
+      { operation: 'memoize', name: 'double', key: double.makeCacheKey(2), hit: true, factoryRan: false, backend: 'memory', keyPrefix: 'm:' },
+    ])
+  })
+
+  it('a request to a cached route is one http operation: a miss runs the handler, the next is a hit', async () => {
+    const c = open({ type: 'memory' })
+    let runs = 0
+    const app = express()
+    app.get('/page', cached({ cache: c, ttl: '1m' }), (_req, res) => {
+      runs++
+      res.type('text/plain').send('hello')
+    })
+    const server = app.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/page`
+      const seen = listen()
+      for (let i = 0; i < 2; i++) expect(await (await fetch(url)).text()).toBe('hello')
+      expect(runs).toBe(1)
+      const done = finished(seen).filter((d) => d.operation === 'http')
+      expect(done.map(({ hit, factoryRan, backend }) => ({ hit, factoryRan, backend }))).toEqual([
+        { hit: false, factoryRan: true, backend: 'memory' },
+        { hit: true, factoryRan: false, backend: 'memory' },
+      ])
+      expect(done[0]?.key).toBe(done[1]?.key)
+      expect(done[0]?.key).toContain('/page')
+    } finally {
+      server.close()
     }
   })
 

@@ -15,6 +15,7 @@ import { backoff, LEASE_SUFFIX, sleep, tryLease, type Lease } from '../lease.js'
 import { type CachedResponse, cacheControl, mayStore, headersMayStore, NOT_MODIFIED_HEADERS, notModified, requestKey, type ResolvedCached, storableHeaders } from './common.js'
 import { checkTags, type TagRead } from '../tags.js'
 import { requestTargetKey } from './keys.js'
+import { traceCall, tracing, type OperationContext } from '../trace.js'
 
 /** A request as the rules see it. */
 export interface RequestView {
@@ -236,12 +237,23 @@ export async function decide<Req>(opts: ResolvedCached<Req>, raw: Req, req: Requ
   // Checked before anything is read or run, so that a bad tag fails the request with nothing to undo.
   const tags = given === undefined ? [] : checkTags(typeof given === 'function' ? given(raw) : given, `cached() of ${showKey(key)}`, key)
   const ctx: Context<Req> = { opts, engine, req, key, tags }
-  if ((await opts.forcedUpdate?.(raw)) === true) return method === 'GET' ? stamped(ctx, { kind: 'fill', fill: fill(ctx, undefined, undefined) }) : PASS
-  const decision = await fromCache(ctx)
-  // One logical read of the user's, counted once: a hit if the cache answered it (after waiting for
-  // another request's handler, too), a miss if its handler runs.
-  engine.record(decision.kind === 'serve' ? 'hit' : 'miss', key)
-  return stamped(ctx, decision)
+  const run = async (): Promise<Decision> => {
+    if ((await opts.forcedUpdate?.(raw)) === true) return method === 'GET' ? stamped(ctx, { kind: 'fill', fill: fill(ctx, undefined, undefined) }) : PASS
+    const decision = await fromCache(ctx)
+    // One logical read of the user's, counted once: a hit if the cache answered it (after waiting for
+    // another request's handler, too), a miss if its handler runs.
+    engine.record(decision.kind === 'serve' ? 'hit' : 'miss', key)
+    return stamped(ctx, decision)
+  }
+  if (!tracing()) return run()
+  // Published as one `http` operation, from the request until the cache answered it or handed it to the handler.
+  const context: OperationContext = { operation: 'http', backend: engine.adapter?.name ?? 'none', keyPrefix: engine.fullKey(''), key }
+  return traceCall(context, async () => {
+    const decision = await run()
+    context.hit = decision.kind === 'serve'
+    context.factoryRan = decision.kind !== 'serve'
+    return decision
+  })
 }
 
 /**

@@ -4,6 +4,7 @@ import { ENGINE, type Engine, type WithEngine } from '../engine.js'
 import { CacheArgumentError, CacheError } from '../errors.js'
 import { computeOnce, resolveGetOrSetOptions, taggedFlight, type Slot } from '../getorset.js'
 import { checkTags, type TagRead } from '../tags.js'
+import { traceCall, tracing, type OperationContext } from '../trace.js'
 import { callKey, instanceVersionKey, KEY_PREFIX, versionKey } from './keys.js'
 import type { Memoized, MemoizeOptions } from './options.js'
 
@@ -75,7 +76,11 @@ async function currentVersions(engine: Engine, keys: string[], stored: (string |
 /** One call of a memoized function: its entry read (under the current versions) or computed once. */
 export async function callMemoized<A extends unknown[], R>(plan: Plan<A, R>, self: unknown, name: string, instance: string | undefined, args: A): Promise<Awaited<R>> {
   const { cache, fn, options } = plan
-  const run = (): Promise<Awaited<R>> => Promise.resolve(fn.apply(self, args)) as Promise<Awaited<R>>
+  let ran = false
+  const run = (): Promise<Awaited<R>> => {
+    ran = true
+    return Promise.resolve(fn.apply(self, args)) as Promise<Awaited<R>>
+  }
   if (options.unless?.(...args) === true) return run()
   const key = callKey(plan, name, instance, args)
   const versionKeys = instance === undefined ? [versionKey(name)] : [versionKey(name), instanceVersionKey(name, instance)]
@@ -126,17 +131,28 @@ export async function callMemoized<A extends unknown[], R>(plan: Plan<A, R>, sel
     },
   }
   const resolved = resolveGetOrSetOptions(key, { ttl: options.ttl, ...(options.lease === undefined ? {} : { lease: options.lease }) })
-  // One deadline for the call's commands, `fn`'s own time not counted (as getOrSet's).
-  const budget = engine.budget()
-  if (options.forcedUpdate?.(...args) === true) {
-    await slot.read(budget)
-    // A forced update runs `fn` whatever is stored: a miss, and a set when its result is stored.
-    engine.record('miss', key)
-    const value = await budget.offClock(run)
-    if (value !== undefined && budget.stopped === undefined && (await slot.write(value, budget))) engine.record('set', key)
-    return value
+  const answer = async (): Promise<Awaited<R>> => {
+    // One deadline for the call's commands, `fn`'s own time not counted (as getOrSet's).
+    const budget = engine.budget()
+    if (options.forcedUpdate?.(...args) === true) {
+      await slot.read(budget)
+      // A forced update runs `fn` whatever is stored: a miss, and a set when its result is stored.
+      engine.record('miss', key)
+      const value = await budget.offClock(run)
+      if (value !== undefined && budget.stopped === undefined && (await slot.write(value, budget))) engine.record('set', key)
+      return value
+    }
+    return computeOnce(engine, slot, run, resolved, budget)
   }
-  return computeOnce(engine, slot, run, resolved, budget)
+  if (!tracing()) return answer()
+  // Published as one `memoize` operation: whether `fn` ran for this call (a refresh after it ended is not its).
+  const context: OperationContext = { operation: 'memoize', backend: engine.adapter?.name ?? 'none', keyPrefix: engine.fullKey(''), key, name }
+  return traceCall<Awaited<R>>(context, async (): Promise<Awaited<R>> => {
+    const value: Awaited<R> = await answer()
+    context.factoryRan = ran
+    context.hit = !ran
+    return value
+  })
 }
 
 
