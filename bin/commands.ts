@@ -5,7 +5,7 @@ import { CacheArgumentError, CacheBackendError } from '../src/errors.js'
 import { cliConfig, openCache, type Opened } from './open.js'
 import { globToRegExp, progress, showMs, showValue, toPlain, withoutSecrets } from './output.js'
 import { describeRace, race } from './race-clients.js'
-import { Rates, readReports, showFrame, type Frame } from './watch.js'
+import { inspectStore, Rates, readReports, showFrame, type Frame } from './watch.js'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 type Values = Record<string, string | boolean | undefined>
@@ -347,11 +347,17 @@ const stats: Command = {
       const keyCount = await countKeys(o)
       const tookMs = performance.now() - started
       const { type, capabilities } = o.cache.stats()
+      const store = await inspectStore(o)
       const report = {
         backend: type,
         config: o.description,
         prefix: o.cache.keyPrefix,
         keys: keyCount,
+        // What the backend tells by itself: rows stored (expired ones and cachekit's bookkeeping included),
+        // their bytes, and the expired ones awaiting the purge.
+        ...(store.stored === undefined ? {} : { stored: store.stored }),
+        ...(store.bytes === undefined ? {} : { bytes: store.bytes }),
+        ...(store.expired === undefined ? {} : { expired: store.expired }),
         shared: capabilities?.shared,
         atomic: capabilities?.atomic,
         countedInMs: Math.round(tookMs),
@@ -390,7 +396,7 @@ function watchStats(ctx: Context): Promise<number> {
           const started = performance.now()
           const entries = await countKeys(o)
           const countedInMs = performance.now() - started
-          const frame: Frame = { at: Date.now(), entries, countedInMs, ...rates.figures(await readReports(o)) }
+          const frame: Frame = { at: Date.now(), entries, countedInMs, store: await inspectStore(o), ...rates.figures(await readReports(o)) }
           if (json) process.stdout.write(`${JSON.stringify(frame)}\n`)
           else {
             const heading = `cachekit stats --watch: ${o.description}, prefix ${JSON.stringify(o.cache.keyPrefix)}, every ${showMs(every)}${redraw ? ' (Ctrl-C stops)' : ''}`

@@ -2,9 +2,11 @@
  * `cachekit stats --watch`: the backend's live key count and, for every process that publishes its counters
  * (`publishStats`), its ops/s, hit rate and errors, redrawn every `--interval` on a terminal.
  */
+import type { StoreFigures } from '../src/adapter.js'
 import { CacheUnsupportedError } from '../src/errors.js'
 import { ENGINE } from '../src/engine.js'
 import { parseReport, STATS_MARK, type PublishedStats } from '../src/published-stats.js'
+import { showBytes } from '../src/size.js'
 import type { Opened } from './open.js'
 
 /** One process's figures in a frame. */
@@ -29,12 +31,20 @@ export interface Frame {
   at: number
   entries: number
   countedInMs: number
+  /** What the backend tells by itself (SQLite, PostgreSQL, MySQL): rows stored, their bytes, expired ones awaiting the purge. */
+  store: StoreFigures
   processes: ProcessFigures[]
   total: { opsPerSec: number; hitRate: number | null; errors: number }
 }
 
 const ops = (r: PublishedStats): number => r.hits + r.misses + r.sets + r.deletes
 const ratio = (part: number, whole: number): number | null => (whole > 0 ? part / whole : null)
+
+/** What the backend tells by itself of what it stores under the cache's prefix (nothing, if it cannot). */
+export async function inspectStore(o: Opened): Promise<StoreFigures> {
+  const adapter = (await o.cache[ENGINE]()).adapter
+  return (await adapter?.inspect?.(o.cache.keyPrefix)) ?? {}
+}
 
 /** The reports of the processes that publish under the cache's prefix and are not gone (three periods late). */
 export async function readReports(o: Opened): Promise<PublishedStats[]> {
@@ -108,6 +118,8 @@ const rate = (n: number): string => (n >= 100 ? Math.round(n).toString() : n.toF
 /** A frame as the lines a terminal shows. */
 export function showFrame(frame: Frame, heading: string): string[] {
   const lines = [heading, `entries    ${frame.entries} (counted in ${Math.round(frame.countedInMs)}ms)`]
+  const { stored, bytes, expired } = frame.store
+  if (stored !== undefined) lines.push(`stored     ${stored} rows${bytes === undefined ? '' : `, ${showBytes(bytes)}`}${expired === undefined ? '' : `, ${expired} expired awaiting the purge`}`)
   if (frame.processes.length === 0) {
     lines.push(
       'processes  none publishes its counters: start the app with publishStats, e.g. cache.init({ ..., publishStats: \'5s\' }) or CACHE_PUBLISH_STATS=5s',

@@ -151,10 +151,26 @@ export interface CacheAdapter {
    * bounded by its `ttl` alone.
    */
   invalidations?(prefix: string, options: { staleness: Milliseconds }): InvalidationChannel
+  /**
+   * Optional: what the backend can tell by itself of what it stores under `prefix` (cachekit's bookkeeping
+   * included), for `cachekit stats`: how many entries, their size, how many expired ones await the purge.
+   * Each figure is left out where the backend cannot tell it cheaply.
+   */
+  inspect?(prefix: string): Awaitable<StoreFigures>
   /** Remove expired entries now; returns how many were removed (when the backend can tell). */
   purgeExpired(): Awaitable<number>
   /** Release connections, timers and handles. Called once. */
   close(): Awaitable<void>
+}
+
+/** What {@link CacheAdapter.inspect} tells. */
+export interface StoreFigures {
+  /** Entries stored, the expired ones that await the purge included. */
+  stored?: number
+  /** Their size in bytes, keys and values as stored. */
+  bytes?: number
+  /** Expired entries that the purge has not removed yet (a backend that expires entries itself has none). */
+  expired?: number
 }
 
 /** A typed adapter factory: options captured at config time, adapter built later. */

@@ -235,6 +235,8 @@ describe('cachekit stats --watch', PROCESSES, () => {
     }
     expect(last.total.opsPerSec).toBeCloseTo(last.processes.reduce((n, p) => n + p.opsPerSec, 0), 6)
     expect(last.entries).toBe(1)
+    // What the file holds: the one entry and the two processes' reports, which `entries` leaves out.
+    expect(last.store).toMatchObject({ stored: 3, expired: 0 })
     // Closing a cache removes its report: the view no longer lists it.
     a.kill('SIGTERM')
     expect(await once(a, 'exit')).toEqual([0, null])
@@ -399,6 +401,15 @@ for (const backend of sharedBackends()) {
       if (!usable) return t.skip()
       await Promise.all([on(['set', 'fleeting', 'x', '--ttl', '20ms']), on(['set', 'lasting', 'x'])])
       await new Promise((r) => setTimeout(r, 50))
+      // The SQL backends tell by themselves what they store and what awaits the purge (stats reads it from
+      // the table, with no process's help); the others leave it out.
+      const inspects = backend.name === 'sqlite' || backend.name === 'postgres' || backend.name === 'mysql'
+      const before = JSON.parse((await on(['stats', '--json'])).stdout) as { keys: number; stored?: number; bytes?: number; expired?: number }
+      if (inspects) {
+        expect(before.expired).toBe(1)
+        expect(before.stored).toBeGreaterThanOrEqual(before.keys + 1)
+        expect(before.bytes).toBeGreaterThan(0)
+      } else expect(before).not.toHaveProperty('expired')
       const r = await on(['purge', '--json'])
       expect(r.code).toBe(0)
       // Redis expires entries itself (so a purge may find nothing); elsewhere the purge took the expired row,
@@ -416,6 +427,7 @@ for (const backend of sharedBackends()) {
         expect(await rows('lasting')).toBe(1) // the query finds a stored key
         expect(await rows('fleeting')).toBe(0)
       }
+      if (inspects) expect(JSON.parse((await on(['stats', '--json'])).stdout)).toMatchObject({ expired: 0, stored: before.stored! - 1 })
     })
 
     it('clear asks for --yes, then removes only keys under its prefix', async (t) => {

@@ -294,6 +294,11 @@ export function mysqlAdapter(options: MysqlAdapterOptions, context: AdapterConte
       }
     },
 
+    async inspect(prefix) {
+      const row = rowsOf(await exec('query', (s) => s.inspect(prefixRange(prefix), now()), [], true))[0]
+      return { stored: Number(row?.[0] ?? 0), bytes: Number(row?.[1] ?? 0), expired: Number(row?.[2] ?? 0) }
+    },
+
     async *keys(prefix) {
       const range = prefixRange(prefix)
       let after: [Buffer, Buffer] | undefined

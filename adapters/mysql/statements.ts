@@ -74,6 +74,11 @@ export function statements(q: string, server: ServerFacts) {
       const c = rangeConditionFor(range)
       return [`DELETE FROM ${q} WHERE ${c.sql} LIMIT ?`, [...c.values, limit]]
     },
+    /** `inspect(prefix)`: the rows of the range, their bytes, and how many are expired. */
+    inspect(range: PrefixRange | undefined, now: number): readonly [string, unknown[]] {
+      const c = rangeConditionFor(range)
+      return [`SELECT count(*), coalesce(sum(length(cache_key) + length(value)), 0), coalesce(sum(expires_at <= ?), 0) FROM ${q} WHERE ${c.sql}`, [now, ...c.values]]
+    },
     /** One page of `keys(prefix)`, after `(head, hash)` of the last key of the page before. */
     keysPage(range: PrefixRange | undefined, now: number, after: readonly [Buffer, Buffer] | undefined): readonly [string, unknown[]] {
       const c = rangeConditionFor(range)

@@ -250,6 +250,11 @@ export function postgresAdapter(options: PostgresAdapterOptions, context: Adapte
       }
     },
 
+    async inspect(prefix) {
+      const row = (await exec(st.inspect(prefixRange(prefix), now()), true)).rows[0]
+      return { stored: Number(row?.[0] ?? 0), bytes: Number(row?.[1] ?? 0), expired: Number(row?.[2] ?? 0) }
+    },
+
     async *keys(prefix) {
       const range = prefixRange(prefix)
       let after: [Buffer, Buffer] | undefined

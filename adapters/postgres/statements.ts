@@ -71,6 +71,13 @@ export function statements(q: string) {
           'SELECT (SELECT count(*)::int FROM doomed), (SELECT count(*)::int FROM gone)',
       )([limit, ...c.values])
     },
+    /** `inspect(prefix)`: the rows of the range, their bytes, and how many are expired. */
+    inspect(range: PrefixRange | undefined, now: number): PgQuery {
+      const c = rangeCondition(range, (n) => `$${n}`, (len) => `substr(cache_key, 1, ${len})`, 2)
+      return prepared(
+        `SELECT count(*), coalesce(sum(octet_length(cache_key) + octet_length(value)), 0), count(*) FILTER (WHERE expires_at <= $1) FROM ${q} WHERE ${c.sql}`,
+      )([now, ...c.values])
+    },
     /** One page of `keys(prefix)`, after `(head, hash)` of the last key of the page before. */
     keysPage(range: PrefixRange | undefined, now: number, after: readonly [Buffer, Buffer] | undefined): PgQuery {
       const c = rangeCondition(range, (n) => `$${n}`, (len) => `substr(cache_key, 1, ${len})`, 2)

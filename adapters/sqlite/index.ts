@@ -211,6 +211,13 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
         return deleted
       })
     },
+    inspect(prefix) {
+      const s = statements()
+      return attempt(() => {
+        const row = s.inspect.get(now(), prefix, prefixEnd(prefix)) as { stored: number | bigint; bytes: number | bigint; expired: number | bigint }
+        return { stored: Number(row.stored), bytes: Number(row.bytes), expired: Number(row.expired) }
+      })
+    },
     async clear(prefix) {
       const s = statements()
       const end = prefixEnd(prefix)

@@ -21,6 +21,7 @@ export interface Statements {
   expiresAt: SqliteStatement
   deleteIfEquals: SqliteStatement
   clearBatch: SqliteStatement
+  inspect: SqliteStatement
   keysFirst: SqliteStatement
   keysNext: SqliteStatement
   purgeBatch: SqliteStatement
@@ -82,6 +83,11 @@ export function prepareStatements(db: SqliteConnection, table: string, wholeText
     touch: db.prepare(`UPDATE ${q} SET expires_at = @expiresAt WHERE key = @key AND ${live}`),
     deleteIfEquals: db.prepare(`DELETE FROM ${q} WHERE key = @key AND value = @value AND ${live}`),
     clearBatch: db.prepare(`DELETE FROM ${q} WHERE rowid IN (SELECT rowid FROM ${q} WHERE key >= ? AND key < ? LIMIT ?)`),
+    // The bytes as stored: a TEXT key or value counts its UTF-8 bytes once cast to a BLOB.
+    inspect: db.prepare(
+      `SELECT count(*) AS stored, coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) AS bytes, ` +
+        `coalesce(sum(expires_at IS NOT NULL AND expires_at <= ?), 0) AS expired FROM ${q} WHERE key >= ? AND key < ?`,
+    ),
     keysFirst: keys((k) => `SELECT ${k} FROM ${q} WHERE key >= @from AND key < @to AND ${live} ORDER BY key LIMIT ${KEYS_PAGE}`),
     keysNext: keys((k) => `SELECT ${k} FROM ${q} WHERE key > @from AND key < @to AND ${live} ORDER BY key LIMIT ${KEYS_PAGE}`),
     purgeBatch: db.prepare(`DELETE FROM ${q} WHERE rowid IN (SELECT rowid FROM ${q} WHERE expires_at <= ? LIMIT ?)`),

@@ -318,6 +318,7 @@ export function tieredAdapter(inner: CacheAdapter, settings: L1Settings, hooks: 
     },
 
     keys: (prefix) => inner.keys(prefix),
+    ...(inner.inspect === undefined ? {} : { inspect: (prefix: string) => inner.inspect!(prefix) }),
     purgeExpired: () => inner.purgeExpired(),
 
     async close() {
