@@ -394,15 +394,18 @@ function watchStats(ctx: Context): Promise<number> {
       try {
         for (let n = 0; n < count && !stopped; n++) {
           const started = performance.now()
+          // The reports first: on a backend that cannot list its keys, their error says what to use instead.
+          const figures = rates.figures(await readReports(o))
+          const counting = performance.now()
           const entries = await countKeys(o)
-          const countedInMs = performance.now() - started
-          const frame: Frame = { at: Date.now(), entries, countedInMs, store: await inspectStore(o), ...rates.figures(await readReports(o)) }
+          const countedInMs = performance.now() - counting
+          const frame: Frame = { at: Date.now(), entries, countedInMs, store: await inspectStore(o), ...figures }
           if (json) process.stdout.write(`${JSON.stringify(frame)}\n`)
           else {
             const heading = `cachekit stats --watch: ${o.description}, prefix ${JSON.stringify(o.cache.keyPrefix)}, every ${showMs(every)}${redraw ? ' (Ctrl-C stops)' : ''}`
             process.stdout.write(`${redraw ? '\x1b[H\x1b[2J' : n > 0 ? '\n' : ''}${showFrame(frame, heading).join('\n')}\n`)
           }
-          if (n + 1 >= count) break
+          if (n + 1 >= count || stopped) break
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, Math.max(0, every - (performance.now() - started)))
             stop = () => {

@@ -41,7 +41,8 @@ export async function openCache(options: { url?: string; prefix?: string; warn: 
   cache.on('warning', options.warn)
   cache.on('corrupt', (key, detail) => options.warn(`corrupt entry${key === undefined ? '' : ` ${key}`} removed: ${detail}`))
   cache.on('error', (error) => options.warn(error.message))
-  cache.init({ ...base, ...(options.prefix === undefined ? {} : { keyPrefix: options.prefix }), failOpen: false })
+  // A command is no process of the app's: it publishes no counters, whatever CACHE_PUBLISH_STATS says.
+  cache.init({ ...base, ...(options.prefix === undefined ? {} : { keyPrefix: options.prefix }), failOpen: false, publishStats: 0 })
   let closed = false
   return {
     cache,

@@ -64,7 +64,7 @@ export async function readReports(o: Opened): Promise<PublishedStats[]> {
 
 /** Turns successive reads of the reports into rates: each process's figures over its last period. */
 export class Rates {
-  /** The report before the latest, and the latest, of each process (by host, pid and start). */
+  /** The report before the latest, and the latest, of each cache (by its random id). */
   #seen = new Map<string, { before: PublishedStats | undefined; latest: PublishedStats }>()
 
   figures(reports: PublishedStats[]): { processes: ProcessFigures[]; total: Frame['total'] } {
@@ -75,7 +75,7 @@ export class Rates {
     let readsPerSec = 0
     let errors = 0
     for (const r of reports) {
-      const id = `${r.host}:${r.pid}:${r.since}`
+      const id = r.id
       live.add(id)
       const known = this.#seen.get(id)
       if (known === undefined) this.#seen.set(id, { before: undefined, latest: r })
@@ -112,6 +112,9 @@ export class Rates {
   }
 }
 
+/** A host name as a terminal may show it: anyone who can write to the cache writes reports, escapes included. */
+const printable = (text: string): string => Array.from(text, (c) => (/\p{Cc}/u.test(c) ? '?' : c)).join('')
+
 const percent = (r: number | null | undefined): string => (r === null || r === undefined ? '-' : `${(r * 100).toFixed(1)}%`)
 const rate = (n: number): string => (n >= 100 ? Math.round(n).toString() : n.toFixed(1))
 
@@ -132,7 +135,7 @@ export function showFrame(frame: Frame, heading: string): string[] {
   const rows = [
     ['process', 'ops/s', 'hit rate', 'errors', ...(l1 ? ['l1 hit rate'] : [])],
     ['all', rate(frame.total.opsPerSec), percent(frame.total.hitRate), String(frame.total.errors), ...(l1 ? [''] : [])],
-    ...frame.processes.map((p) => [`${p.host}:${p.pid}`, rate(p.opsPerSec), percent(p.hitRate), String(p.errors), ...(l1 ? [p.l1HitRate === undefined ? '-' : percent(p.l1HitRate)] : [])]),
+    ...frame.processes.map((p) => [`${printable(p.host)}:${p.pid}`, rate(p.opsPerSec), percent(p.hitRate), String(p.errors), ...(l1 ? [p.l1HitRate === undefined ? '-' : percent(p.l1HitRate)] : [])]),
   ]
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)))
   for (const r of rows) lines.push(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  ').trimEnd())

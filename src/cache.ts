@@ -70,6 +70,8 @@ interface Core {
   readonly stats: { hits: number; misses: number; sets: number; deletes: number; errors: number }
   /** Writing the counters to the backend, with `publishStats`. */
   publishing: Publishing | undefined
+  /** The backend behind the memory tier, when `l1` is on. */
+  inner: CacheAdapter | undefined
 }
 
 /** What a cache and all its namespaces share: the open core (or none) and the listeners. */
@@ -223,13 +225,16 @@ export class Cache {
       tier: undefined,
       stats: { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 },
       publishing: undefined,
+      inner: undefined,
     }
     if (resolved.publishStats > 0) {
       core.publishing = publishStats({
         every: resolved.publishStats,
         prefix: resolved.keyPrefix,
-        adapter: () => core.adapter,
+        // Around the memory tier: a report must not take an entry of it (nor count in its figures).
+        adapter: () => (core.adapter === undefined ? undefined : (core.inner ?? core.adapter)),
         now: core.now,
+        warn: (message) => emitter.warnOnce(message),
         read: () => {
           const l1 = core.tier?.stats()
           return {
@@ -266,6 +271,7 @@ export class Cache {
           )
         }
         core.built = inner
+        core.inner = inner
         // An adapter passed in as an object is named only now: the same refusals as for its type.
         if (resolved.definition === undefined) checkL1Backend(inner.name)
         const tiered = tieredAdapter(inner, resolved.l1, {

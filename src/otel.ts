@@ -88,7 +88,8 @@ function hitsOf(c: OperationContext): [hits: number, misses: number] | undefined
  * Subscribe to the tracing channel and turn every cache operation of this process into a span named
  * `cache.<operation>` (`cache.get`, `cache.set`, ...) and into metrics:
  * - `cache.operation.duration` (histogram, seconds) by `cache.operation` and `cache.backend`;
- * - `cache.hits` and `cache.misses` (counters) by the same, for the reads (`get`, `getMany`, `has`, `getOrSet`);
+ * - `cache.hits` and `cache.misses` (counters) by the same, for the reads (`get`, `getMany`, `has`, `getOrSet`,
+ *   `memoize`, `http`);
  *   a hit of `get` or `getOrSet` also by `cache.tier` (`l1` or `backend`), when the call's own read answered;
  * - `cache.errors` (counter) by the same and `error.type` (the error's name), for operations that rejected.
  *
@@ -97,7 +98,8 @@ function hitsOf(c: OperationContext): [hits: number, misses: number] | undefined
  * `cache.hit` and `cache.factory_ran` (for `http`, whether the handler ran).
  *
  * Span attributes: `cache.operation`, `cache.backend`, `db.system.name` (for redis, sqlite, postgresql, mysql,
- * memcached), `cache.hit` on reads, `cache.hits` on `getMany`, `cache.factory_ran` on `getOrSet`, `cache.tier`
+ * memcached), `cache.hit` on reads, `cache.hits` on `getMany`, `cache.factory_ran` on `getOrSet`, `memoize` and
+ * `http`, `cache.tier`
  * on a hit that this call read, `cache.item_size` (the encoded entry's bytes: read on a hit, written by
  * `set` and `add`), and with
  * `keys: true` also `cache.key` (the key or keys) and `cache.key_prefix`. A failed operation's span has status

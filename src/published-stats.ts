@@ -28,6 +28,8 @@ export interface ProcessCounters {
 export interface PublishedStats extends ProcessCounters {
   /** The shape's version. */
   v: 1
+  /** This cache's own, random: two caches of one process (or a restart with the same pid) stay apart. */
+  id: string
   host: string
   pid: number
   /** When the cache was initialised and when this was written, in ms since the epoch (the wall clock). */
@@ -43,8 +45,17 @@ export interface Publishing {
 }
 
 /**
+ * How long a report is kept in the backend: an hour at least, so that an eviction by soonest expiry (SQLite,
+ * PostgreSQL, MySQL, memory) takes the user's entries before it. A reader takes a report older than three
+ * periods (by its `at`) for gone.
+ */
+const KEEP_MS = 3_600_000
+
+/**
  * Write `read()` every `every` ms under `prefix` + {@link STATS_MARK}, once `adapter()` gives an adapter.
- * A failed write is dropped quietly: the operations themselves report a backend that is down.
+ * A failed write is dropped quietly: the operations themselves report a backend that is down. On a backend
+ * no other process reads (memory, null) or that cannot list its keys (memcached), `warn` is told once and
+ * nothing is written.
  */
 export function publishStats(options: {
   every: number
@@ -53,17 +64,32 @@ export function publishStats(options: {
   read: () => ProcessCounters
   /** The cache's clock, for the report's expiry. */
   now: () => number
+  warn: (message: string) => void
 }): Publishing {
-  const key = `${options.prefix}${STATS_MARK}${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
+  const id = randomBytes(4).toString('hex')
+  const key = `${options.prefix}${STATS_MARK}${hostname()}:${process.pid}:${id}`
   const since = Date.now()
   let writing: Promise<unknown> | undefined
   let stopped = false
+  let checked = false
   const write = (): void => {
     const adapter = options.adapter()
     if (stopped || writing !== undefined || adapter === undefined) return
-    const report: PublishedStats = { v: 1, host: hostname(), pid: process.pid, since, at: Date.now(), every: options.every, ...options.read() }
+    if (!checked) {
+      checked = true
+      const { shared, listKeys } = adapter.capabilities
+      if (!shared || listKeys === false) {
+        options.warn(
+          `publishStats: the ${adapter.name} backend ${shared ? 'cannot list its keys, so `cachekit stats --watch` could not find the counters' : 'is not shared between processes, so no other process could read the counters'}; nothing is published.`,
+        )
+        stopped = true
+        clearInterval(timer)
+        return
+      }
+    }
+    const report: PublishedStats = { v: 1, id, host: hostname(), pid: process.pid, since, at: Date.now(), every: options.every, ...options.read() }
     writing = Promise.resolve()
-      .then(() => adapter.set(key, JSON.stringify(report), options.now() + 3 * options.every))
+      .then(() => adapter.set(key, JSON.stringify(report), options.now() + Math.max(3 * options.every, KEEP_MS)))
       .catch(() => {})
       .finally(() => (writing = undefined))
   }
@@ -97,7 +123,10 @@ export function parseReport(payload: string | Uint8Array | undefined): Published
   try {
     const text = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')
     const report = JSON.parse(text) as Partial<PublishedStats>
-    if (report?.v !== 1 || typeof report.pid !== 'number' || typeof report.at !== 'number' || typeof report.hits !== 'number') return undefined
+    if (report?.v !== 1 || typeof report.id !== 'string' || typeof report.host !== 'string' || typeof report.backend !== 'string') return undefined
+    for (const field of ['pid', 'since', 'at', 'every', 'hits', 'misses', 'sets', 'deletes', 'errors'] as const) {
+      if (typeof report[field] !== 'number' || !Number.isFinite(report[field])) return undefined
+    }
     return report as PublishedStats
   } catch {
     return undefined

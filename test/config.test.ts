@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
 import { Cache, CacheConfigError, configFromEnv, createCache, DEFAULTS } from '../src/index.js'
 import { resolveConfig, suggest } from '../src/config/index.js'
+import { ENGINE } from '../src/engine.js'
 import { CacheArgumentError } from '../src/errors.js'
 import { parseSize } from '../src/size.js'
 
@@ -32,12 +36,51 @@ describe('config validation', () => {
     expect(configError(() => createCache({ type: 'memory', prefix: 'a' } as never)).message).toContain('`keyPrefix`')
   })
 
-  it('publishStats is off, or a period of at least 100ms', () => {
+  it('publishStats is off, or a period from 100ms to 1h', () => {
     expect(() => createCache({ type: 'memory', publishStats: 0 }).close()).not.toThrow()
     const e = configError(() => createCache({ type: 'memory', publishStats: '50ms' }))
     expect(e.option).toBe('publishStats')
-    expect(e.message).toContain('at least 100ms')
+    expect(e.message).toContain('from 100ms to 1h')
+    // Longer than a timer can wait (2^31 ms) would fire every millisecond: refused.
+    expect(configError(() => createCache({ type: 'memory', publishStats: '30d' })).option).toBe('publishStats')
     expect(configError(() => createCache({ type: 'memory', publishStats: 'often' as never })).option).toBe('publishStats')
+  })
+
+  it('publishStats on a backend no other process reads warns once and writes nothing', async () => {
+    const c = createCache({ type: 'memory', publishStats: 100 })
+    const warnings: string[] = []
+    c.on('warning', (m) => warnings.push(m))
+    await c.ready()
+    await new Promise((r) => setTimeout(r, 250))
+    expect(warnings.filter((w) => w.includes('publishStats'))).toEqual([expect.stringContaining('not shared between processes')])
+    // The backend itself holds no report (keys() would hide one: the adapter's own listing does not).
+    const adapter = (await c[ENGINE]()).adapter!
+    const stored: string[] = []
+    for await (const key of adapter.keys('')) stored.push(key)
+    expect(stored).toEqual([])
+    await c.close()
+  })
+
+  it('publishStats with l1 writes around the memory tier: the report takes none of its entries', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cachekit-publish-'))
+    const c = createCache({ type: 'sqlite', path: join(dir, 'p.sqlite'), l1: true, publishStats: 100 })
+    try {
+      await c.ready()
+      await c.set('k', 1)
+      const adapter = (await c[ENGINE]()).adapter!
+      const reports = async () => {
+        const found: string[] = []
+        for await (const key of adapter.keys('')) if (key.includes('|ck:stats:')) found.push(key)
+        return found
+      }
+      const end = Date.now() + 10_000
+      while ((await reports()).length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
+      expect(await reports()).toHaveLength(1)
+      expect(c.stats().l1).toMatchObject({ entries: 1 })
+    } finally {
+      await c.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('a missing type says what to write', () => {

@@ -188,7 +188,7 @@ describe('the tracing channel cachekit:operation', () => {
     const c = open({ type: 'memory' })
     let runs = 0
     const app = express()
-    app.get('/page', cached({ cache: c, ttl: '1m' }), (_req, res) => {
+    app.get('/page', cached({ cache: c, ttl: '1m', forcedUpdate: (req) => req.get('x-refresh') === '1' }), (_req, res) => {
       runs++
       res.type('text/plain').send('hello')
     })
@@ -206,6 +206,12 @@ describe('the tracing channel cachekit:operation', () => {
       ])
       expect(done[0]?.key).toBe(done[1]?.key)
       expect(done[0]?.key).toContain('/page')
+      // A forced update reads nothing: neither a hit nor a miss, and the handler runs.
+      expect(await (await fetch(url, { headers: { 'x-refresh': '1' } })).text()).toBe('hello')
+      const forced = finished(seen).filter((d) => d.operation === 'http')[2]
+      expect(forced).toMatchObject({ factoryRan: true })
+      expect(forced).not.toHaveProperty('hit')
+      expect(c.stats()).toMatchObject({ hits: 1, misses: 1 })
     } finally {
       server.close()
     }

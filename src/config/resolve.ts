@@ -217,8 +217,8 @@ export function resolveConfig(config: CacheConfig): ResolvedConfig {
     }
   }
   const publishStats = input.publishStats === undefined ? 0 : durationOption(input.publishStats as Duration, 'publishStats')
-  if (publishStats > 0 && publishStats < 100) {
-    throw new CacheConfigError(`Option \`publishStats\` must be 0 (off) or at least 100ms: a process writes its counters once per period. Not ${showValue(input.publishStats)}.`, {
+  if (publishStats > 0 && (publishStats < 100 || publishStats > 3_600_000)) {
+    throw new CacheConfigError(`Option \`publishStats\` must be 0 (off) or a period from 100ms to 1h: a process writes its counters once per period. Not ${showValue(input.publishStats)}.`, {
       option: 'publishStats',
     })
   }

@@ -237,8 +237,12 @@ export async function decide<Req>(opts: ResolvedCached<Req>, raw: Req, req: Requ
   // Checked before anything is read or run, so that a bad tag fails the request with nothing to undo.
   const tags = given === undefined ? [] : checkTags(typeof given === 'function' ? given(raw) : given, `cached() of ${showKey(key)}`, key)
   const ctx: Context<Req> = { opts, engine, req, key, tags }
+  let forced = false
   const run = async (): Promise<Decision> => {
-    if ((await opts.forcedUpdate?.(raw)) === true) return method === 'GET' ? stamped(ctx, { kind: 'fill', fill: fill(ctx, undefined, undefined) }) : PASS
+    if ((await opts.forcedUpdate?.(raw)) === true) {
+      forced = true
+      return method === 'GET' ? stamped(ctx, { kind: 'fill', fill: fill(ctx, undefined, undefined) }) : PASS
+    }
     const decision = await fromCache(ctx)
     // One logical read of the user's, counted once: a hit if the cache answered it (after waiting for
     // another request's handler, too), a miss if its handler runs.
@@ -250,7 +254,8 @@ export async function decide<Req>(opts: ResolvedCached<Req>, raw: Req, req: Requ
   const context: OperationContext = { operation: 'http', backend: engine.adapter?.name ?? 'none', keyPrefix: engine.fullKey(''), key }
   return traceCall(context, async () => {
     const decision = await run()
-    context.hit = decision.kind === 'serve'
+    // A forced update read nothing: no hit and no miss (as in stats()), but the handler runs.
+    if (!forced) context.hit = decision.kind === 'serve'
     context.factoryRan = decision.kind !== 'serve'
     return decision
   })
