@@ -357,6 +357,18 @@ describe('l1 over SQLite: its own writes in the change log', () => {
     expect(a.stats().l1!.hits).toBe(hits + 1)
   })
 
+  it('a key holding U+0000 is invalidated as itself (a driver that reads TEXT up to a NUL reads the log as bytes)', async () => {
+    const prefix = uniquePrefix('l1-nul')
+    const a = await open(sqliteBackend.config(prefix))
+    const b = await open(sqliteBackend.config(prefix, false))
+    const key = 'a\u0000b'
+    await b.set(key, 1)
+    expect(await a.get(key)).toBe(1)
+    expect(await a.get(key)).toBe(1)
+    await b.set(key, 2)
+    expect(await seenWithin(() => a.get(key), 2, BOUND_MS)).toBeGreaterThanOrEqual(0)
+  })
+
   it('a write of the same key by another process right after this one is seen (both rows in one look)', async () => {
     const prefix = uniquePrefix('l1-own-race')
     const a = await open(sqliteBackend.config(prefix))

@@ -69,7 +69,12 @@ export interface ChangeLogContext {
   isClosed: () => boolean
   /** Names the database in messages. */
   where: string
+  /** The driver reads a TEXT with U+0000 whole; else (Node 22's node:sqlite) keys are read as bytes. */
+  wholeText: boolean
 }
+
+/** A key of the log as read: text, or its UTF-8 bytes where the driver would cut the text at a NUL. */
+const keyText = (key: string | Uint8Array): string => (typeof key === 'string' ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8'))
 
 /** The channel over the change log. */
 export function changeLogChannel(c: ChangeLogContext): InvalidationChannel & { check(): void; wrote(key: string): void } {
@@ -87,7 +92,7 @@ export function changeLogChannel(c: ChangeLogContext): InvalidationChannel & { c
     const db = c.connection()
     ensureChangeLog(db, c.table)
     const log = `"${changesTable(c.table)}"`
-    since = db.prepare(`SELECT seq, key FROM ${log} WHERE seq > ? ORDER BY seq LIMIT ${PAGE}`)
+    since = db.prepare(`SELECT seq, ${c.wholeText ? 'key' : 'CAST(key AS BLOB) AS key'} FROM ${log} WHERE seq > ? ORDER BY seq LIMIT ${PAGE}`)
     last = db.prepare(`SELECT coalesce(max(seq), 0) FROM ${log}`, true).get() as number
   }
 
@@ -115,7 +120,7 @@ export function changeLogChannel(c: ChangeLogContext): InvalidationChannel & { c
       }
       let keys: string[] = []
       for (;;) {
-        const rows = (since as SqliteStatement).all(last) as { seq: number; key: string }[]
+        const rows = (since as SqliteStatement).all(last) as { seq: number; key: string | Uint8Array }[]
         if (rows.length === 0) break
         if ((rows[0] as { seq: number }).seq !== last + 1) {
           // Rows this process had not read were trimmed away: what they said is lost.
@@ -124,11 +129,12 @@ export function changeLogChannel(c: ChangeLogContext): InvalidationChannel & { c
           keys = []
         } else {
           for (const row of rows) {
-            if (!row.key.startsWith(c.prefix)) continue
-            const mine = own.get(row.key)
-            if (mine === undefined) keys.push(row.key)
-            else if (mine === 1) own.delete(row.key)
-            else own.set(row.key, mine - 1)
+            const key = keyText(row.key)
+            if (!key.startsWith(c.prefix)) continue
+            const mine = own.get(key)
+            if (mine === undefined) keys.push(key)
+            else if (mine === 1) own.delete(key)
+            else own.set(key, mine - 1)
           }
         }
         last = (rows[rows.length - 1] as { seq: number }).seq

@@ -109,6 +109,7 @@ export function sqliteAdapter(options: SqliteAdapterOptions, context: AdapterCon
         staleness,
         isClosed,
         where,
+        wholeText: driver.wholeText,
       })
       log = ++channels === 1 ? channel : undefined
       return channel
