@@ -442,16 +442,18 @@ export class Cache {
   }
 
   /** Values in the order of `keys`; `undefined` for each miss. */
-  async getMany<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]> {
+  getMany<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]>
+  // The fourth parameter is the tracing channel's (src/trace.ts): no caller passes it.
+  async getMany<T = unknown>(keys: readonly string[], _b?: unknown, _c?: unknown, report?: TraceReport): Promise<(T | undefined)[]> {
     const core = this.#core()
     if (!Array.isArray(keys)) throw new CacheArgumentError('getMany takes an array of keys.')
     keys.forEach(checkKey)
-    const values = await this.#readMany<T>(core, keys, undefined)
+    const values = await this.#readMany<T>(core, keys, undefined, report)
     for (let i = 0; i < values.length; i++) this.#record(core, values[i] === undefined ? 'miss' : 'hit', keys[i] as string)
     return values
   }
 
-  async #readMany<T>(core: Core, keys: readonly string[], budget: Budget | undefined): Promise<(T | undefined)[]> {
+  async #readMany<T>(core: Core, keys: readonly string[], budget: Budget | undefined, report?: TraceReport): Promise<(T | undefined)[]> {
     if (keys.length === 0) return []
     let payloads: (Payload | undefined)[]
     try {
@@ -459,17 +461,23 @@ export class Cache {
     } catch (error) {
       return this.#failIn(budget, core, 'getMany', keys[0], error, keys.map(() => undefined))
     }
-    for (const payload of payloads) if (payload !== undefined && isTagged(payload)) return this.#open<T>(core, keys, payloads, budget, undefined)
+    let tagged = false
+    for (const payload of payloads) if (payload !== undefined && isTagged(payload)) tagged = true
     const tier = core.tier
-    return keys.map((key, i) => {
-      const payload = payloads[i]
-      if (payload === undefined) return undefined
-      if (tier !== undefined) {
-        const entry = tier.peek(this.#full(core, key))
-        if (entry !== undefined && entry.payload === payload) return this.#fromTier<T>(core, tier, key, entry)
-      }
-      return this.#decode<T>(core, key, payload)
-    })
+    const values = tagged
+      ? await this.#open<T>(core, keys, payloads, budget, undefined)
+      : keys.map((key, i) => {
+          const payload = payloads[i]
+          if (payload === undefined) return undefined
+          if (tier !== undefined) {
+            const entry = tier.peek(this.#full(core, key))
+            if (entry !== undefined && entry.payload === payload) return this.#fromTier<T>(core, tier, key, entry)
+          }
+          return this.#decode<T>(core, key, payload)
+        })
+    // Traced: the bytes of the entries that were hits.
+    if (report !== undefined) report.itemSize = values.reduce((n: number, v, i) => (v === undefined ? n : n + payloadSize(payloads[i] as Payload)), 0)
+    return values
   }
 
   /**
@@ -535,7 +543,9 @@ export class Cache {
    * The second argument is a TTL or options `{ ttl, tags }`, as `set`'s third.
    * @returns true if stored; false if the backend failed and `failOpen` is on.
    */
-  async setMany(entries: Iterable<readonly [string, unknown]> | Record<string, unknown>, ttl?: Duration | SetOptions): Promise<boolean> {
+  setMany(entries: Iterable<readonly [string, unknown]> | Record<string, unknown>, ttl?: Duration | SetOptions): Promise<boolean>
+  // The fourth parameter is the tracing channel's (src/trace.ts): no caller passes it.
+  async setMany(entries: Iterable<readonly [string, unknown]> | Record<string, unknown>, ttl?: Duration | SetOptions, _c?: unknown, report?: TraceReport): Promise<boolean> {
     const core = this.#core()
     const pairs: (readonly [string, unknown])[] =
       typeof (entries as Iterable<unknown>)[Symbol.iterator] === 'function'
@@ -556,6 +566,7 @@ export class Cache {
         if (stamp === undefined) return false
         for (const entry of batch) entry.value = wrapTagged(entry.value, stamp)
       }
+      if (report !== undefined) report.itemSize = batch.reduce((n, entry) => n + payloadSize(entry.value), 0)
       await a.setMany(batch)
       return true
     }

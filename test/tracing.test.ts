@@ -85,6 +85,11 @@ describe('the tracing channel cachekit:operation', () => {
     expect(done[6]).toMatchObject({ key: 'n', result: 4 })
     expect(done[9]).toMatchObject({ keys: ['a', 'nope', 'n'], hits: 2 })
     expect(done[10]).toMatchObject({ keys: ['x', 'y'] })
+    // Sizes: what set wrote, the bytes of getMany's hits (a and n), and setMany's two entries (1 and 2 encode alike).
+    const one = done[0]?.itemSize as number
+    expect(one).toBeGreaterThan(0)
+    expect(done[9]?.itemSize).toBeGreaterThan(one)
+    expect(done[10]?.itemSize).toBe(2 * one)
     expect(done[11]).toMatchObject({ keys: ['x', 'y'], result: 2 })
     expect(done[13]).toMatchObject({ keys: ['t'] })
     // Each operation published start, end, asyncStart and asyncEnd, in that order, with one context.
