@@ -11,6 +11,8 @@ import type { Opened } from './open.js'
 
 /** One process's figures in a frame. */
 export interface ProcessFigures {
+  /** The publishing cache's random id. */
+  id: string
   host: string
   pid: number
   backend: string
@@ -88,6 +90,7 @@ export class Rates {
       const hits = latest.hits - base.hits
       const reads = hits + latest.misses - base.misses
       const figures: ProcessFigures = {
+        id: latest.id,
         host: latest.host,
         pid: latest.pid,
         backend: latest.backend,
@@ -115,6 +118,12 @@ export class Rates {
 /** A host name as a terminal may show it: anyone who can write to the cache writes reports, escapes included. */
 const printable = (text: string): string => Array.from(text, (c) => (/\p{Cc}/u.test(c) ? '?' : c)).join('')
 
+/** `host:pid`, and the cache's id where one process publishes for several caches. */
+const label = (p: ProcessFigures, all: ProcessFigures[]): string => {
+  const name = `${printable(p.host)}:${p.pid}`
+  return all.filter((q) => q.host === p.host && q.pid === p.pid).length > 1 ? `${name}/${printable(p.id)}` : name
+}
+
 const percent = (r: number | null | undefined): string => (r === null || r === undefined ? '-' : `${(r * 100).toFixed(1)}%`)
 const rate = (n: number): string => (n >= 100 ? Math.round(n).toString() : n.toFixed(1))
 
@@ -135,7 +144,7 @@ export function showFrame(frame: Frame, heading: string): string[] {
   const rows = [
     ['process', 'ops/s', 'hit rate', 'errors', ...(l1 ? ['l1 hit rate'] : [])],
     ['all', rate(frame.total.opsPerSec), percent(frame.total.hitRate), String(frame.total.errors), ...(l1 ? [''] : [])],
-    ...frame.processes.map((p) => [`${printable(p.host)}:${p.pid}`, rate(p.opsPerSec), percent(p.hitRate), String(p.errors), ...(l1 ? [p.l1HitRate === undefined ? '-' : percent(p.l1HitRate)] : [])]),
+    ...frame.processes.map((p, _, all) => [label(p, all), rate(p.opsPerSec), percent(p.hitRate), String(p.errors), ...(l1 ? [p.l1HitRate === undefined ? '-' : percent(p.l1HitRate)] : [])]),
   ]
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)))
   for (const r of rows) lines.push(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join('  ').trimEnd())

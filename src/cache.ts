@@ -305,6 +305,8 @@ export class Cache {
     })()
     // A failure here reaches whoever awaits `ready()` or an operation; never an unhandled rejection.
     core.loading.catch(() => {})
+    // The first report of the counters as soon as the backend is there (the timer's first try may be earlier).
+    if (core.publishing !== undefined) void core.loading.then(() => core.publishing?.kick(), () => core.publishing?.kick())
     root.core = core
     root.closed = false
     return this
@@ -475,8 +477,11 @@ export class Cache {
           }
           return this.#decode<T>(core, key, payload)
         })
-    // Traced: the bytes of the entries that were hits.
-    if (report !== undefined) report.itemSize = values.reduce((n: number, v, i) => (v === undefined ? n : n + payloadSize(payloads[i] as Payload)), 0)
+    // Traced: the bytes of the entries that were hits (none said when there was no hit, as for a miss of get).
+    if (report !== undefined) {
+      const bytes = values.reduce((n: number, v, i) => (v === undefined ? n : n + payloadSize(payloads[i] as Payload)), 0)
+      if (values.some((v) => v !== undefined)) report.itemSize = bytes
+    }
     return values
   }
 

@@ -1,7 +1,8 @@
 /**
  * A process's counters, written to the backend every `publishStats` so that one view (`cachekit stats
- * --watch`) can show every process sharing the cache: each writes its own bookkeeping key, which expires
- * after three periods, so a process that stopped drops out of the view on its own. Written as JSON text,
+ * --watch`) can show every process sharing the cache: each writes its own bookkeeping key. A reader takes a
+ * report older than three periods for gone, so a process that stopped drops out of the view on its own; the
+ * key itself is kept for an hour at least (see KEEP_MS). Written as JSON text,
  * whatever the cache's serializer, through the adapter (not counted in `stats()`, not traced).
  */
 import { randomBytes } from 'node:crypto'
@@ -40,6 +41,8 @@ export interface PublishedStats extends ProcessCounters {
 }
 
 export interface Publishing {
+  /** Write the first report now, if none was: called once the backend has loaded. */
+  kick(): void
   /** Stop writing and remove this process's report (best effort, at most `waitMs`). */
   stop(waitMs?: number): Promise<void>
 }
@@ -72,6 +75,7 @@ export function publishStats(options: {
   let writing: Promise<unknown> | undefined
   let stopped = false
   let checked = false
+  let written = false
   const write = (): void => {
     const adapter = options.adapter()
     if (stopped || writing !== undefined || adapter === undefined) return
@@ -87,6 +91,7 @@ export function publishStats(options: {
         return
       }
     }
+    written = true
     const report: PublishedStats = { v: 1, id, host: hostname(), pid: process.pid, since, at: Date.now(), every: options.every, ...options.read() }
     writing = Promise.resolve()
       .then(() => adapter.set(key, JSON.stringify(report), options.now() + Math.max(3 * options.every, KEEP_MS)))
@@ -99,6 +104,9 @@ export function publishStats(options: {
   const first = setTimeout(write, Math.min(options.every, 50))
   first.unref?.()
   return {
+    kick() {
+      if (!written) write()
+    },
     async stop(waitMs = 1_000) {
       if (stopped) return
       stopped = true

@@ -42,7 +42,10 @@ export interface OperationContext {
   name?: string
   /** The keys of `getMany`, `setMany` and `deleteMany`, or the tags of `invalidateTags`. */
   keys?: readonly string[]
-  /** `get`, `has` and `getOrSet`: whether the key held a value (for `getOrSet`: the factory did not run). */
+  /**
+   * `get`, `has`, `getOrSet`, `memoize`: whether the key held a value (for `getOrSet` and `memoize`: the
+   * factory did not run). `http`: whether the cache answered the request (unset for a forced update).
+   */
   hit?: boolean
   /** `getMany`: how many of `keys` held a value. */
   hits?: number
@@ -56,7 +59,8 @@ export interface OperationContext {
   tier?: 'l1' | 'backend'
   /**
    * The size in bytes of the entry as the backend stores it (a tagged one with its tag versions): read, on a
-   * hit of `get` or `getOrSet`; sent, by `set` and `add`.
+   * hit of `get` or `getOrSet`; sent, by `set` and `add`; for `getMany` the sum of its hits' (none without a
+   * hit), for `setMany` of its entries'. Never for `memoize` or `http`.
    */
   itemSize?: number
   /** What the operation resolved to (set by the channel). */

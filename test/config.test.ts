@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
 import { Cache, CacheConfigError, configFromEnv, createCache, DEFAULTS } from '../src/index.js'
 import { resolveConfig, suggest } from '../src/config/index.js'
+import { sqliteAdapter } from '../adapters/sqlite/index.js'
 import { ENGINE } from '../src/engine.js'
 import { CacheArgumentError } from '../src/errors.js'
 import { parseSize } from '../src/size.js'
@@ -77,6 +78,39 @@ describe('config validation', () => {
       while ((await reports()).length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
       expect(await reports()).toHaveLength(1)
       expect(c.stats().l1).toMatchObject({ entries: 1 })
+    } finally {
+      await c.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('publishStats writes its first report once the backend is there, not a period later', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cachekit-publish-'))
+    // A backend that takes 300 ms to be ready: longer than the timer's first try (50 ms).
+    const c = createCache({
+      publishStats: '1h',
+      adapter: (context) => {
+        const real = sqliteAdapter({ path: join(dir, 'slow.sqlite') }, context)
+        const ready = real.ready!.bind(real)
+        return Object.assign(real, {
+          ready: async () => {
+            await new Promise((r) => setTimeout(r, 300))
+            await ready()
+          },
+        })
+      },
+    })
+    try {
+      await c.ready()
+      const adapter = (await c[ENGINE]()).adapter!
+      const end = Date.now() + 10_000
+      let found: string[] = []
+      while (found.length === 0 && Date.now() < end) {
+        found = []
+        for await (const key of adapter.keys('')) if (key.includes('|ck:stats:')) found.push(key)
+        if (found.length === 0) await new Promise((r) => setTimeout(r, 20))
+      }
+      expect(found).toHaveLength(1)
     } finally {
       await c.close()
       rmSync(dir, { recursive: true, force: true })

@@ -75,10 +75,11 @@ export interface CommonOptions {
    */
   l1?: L1Option
   /**
-   * Every this often, write this process's counters (`stats()`: hits, misses, sets, deletes, errors, the
-   * memory tier's) to the backend, under a bookkeeping key of its own that expires after three periods, so
-   * that `cachekit stats --watch` shows every process's hit rate and ops/s beside the backend's own figures.
-   * Needs a backend that lists its keys (not memcached). `0` or left out: nothing is written.
+   * Every this often (from 100ms to 1h), write this process's counters (`stats()`: hits, misses, sets,
+   * deletes, errors, the memory tier's) to the backend, under a bookkeeping key of its own, so that
+   * `cachekit stats --watch` shows every process's hit rate and ops/s beside the backend's own figures; a
+   * report three periods old counts as gone. On a backend that is not shared (memory, null) or cannot list
+   * its keys (memcached) it warns once and writes nothing. `0` or left out: nothing is written.
    *
    * @example cache.init({ url, publishStats: '5s' })
    * @default 0
