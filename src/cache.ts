@@ -463,10 +463,8 @@ export class Cache {
     } catch (error) {
       return this.#failIn(budget, core, 'getMany', keys[0], error, keys.map(() => undefined))
     }
-    let tagged = false
-    for (const payload of payloads) if (payload !== undefined && isTagged(payload)) tagged = true
     const tier = core.tier
-    const values = tagged
+    const values = payloads.some((payload) => payload !== undefined && isTagged(payload))
       ? await this.#open<T>(core, keys, payloads, budget, undefined)
       : keys.map((key, i) => {
           const payload = payloads[i]
@@ -479,8 +477,9 @@ export class Cache {
         })
     // Traced: the bytes of the entries that were hits (none said when there was no hit, as for a miss of get).
     if (report !== undefined) {
-      const bytes = values.reduce((n: number, v, i) => (v === undefined ? n : n + payloadSize(payloads[i] as Payload)), 0)
-      if (values.some((v) => v !== undefined)) report.itemSize = bytes
+      let bytes: number | undefined
+      for (let i = 0; i < values.length; i++) if (values[i] !== undefined) bytes = (bytes ?? 0) + payloadSize(payloads[i] as Payload)
+      if (bytes !== undefined) report.itemSize = bytes
     }
     return values
   }

@@ -52,7 +52,10 @@ describe('config validation', () => {
     const warnings: string[] = []
     c.on('warning', (m) => warnings.push(m))
     await c.ready()
-    await new Promise((r) => setTimeout(r, 250))
+    // The first period's write finds the backend unshared: wait for that (no fixed sleep), then two periods more.
+    const end = Date.now() + 10_000
+    while (!warnings.some((w) => w.includes('publishStats')) && Date.now() < end) await new Promise((r) => setTimeout(r, 10))
+    await new Promise((r) => setTimeout(r, 200))
     expect(warnings.filter((w) => w.includes('publishStats'))).toEqual([expect.stringContaining('not shared between processes')])
     // The backend itself holds no report (keys() would hide one: the adapter's own listing does not).
     const adapter = (await c[ENGINE]()).adapter!
